@@ -1,0 +1,172 @@
+#pragma once
+// Sans-IO HTTP/1.1 codec: bytes in, events out; bytes out from message heads.
+// No sockets, no allocation per body byte. Bodies are never buffered whole:
+// the parser hands out views of the caller's input as it goes (chunked bodies
+// are de-chunked; the proxy re-frames them for the other side).
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portico::http {
+
+struct HeaderField {
+  std::string_view name;   // as received (case preserved)
+  std::string_view value;  // OWS trimmed
+};
+
+// Header list whose views point into storage owned by the object itself
+// (the copied head bytes, plus an arena for fields added later), so it stays
+// valid after the connection's read buffer is reused.
+class Headers {
+ public:
+  // Case-insensitive lookups.
+  std::string_view get(std::string_view name) const;  // first match or ""
+  bool has(std::string_view name) const;
+  size_t count(std::string_view name) const;
+  void add(std::string_view name, std::string_view value);  // copies both
+  void set(std::string_view name, std::string_view value);  // replace all, or add
+  size_t remove(std::string_view name);                     // returns removed count
+  const std::vector<HeaderField>& fields() const { return fields_; }
+  std::vector<HeaderField>& mutableFields() { return fields_; }
+  void clear();
+  // Copies a view into storage owned by this object (for parser use).
+  std::string_view intern(std::string_view s);
+
+ private:
+  std::vector<HeaderField> fields_;
+  std::deque<std::string> arena_;
+};
+
+struct RequestHead {
+  std::string method;
+  std::string target;  // request-target as received, e.g. "/a/b?x=1"
+  int version_minor = 1;  // HTTP/1.<minor>; 0 or 1
+  Headers headers;
+  std::string raw;  // the head bytes as received (fields() views point here)
+
+  std::string_view path() const;   // target up to '?'
+  std::string_view query() const;  // after '?', "" if none
+  std::string_view host() const;   // Host header without port, lower-cased view not guaranteed
+};
+
+struct ResponseHead {
+  int status = 0;
+  std::string reason;
+  int version_minor = 1;
+  Headers headers;
+  std::string raw;
+};
+
+// How the body of a message is framed, decided from its head.
+enum class BodyFraming { None, ContentLength, Chunked, UntilClose };
+
+struct Limits {
+  size_t max_request_line = 16 * 1024;   // 414 above this
+  size_t max_header_bytes = 60 * 1024;   // 431 above this (Envoy's default)
+  size_t max_header_count = 100;         // 431 above this
+};
+
+enum class ParseError {
+  None,
+  BadRequest,          // malformed syntax -> 400
+  UriTooLong,          // -> 414
+  HeadersTooLarge,     // -> 431
+  BadContentLength,    // conflicting/invalid -> 400
+  BadChunk,            // -> 400 (request) / 502 (response)
+  UnsupportedVersion,  // -> 505
+  UnexpectedEof,       // peer closed mid-message
+};
+const char* toString(ParseError e);
+
+struct ParseEvent {
+  enum class Type {
+    NeedMore,         // all input consumed, feed more
+    HeadComplete,     // head() is ready; body may follow
+    Body,             // `body` is a view into the input just fed
+    MessageComplete,  // end of this message; parser is ready for the next one
+    Error,
+  };
+  Type type = Type::NeedMore;
+  std::string_view body;
+  ParseError error = ParseError::None;
+};
+
+// Pull-style parser for requests. Call next() repeatedly with the unconsumed
+// input; it returns one event and how many bytes it used.
+//   size_t used; auto ev = p.next(buf, used); buf.remove_prefix(used);
+// Pipelined requests: after MessageComplete the remaining input belongs to the
+// next request; the caller decides when to parse it (one request at a time).
+class RequestParser {
+ public:
+  explicit RequestParser(Limits limits = {}) : limits_(limits) {}
+  ParseEvent next(std::string_view input, size_t& consumed);
+  // Peer closed: returns MessageComplete/NeedMore/Error(UnexpectedEof) as appropriate.
+  ParseEvent finish();
+  RequestHead& head() { return head_; }
+  BodyFraming framing() const { return framing_; }
+  uint64_t contentLength() const { return content_length_; }
+  bool keepAlive() const;        // per version + Connection header
+  bool expectsContinue() const;  // Expect: 100-continue
+  bool isUpgrade() const;        // Connection: upgrade + Upgrade header
+  void reset();                  // ready for a new message
+
+ private:
+  Limits limits_;
+  RequestHead head_;
+  BodyFraming framing_ = BodyFraming::None;
+  uint64_t content_length_ = 0;
+  // implementation state (helper-owned)
+  int state_ = 0;
+  uint64_t remaining_ = 0;
+  std::string pending_;  // partial head / chunk-size line bytes
+};
+
+class ResponseParser {
+ public:
+  explicit ResponseParser(Limits limits = {}) : limits_(limits) {}
+  // The request's method matters (HEAD has no body) and so does whether it
+  // was an upgrade/CONNECT.
+  void expect(std::string_view request_method);
+  ParseEvent next(std::string_view input, size_t& consumed);
+  ParseEvent finish();  // peer closed: completes an UntilClose body
+  ResponseHead& head() { return head_; }
+  BodyFraming framing() const { return framing_; }
+  bool keepAlive() const;
+  void reset();
+
+ private:
+  Limits limits_;
+  ResponseHead head_;
+  BodyFraming framing_ = BodyFraming::None;
+  uint64_t content_length_ = 0;
+  bool head_request_ = false;
+  int state_ = 0;
+  uint64_t remaining_ = 0;
+  std::string pending_;
+};
+
+// ---- serialization -----------------------------------------------------------
+
+// Appends "METHOD target HTTP/1.1\r\n" + fields + "\r\n".
+void appendRequestHead(std::string& out, std::string_view method, std::string_view target,
+                       const Headers& headers);
+// Appends "HTTP/1.1 <status> <reason>\r\n" + fields + "\r\n".
+void appendResponseHead(std::string& out, int status, std::string_view reason,
+                        const Headers& headers);
+// Chunked framing helpers.
+void appendChunk(std::string& out, std::string_view data);  // no-op for empty data
+void appendLastChunk(std::string& out);                     // "0\r\n\r\n"
+
+const char* reasonPhrase(int status);
+
+// Removes hop-by-hop headers (Connection, Keep-Alive, Proxy-Connection, TE,
+// Trailer, Transfer-Encoding, Upgrade, and every header named in Connection).
+// When keep_upgrade is set, Upgrade and "Connection: upgrade" survive.
+void removeHopByHop(Headers& headers, bool keep_upgrade);
+
+bool iequals(std::string_view a, std::string_view b);
+
+}  // namespace portico::http

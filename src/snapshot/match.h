@@ -1,0 +1,40 @@
+#pragma once
+// Request -> VirtualHost -> Route selection on an immutable Snapshot. Pure
+// functions, called on workers for every request: no allocation on the common
+// path, regexes precompiled by translate().
+#include <cstdint>
+#include <string_view>
+
+#include "snapshot/snapshot.h"
+
+namespace portico::snapshot {
+
+// What matching needs to know of a request, independent of the HTTP codec.
+struct MatchInput {
+  std::string_view method;
+  std::string_view path;   // without query, as received (not decoded)
+  std::string_view query;  // without '?'
+  // Returns the first value of the header named `lower_name` (given
+  // lower-case), or sets found=false.
+  const void* ctx = nullptr;
+  std::string_view (*header)(const void* ctx, std::string_view lower_name, bool& found) = nullptr;
+};
+
+// `host` is the Host header with any ":port" removed; compared
+// case-insensitively. Exact domain beats wildcard (longest suffix first)
+// beats "*". Returns nullptr when nothing matches.
+const VirtualHost* selectVirtualHost(const Listener& listener, std::string_view host);
+
+// First route (routes are stored in precedence order) whose match accepts the
+// request, or nullptr.
+const Route* selectRoute(const VirtualHost& vhost, const MatchInput& input);
+
+// Weighted pick: `r` is any uniformly distributed number. nullptr if the
+// route has no backend with weight > 0.
+const WeightedCluster* pickBackend(const Route& route, uint64_t r);
+
+// Strips ":port" from a Host header value ("example.com:8080" -> "example.com",
+// "[::1]:80" -> "[::1]").
+std::string_view hostWithoutPort(std::string_view host);
+
+}  // namespace portico::snapshot

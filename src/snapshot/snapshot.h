@@ -1,0 +1,207 @@
+#pragma once
+// The immutable routing snapshot: the one contract between the control plane
+// (translate/) and the data plane (server/, proxy/, upstream/). Built once per
+// config change by translate(), then shared read-only by every worker through
+// shared_ptr<const Snapshot>; a request pins the snapshot it started with.
+//
+// Plain data only: no sockets, no OpenSSL, no asio. Compiled regexes are held
+// as shared_ptr<const re2::RE2> so matching costs no compilation per request.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace re2 {
+class RE2;
+}
+
+namespace portico::snapshot {
+
+// ---- matching -------------------------------------------------------------
+
+struct PathMatch {
+  enum class Type { Exact, PathPrefix, RegularExpression };
+  Type type = Type::PathPrefix;
+  std::string value = "/";
+  std::shared_ptr<const re2::RE2> regex;  // set iff type == RegularExpression
+};
+
+struct HeaderMatch {
+  enum class Type { Exact, RegularExpression };
+  Type type = Type::Exact;
+  std::string name;  // lower-cased: header names are case-insensitive
+  std::string value;
+  std::shared_ptr<const re2::RE2> regex;
+};
+
+struct QueryParamMatch {
+  enum class Type { Exact, RegularExpression };
+  Type type = Type::Exact;
+  std::string name;  // case-sensitive, as the spec says
+  std::string value;
+  std::shared_ptr<const re2::RE2> regex;
+};
+
+struct RouteMatch {
+  PathMatch path;
+  std::vector<HeaderMatch> headers;
+  std::vector<QueryParamMatch> query_params;
+  std::string method;  // empty: any method
+};
+
+// ---- filters ----------------------------------------------------------------
+
+struct HeaderModifier {
+  std::vector<std::pair<std::string, std::string>> set;  // names as given
+  std::vector<std::pair<std::string, std::string>> add;
+  std::vector<std::string> remove;
+};
+
+struct PathModifier {
+  enum class Type { ReplaceFullPath, ReplacePrefixMatch };
+  Type type = Type::ReplaceFullPath;
+  std::string value;
+};
+
+struct RequestRedirect {
+  std::optional<std::string> scheme;
+  std::optional<std::string> hostname;
+  std::optional<PathModifier> path;
+  std::optional<uint16_t> port;
+  int status_code = 302;
+};
+
+struct UrlRewrite {
+  std::optional<std::string> hostname;
+  std::optional<PathModifier> path;
+};
+
+// ---- routes -----------------------------------------------------------------
+
+struct WeightedCluster {
+  std::string cluster;  // Cluster::name; must exist in Snapshot::clusters
+  uint32_t weight = 1;
+};
+
+struct Route {
+  // "<namespace>/<httproute>/rule/<i>/match/<j>": names the origin in logs.
+  std::string name;
+  RouteMatch match;
+  std::optional<HeaderModifier> request_header_modifier;
+  std::optional<HeaderModifier> response_header_modifier;
+  std::optional<RequestRedirect> redirect;
+  std::optional<UrlRewrite> rewrite;
+  // Weighted backends. Weight-0 entries are dropped by translate(). Empty with
+  // direct_status == 0 means "no backend": the proxy answers 500.
+  std::vector<WeightedCluster> backends;
+  uint64_t total_weight = 0;
+  // Non-zero: answer this status without contacting a backend (the spec's 500
+  // for a rule whose backendRefs are all invalid).
+  int direct_status = 0;
+  std::string direct_body;
+  uint32_t timeout_ms = 0;  // HTTPRoute rule timeouts.request; 0 = cluster default
+};
+
+struct VirtualHost {
+  std::string name;
+  // Exact names ("example.com"), left-most wildcards ("*.example.com") or "*".
+  // Lower-cased. Selection: exact beats wildcard beats "*"; longer wildcard
+  // suffix beats shorter.
+  std::vector<std::string> domains;
+  std::vector<Route> routes;  // already in Gateway API precedence order
+};
+
+// ---- TLS --------------------------------------------------------------------
+
+struct CertificateKeyPair {
+  std::string name;  // "<namespace>/<secret>" for logs; never the key itself
+  std::string cert_pem;
+  std::string key_pem;
+};
+
+struct DownstreamTls {
+  // SNI selection: each certificate with the hostnames it serves ("*" = default).
+  struct Entry {
+    std::vector<std::string> hostnames;
+    CertificateKeyPair cert;
+  };
+  std::vector<Entry> certificates;
+};
+
+struct SanMatcher {
+  enum class Type { Hostname, Uri };
+  Type type = Type::Hostname;
+  std::string value;
+};
+
+// What a BackendTLSPolicy asks of every connection to one cluster.
+struct UpstreamTls {
+  std::string policy;  // "<namespace>/<name>" of the governing BackendTLSPolicy
+  std::string sni;     // validation.hostname
+  std::string ca_pem;  // combined trust bundle (may hold several certificates)
+  bool use_system_trust = false;
+  // Empty: the certificate must carry `sni` as a DNS SAN. Otherwise it must
+  // match at least one of these.
+  std::vector<SanMatcher> subject_alt_names;
+  std::optional<CertificateKeyPair> client_certificate;  // Gateway tls.backend
+  std::string min_version;  // "1.2" / "1.3" / "" (library default)
+  std::string max_version;
+  std::string cipher_suites;  // OpenSSL syntax, "" = default
+  std::string curves;
+  // The policy targets this backend but cannot be honoured (invalid, no usable
+  // CA): fail closed with a 5xx naming this reason. Never plaintext.
+  bool fail_closed = false;
+  std::string fail_reason;
+  // Hash of everything above: part of the upstream pool key, so a change of
+  // trust settings never reuses a connection opened under the old ones.
+  uint64_t fingerprint = 0;
+};
+
+// ---- listeners and clusters ------------------------------------------------
+
+struct Listener {
+  std::string name;     // "<address>_<port>", e.g. "0.0.0.0_8080"
+  std::string address;  // bind address
+  uint16_t port = 0;
+  std::string stat_prefix;  // http.<stat_prefix>.downstream_*
+  std::vector<VirtualHost> virtual_hosts;
+  std::optional<DownstreamTls> tls;  // HTTPS listeners (all share one port)
+};
+
+struct Endpoint {
+  std::string address;  // IP literal
+  uint16_t port = 0;
+  bool ready = true;
+};
+
+enum class LbPolicy { RoundRobin, LeastRequest };
+
+struct Cluster {
+  std::string name;  // kube_<namespace>_<service>_<port>
+  std::vector<Endpoint> endpoints;
+  // ExternalName Services: resolved by DNS on the main thread.
+  std::string dns_name;
+  uint16_t dns_port = 0;
+  LbPolicy lb_policy = LbPolicy::RoundRobin;
+  uint32_t connect_timeout_ms = 5000;
+  uint32_t request_timeout_ms = 15000;  // Envoy's route default
+  uint32_t idle_timeout_ms = 60000;     // pooled connection idle limit
+  std::optional<UpstreamTls> tls;
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  std::vector<Listener> listeners;
+  std::vector<Cluster> clusters;
+
+  // Index by name; filled by buildIndex() (translate() calls it).
+  std::unordered_map<std::string, size_t> cluster_index;
+  void buildIndex();
+  const Cluster* findCluster(std::string_view name) const;
+};
+
+}  // namespace portico::snapshot

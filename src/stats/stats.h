@@ -1,0 +1,214 @@
+#pragma once
+// Envoy-style stats. Each worker owns one Store (a shard); the hot path bumps
+// plain per-shard atomics with relaxed load+store (single writer, so no
+// read-modify-write bus locking), and the admin thread merges all shards at
+// scrape time. Creating a stat takes the shard's mutex: do it when a cluster
+// or listener is first seen, keep the reference, never on a per-request path.
+//
+// Every stat has an Envoy dotted name ("cluster.kube_default_nginx_8443.upstream_rq_total")
+// made of a scope kind ("cluster", "http", "listener", "server", ...), a scope
+// name ("kube_default_nginx_8443") and a suffix ("upstream_rq_total"). Keeping
+// the three apart lets the Prometheus renderer emit Envoy's tag-extracted names
+// (envoy_cluster_upstream_rq_total{envoy_cluster_name="kube_default_nginx_8443"})
+// without guessing where a dotted scope name ends.
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portico::stats {
+
+class Counter final {
+ public:
+  void inc(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  uint64_t value() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+class Gauge final {
+ public:
+  void add(int64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void sub(int64_t n = 1) { add(-n); }
+  void set(int64_t n) { v_.store(n, std::memory_order_relaxed); }
+  int64_t value() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<int64_t> v_{0};
+};
+
+// Fixed buckets (Envoy's defaults, in the unit of the stat, usually ms).
+class Histogram final {
+ public:
+  static constexpr std::array<double, 19> kBounds = {
+      0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
+      600000, 1800000, 3600000};
+  void record(double value);
+  // Cumulative-free per-bucket counts; index kBounds.size() is the overflow bucket.
+  uint64_t bucketCount(size_t i) const { return buckets_[i].load(std::memory_order_relaxed); }
+  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
+  double sum() const { return sum_.load(std::memory_order_relaxed); }
+
+ private:
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};
+  std::atomic<uint64_t> count_{0};
+  std::atomic<double> sum_{0};
+};
+
+enum class StatType { Counter, Gauge, Histogram };
+
+struct StatName {
+  std::string kind;   // "cluster", "http", "listener", "server", or "" for a bare name
+  std::string scope;  // "kube_default_nginx_8443"; "" when kind is ""
+  std::string suffix; // "upstream_rq_total", "ssl.versions.TLSv1.3"
+  std::string full() const;  // kind.scope.suffix (skipping empty parts)
+};
+
+// One shard. Addresses of stats are stable for the Store's lifetime.
+class Store final {
+ public:
+  Counter& counter(std::string_view kind, std::string_view scope, std::string_view suffix);
+  Gauge& gauge(std::string_view kind, std::string_view scope, std::string_view suffix);
+  Histogram& histogram(std::string_view kind, std::string_view scope, std::string_view suffix);
+
+  // Calls fn for every stat in this shard, under the shard's mutex.
+  struct Entry {
+    StatName name;
+    StatType type;
+    Counter counter;
+    Gauge gauge;
+    Histogram histogram;
+  };
+  void forEach(const std::function<void(const Entry&)>& fn) const;
+
+ private:
+  Entry& get(StatType type, std::string_view kind, std::string_view scope, std::string_view suffix);
+  mutable std::mutex mu_;
+  std::deque<Entry> entries_;  // deque: stable addresses on growth
+  std::vector<std::pair<std::string, Entry*>> index_;  // sorted by full name
+};
+
+// A stat with every shard's value merged (counters and gauges summed,
+// histogram buckets added).
+struct MergedStat {
+  StatName name;
+  StatType type;
+  uint64_t counter = 0;
+  int64_t gauge = 0;
+  std::array<uint64_t, Histogram::kBounds.size() + 1> buckets{};
+  uint64_t count = 0;
+  double sum = 0;
+  // Estimated quantile (0..1) from the buckets, linear inside a bucket; NaN if empty.
+  double quantile(double q) const;
+};
+
+// Owns all shards. newStore() is called at startup (one per worker + main).
+class Registry final {
+ public:
+  Store& newStore();
+  // All stats, merged, sorted by full name.
+  std::vector<MergedStat> collect() const;
+
+ private:
+  mutable std::mutex mu_;
+  std::deque<Store> stores_;
+};
+
+// ---- typed stat groups (X-macro lists, Envoy naming) -----------------------
+
+#define PORTICO_CLUSTER_COUNTERS(C) \
+  C(upstream_cx_total)              \
+  C(upstream_cx_connect_fail)       \
+  C(upstream_cx_connect_timeout)    \
+  C(upstream_cx_destroy)            \
+  C(upstream_cx_destroy_local)      \
+  C(upstream_cx_destroy_remote)     \
+  C(upstream_rq_total)              \
+  C(upstream_rq_completed)          \
+  C(upstream_rq_timeout)            \
+  C(upstream_rq_pending_failure_eject) \
+  C(upstream_cx_none_healthy)       \
+  C(upstream_rq_2xx)                \
+  C(upstream_rq_3xx)                \
+  C(upstream_rq_4xx)                \
+  C(upstream_rq_5xx)
+
+#define PORTICO_CLUSTER_GAUGES(G) \
+  G(upstream_cx_active)           \
+  G(upstream_rq_active)           \
+  G(membership_healthy)           \
+  G(membership_total)
+
+#define PORTICO_CLUSTER_HISTOGRAMS(H) \
+  H(upstream_rq_time)                 \
+  H(upstream_cx_connect_ms)
+
+// Per-worker handle on one cluster's stats: resolved once, then only
+// pointer bumps on the hot path.
+struct ClusterStats {
+#define PORTICO_DECLARE_COUNTER(n) Counter* n = nullptr;
+#define PORTICO_DECLARE_GAUGE(n) Gauge* n = nullptr;
+#define PORTICO_DECLARE_HISTOGRAM(n) Histogram* n = nullptr;
+  PORTICO_CLUSTER_COUNTERS(PORTICO_DECLARE_COUNTER)
+  PORTICO_CLUSTER_GAUGES(PORTICO_DECLARE_GAUGE)
+  PORTICO_CLUSTER_HISTOGRAMS(PORTICO_DECLARE_HISTOGRAM)
+
+  static ClusterStats make(Store& store, std::string_view cluster);
+  // Counts a response: upstream_rq_<code> (created on first sight of a code)
+  // and upstream_rq_<class>xx.
+  void recordResponseCode(int code);
+
+  Store* store = nullptr;
+  std::string scope;
+  std::array<Counter*, 600> by_code{};  // lazily created upstream_rq_<code>
+};
+
+#define PORTICO_HTTP_COUNTERS(C) \
+  C(downstream_cx_total)         \
+  C(downstream_rq_total)         \
+  C(downstream_rq_1xx)           \
+  C(downstream_rq_2xx)           \
+  C(downstream_rq_3xx)           \
+  C(downstream_rq_4xx)           \
+  C(downstream_rq_5xx)           \
+  C(downstream_cx_protocol_error)\
+  C(downstream_rq_timeout)       \
+  C(no_route)
+
+#define PORTICO_HTTP_GAUGES(G) \
+  G(downstream_cx_active)      \
+  G(downstream_rq_active)
+
+#define PORTICO_HTTP_HISTOGRAMS(H) H(downstream_rq_time)
+
+struct HttpStats {
+  PORTICO_HTTP_COUNTERS(PORTICO_DECLARE_COUNTER)
+  PORTICO_HTTP_GAUGES(PORTICO_DECLARE_GAUGE)
+  PORTICO_HTTP_HISTOGRAMS(PORTICO_DECLARE_HISTOGRAM)
+  static HttpStats make(Store& store, std::string_view stat_prefix);
+  void recordResponseCode(int code);
+};
+
+#define PORTICO_LISTENER_COUNTERS(C) \
+  C(downstream_cx_total)             \
+  C(downstream_cx_overflow)
+#define PORTICO_LISTENER_GAUGES(G) G(downstream_cx_active)
+
+struct ListenerStats {
+  PORTICO_LISTENER_COUNTERS(PORTICO_DECLARE_COUNTER)
+  PORTICO_LISTENER_GAUGES(PORTICO_DECLARE_GAUGE)
+  static ListenerStats make(Store& store, std::string_view listener_name);
+};
+
+#undef PORTICO_DECLARE_COUNTER
+#undef PORTICO_DECLARE_GAUGE
+#undef PORTICO_DECLARE_HISTOGRAM
+
+}  // namespace portico::stats
