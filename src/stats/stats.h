@@ -26,7 +26,9 @@ namespace portico::stats {
 
 class Counter final {
  public:
-  void inc(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void inc(uint64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   uint64_t value() const { return v_.load(std::memory_order_relaxed); }
 
  private:
@@ -35,7 +37,9 @@ class Counter final {
 
 class Gauge final {
  public:
-  void add(int64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void add(int64_t n = 1) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   void sub(int64_t n = 1) { add(-n); }
   void set(int64_t n) { v_.store(n, std::memory_order_relaxed); }
   int64_t value() const { return v_.load(std::memory_order_relaxed); }
@@ -48,8 +52,8 @@ class Gauge final {
 class Histogram final {
  public:
   static constexpr std::array<double, 19> kBounds = {
-      0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000,
-      600000, 1800000, 3600000};
+      0.5,  1,    5,     10,    25,    50,     100,    250,     500,    1000,
+      2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000};
   void record(double value);
   // Cumulative-free per-bucket counts; index kBounds.size() is the overflow bucket.
   uint64_t bucketCount(size_t i) const { return buckets_[i].load(std::memory_order_relaxed); }
@@ -65,9 +69,9 @@ class Histogram final {
 enum class StatType { Counter, Gauge, Histogram };
 
 struct StatName {
-  std::string kind;   // "cluster", "http", "listener", "server", or "" for a bare name
-  std::string scope;  // "kube_default_nginx_8443"; "" when kind is ""
-  std::string suffix; // "upstream_rq_total", "ssl.versions.TLSv1.3"
+  std::string kind;          // "cluster", "http", "listener", "server", or "" for a bare name
+  std::string scope;         // "kube_default_nginx_8443"; "" when kind is ""
+  std::string suffix;        // "upstream_rq_total", "ssl.versions.TLSv1.3"
   std::string full() const;  // kind.scope.suffix (skipping empty parts)
 };
 
@@ -91,7 +95,7 @@ class Store final {
  private:
   Entry& get(StatType type, std::string_view kind, std::string_view scope, std::string_view suffix);
   mutable std::mutex mu_;
-  std::deque<Entry> entries_;  // deque: stable addresses on growth
+  std::deque<Entry> entries_;                          // deque: stable addresses on growth
   std::vector<std::pair<std::string, Entry*>> index_;  // sorted by full name
 };
 
@@ -123,21 +127,21 @@ class Registry final {
 
 // ---- typed stat groups (X-macro lists, Envoy naming) -----------------------
 
-#define PORTICO_CLUSTER_COUNTERS(C) \
-  C(upstream_cx_total)              \
-  C(upstream_cx_connect_fail)       \
-  C(upstream_cx_connect_timeout)    \
-  C(upstream_cx_destroy)            \
-  C(upstream_cx_destroy_local)      \
-  C(upstream_cx_destroy_remote)     \
-  C(upstream_rq_total)              \
-  C(upstream_rq_completed)          \
-  C(upstream_rq_timeout)            \
+#define PORTICO_CLUSTER_COUNTERS(C)    \
+  C(upstream_cx_total)                 \
+  C(upstream_cx_connect_fail)          \
+  C(upstream_cx_connect_timeout)       \
+  C(upstream_cx_destroy)               \
+  C(upstream_cx_destroy_local)         \
+  C(upstream_cx_destroy_remote)        \
+  C(upstream_rq_total)                 \
+  C(upstream_rq_completed)             \
+  C(upstream_rq_timeout)               \
   C(upstream_rq_pending_failure_eject) \
-  C(upstream_cx_none_healthy)       \
-  C(upstream_rq_2xx)                \
-  C(upstream_rq_3xx)                \
-  C(upstream_rq_4xx)                \
+  C(upstream_cx_none_healthy)          \
+  C(upstream_rq_2xx)                   \
+  C(upstream_rq_3xx)                   \
+  C(upstream_rq_4xx)                   \
   C(upstream_rq_5xx)
 
 #define PORTICO_CLUSTER_GAUGES(G) \
@@ -168,18 +172,21 @@ struct ClusterStats {
   Store* store = nullptr;
   std::string scope;
   std::array<Counter*, 600> by_code{};  // lazily created upstream_rq_<code>
+  // 1xx upstream answers are rare (100-continue, 101 upgrades), so the class
+  // counter is created on first sight rather than listed in the X-macro.
+  Counter* upstream_rq_1xx = nullptr;
 };
 
-#define PORTICO_HTTP_COUNTERS(C) \
-  C(downstream_cx_total)         \
-  C(downstream_rq_total)         \
-  C(downstream_rq_1xx)           \
-  C(downstream_rq_2xx)           \
-  C(downstream_rq_3xx)           \
-  C(downstream_rq_4xx)           \
-  C(downstream_rq_5xx)           \
-  C(downstream_cx_protocol_error)\
-  C(downstream_rq_timeout)       \
+#define PORTICO_HTTP_COUNTERS(C)  \
+  C(downstream_cx_total)          \
+  C(downstream_rq_total)          \
+  C(downstream_rq_1xx)            \
+  C(downstream_rq_2xx)            \
+  C(downstream_rq_3xx)            \
+  C(downstream_rq_4xx)            \
+  C(downstream_rq_5xx)            \
+  C(downstream_cx_protocol_error) \
+  C(downstream_rq_timeout)        \
   C(no_route)
 
 #define PORTICO_HTTP_GAUGES(G) \

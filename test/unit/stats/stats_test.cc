@@ -1,0 +1,270 @@
+#include "stats/stats.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <thread>
+
+namespace portico::stats {
+namespace {
+
+const MergedStat* find(const std::vector<MergedStat>& stats, const std::string& full) {
+  for (const auto& s : stats) {
+    if (s.name.full() == full) return &s;
+  }
+  return nullptr;
+}
+
+TEST(StatName, FullSkipsEmptyParts) {
+  EXPECT_EQ((StatName{"cluster", "c1", "upstream_rq_total"}.full()),
+            "cluster.c1.upstream_rq_total");
+  EXPECT_EQ((StatName{"server", "", "live"}.full()), "server.live");
+  EXPECT_EQ((StatName{"", "", "bare_stat"}.full()), "bare_stat");
+}
+
+TEST(Store, SameNameSameObject) {
+  Registry registry;
+  Store& store = registry.newStore();
+  Counter& a = store.counter("cluster", "c1", "upstream_rq_total");
+  Counter& b = store.counter("cluster", "c1", "upstream_rq_total");
+  EXPECT_EQ(&a, &b);
+  EXPECT_NE(&a, &store.counter("cluster", "c2", "upstream_rq_total"));
+}
+
+TEST(Store, AddressesStableAcrossGrowth) {
+  Registry registry;
+  Store& store = registry.newStore();
+  Counter& first = store.counter("", "", "first");
+  first.inc(7);
+  for (int i = 0; i < 5000; ++i) store.counter("cluster", "c" + std::to_string(i), "x").inc();
+  EXPECT_EQ(&first, &store.counter("", "", "first"));
+  EXPECT_EQ(first.value(), 7u);
+}
+
+TEST(Registry, MergesShardsAndSorts) {
+  Registry registry;
+  Store& w1 = registry.newStore();
+  Store& w2 = registry.newStore();
+  w1.counter("cluster", "b", "upstream_rq_total").inc(3);
+  w2.counter("cluster", "b", "upstream_rq_total").inc(4);
+  w2.counter("cluster", "a", "upstream_rq_total").inc(1);
+  w1.gauge("cluster", "b", "upstream_cx_active").add(5);
+  w2.gauge("cluster", "b", "upstream_cx_active").sub(2);
+  w1.histogram("cluster", "b", "upstream_rq_time").record(3);
+  w2.histogram("cluster", "b", "upstream_rq_time").record(3);
+  w2.histogram("cluster", "b", "upstream_rq_time").record(20);
+
+  auto stats = registry.collect();
+  ASSERT_EQ(stats.size(), 4u);
+  for (size_t i = 1; i < stats.size(); ++i) {
+    EXPECT_LT(stats[i - 1].name.full(), stats[i].name.full());
+  }
+  const MergedStat* total_b = find(stats, "cluster.b.upstream_rq_total");
+  ASSERT_NE(total_b, nullptr);
+  EXPECT_EQ(total_b->type, StatType::Counter);
+  EXPECT_EQ(total_b->counter, 7u);
+  EXPECT_EQ(total_b->name.kind, "cluster");
+  EXPECT_EQ(total_b->name.scope, "b");
+  EXPECT_EQ(total_b->name.suffix, "upstream_rq_total");
+  EXPECT_EQ(find(stats, "cluster.a.upstream_rq_total")->counter, 1u);
+
+  const MergedStat* active = find(stats, "cluster.b.upstream_cx_active");
+  ASSERT_NE(active, nullptr);
+  EXPECT_EQ(active->type, StatType::Gauge);
+  EXPECT_EQ(active->gauge, 3);
+
+  const MergedStat* time = find(stats, "cluster.b.upstream_rq_time");
+  ASSERT_NE(time, nullptr);
+  EXPECT_EQ(time->type, StatType::Histogram);
+  EXPECT_EQ(time->count, 3u);
+  EXPECT_DOUBLE_EQ(time->sum, 26);
+  EXPECT_EQ(time->buckets[2], 2u);  // (1, 5]
+  EXPECT_EQ(time->buckets[4], 1u);  // (10, 25]
+}
+
+// One writer per shard bumps while the admin thread keeps collecting: every
+// snapshot must be monotonic and the final totals exact.
+TEST(Registry, SingleWriterCountersUnderConcurrentCollect) {
+  Registry registry;
+  Store& w1 = registry.newStore();
+  Store& w2 = registry.newStore();
+  Counter& c1 = w1.counter("cluster", "c", "upstream_rq_total");
+  Counter& c2 = w2.counter("cluster", "c", "upstream_rq_total");
+  Histogram& h1 = w1.histogram("cluster", "c", "upstream_rq_time");
+  constexpr uint64_t kIterations = 200000;
+
+  std::atomic<bool> done{false};
+  uint64_t last_seen = 0;
+  bool monotonic = true;
+  std::thread reader([&] {
+    while (!done.load()) {
+      auto stats = registry.collect();
+      const MergedStat* total = find(stats, "cluster.c.upstream_rq_total");
+      if (total == nullptr) continue;
+      if (total->counter < last_seen) monotonic = false;
+      last_seen = total->counter;
+    }
+  });
+  std::thread writer1([&] {
+    for (uint64_t i = 0; i < kIterations; ++i) {
+      c1.inc();
+      h1.record(static_cast<double>(i % 100));
+    }
+  });
+  std::thread writer2([&] {
+    for (uint64_t i = 0; i < kIterations; ++i) c2.inc(2);
+  });
+  writer1.join();
+  writer2.join();
+  done = true;
+  reader.join();
+
+  EXPECT_TRUE(monotonic);
+  auto stats = registry.collect();
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_total")->counter, 3 * kIterations);
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_time")->count, kIterations);
+}
+
+TEST(Registry, CreatingStatsWhileCollecting) {
+  Registry registry;
+  Store& w = registry.newStore();
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    while (!done.load()) registry.collect();
+  });
+  for (int i = 0; i < 2000; ++i) w.counter("cluster", "c" + std::to_string(i), "x").inc();
+  done = true;
+  reader.join();
+  EXPECT_EQ(registry.collect().size(), 2000u);
+}
+
+TEST(Histogram, BucketsUseInclusiveUpperBounds) {
+  Histogram h;
+  h.record(0.5);  // le 0.5
+  h.record(0.6);  // le 1
+  h.record(1);    // le 1
+  h.record(-3);   // le 0.5
+  h.record(5e6);  // overflow
+  h.record(NAN);  // dropped
+  EXPECT_EQ(h.bucketCount(0), 2u);
+  EXPECT_EQ(h.bucketCount(1), 2u);
+  EXPECT_EQ(h.bucketCount(Histogram::kBounds.size()), 1u);
+  EXPECT_EQ(h.count(), 5u);
+  EXPECT_DOUBLE_EQ(h.sum(), 0.5 + 0.6 + 1 - 3 + 5e6);
+}
+
+MergedStat histogramOf(const std::vector<double>& values) {
+  Registry registry;
+  Histogram& h = registry.newStore().histogram("", "", "h");
+  for (double v : values) h.record(v);
+  return registry.collect().at(0);
+}
+
+TEST(MergedStat, QuantileEmptyIsNan) {
+  MergedStat empty = histogramOf({});
+  EXPECT_TRUE(std::isnan(empty.quantile(0.5)));
+}
+
+TEST(MergedStat, QuantileInterpolatesInsideBucket) {
+  // Ten values in (10, 25]: rank q*10 lands proportionally across the bucket.
+  MergedStat m = histogramOf({11, 12, 13, 14, 15, 16, 17, 18, 19, 20});
+  EXPECT_DOUBLE_EQ(m.quantile(0), 10);
+  EXPECT_DOUBLE_EQ(m.quantile(0.5), 17.5);
+  EXPECT_DOUBLE_EQ(m.quantile(1), 25);
+}
+
+TEST(MergedStat, QuantileAcrossBuckets) {
+  // 4 in (0.5,1], 4 in (5,10], 2 in (50,100]
+  MergedStat m = histogramOf({0.7, 0.8, 0.9, 1, 6, 7, 8, 9, 60, 70});
+  EXPECT_DOUBLE_EQ(m.quantile(0.2), 0.5 + 0.5 * 0.5);  // rank 2 of 4 in (0.5, 1]
+  EXPECT_DOUBLE_EQ(m.quantile(0.6), 5 + 5 * 0.5);      // rank 6: 2 of 4 in (5, 10]
+  EXPECT_DOUBLE_EQ(m.quantile(0.9), 50 + 50 * 0.5);    // rank 9: 1 of 2 in (50, 100]
+  EXPECT_DOUBLE_EQ(m.quantile(1.0), 100);
+}
+
+TEST(MergedStat, QuantileOverflowBucketReportsLastBound) {
+  MergedStat m = histogramOf({1e9});
+  EXPECT_DOUBLE_EQ(m.quantile(0.99), Histogram::kBounds.back());
+}
+
+TEST(ClusterStats, MakeNamesEveryStat) {
+  Registry registry;
+  Store& store = registry.newStore();
+  ClusterStats cs = ClusterStats::make(store, "kube_default_nginx_8443");
+  cs.upstream_rq_total->inc();
+  cs.upstream_cx_active->add(2);
+  cs.upstream_rq_time->record(12);
+  auto stats = registry.collect();
+  EXPECT_EQ(find(stats, "cluster.kube_default_nginx_8443.upstream_rq_total")->counter, 1u);
+  EXPECT_EQ(find(stats, "cluster.kube_default_nginx_8443.upstream_cx_active")->gauge, 2);
+  EXPECT_EQ(find(stats, "cluster.kube_default_nginx_8443.upstream_rq_time")->count, 1u);
+  EXPECT_NE(find(stats, "cluster.kube_default_nginx_8443.upstream_cx_connect_ms"), nullptr);
+  EXPECT_NE(find(stats, "cluster.kube_default_nginx_8443.membership_healthy"), nullptr);
+  // Codes are created lazily: none seen yet.
+  EXPECT_EQ(find(stats, "cluster.kube_default_nginx_8443.upstream_rq_200"), nullptr);
+}
+
+TEST(ClusterStats, ResponseCodes) {
+  Registry registry;
+  Store& store = registry.newStore();
+  ClusterStats cs = ClusterStats::make(store, "c");
+  cs.recordResponseCode(200);
+  cs.recordResponseCode(200);
+  cs.recordResponseCode(204);
+  cs.recordResponseCode(503);
+  cs.recordResponseCode(101);
+  cs.recordResponseCode(42);    // nonsense: ignored
+  cs.recordResponseCode(1000);  // nonsense: ignored
+  auto stats = registry.collect();
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_200")->counter, 2u);
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_204")->counter, 1u);
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_503")->counter, 1u);
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_101")->counter, 1u);
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_2xx")->counter, 3u);
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_5xx")->counter, 1u);
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_1xx")->counter, 1u);
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_4xx")->counter, 0u);
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_42"), nullptr);
+}
+
+TEST(ClusterStats, ResponseCodesMergeAcrossWorkers) {
+  Registry registry;
+  ClusterStats a = ClusterStats::make(registry.newStore(), "c");
+  ClusterStats b = ClusterStats::make(registry.newStore(), "c");
+  a.recordResponseCode(404);
+  b.recordResponseCode(404);
+  auto stats = registry.collect();
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_404")->counter, 2u);
+  EXPECT_EQ(find(stats, "cluster.c.upstream_rq_4xx")->counter, 2u);
+}
+
+TEST(HttpStats, ResponseCodeClasses) {
+  Registry registry;
+  HttpStats hs = HttpStats::make(registry.newStore(), "http_8080");
+  hs.recordResponseCode(200);
+  hs.recordResponseCode(404);
+  hs.recordResponseCode(502);
+  hs.recordResponseCode(504);
+  hs.downstream_rq_total->inc(4);
+  auto stats = registry.collect();
+  EXPECT_EQ(find(stats, "http.http_8080.downstream_rq_2xx")->counter, 1u);
+  EXPECT_EQ(find(stats, "http.http_8080.downstream_rq_4xx")->counter, 1u);
+  EXPECT_EQ(find(stats, "http.http_8080.downstream_rq_5xx")->counter, 2u);
+  EXPECT_EQ(find(stats, "http.http_8080.downstream_rq_total")->counter, 4u);
+  EXPECT_NE(find(stats, "http.http_8080.downstream_rq_time"), nullptr);
+}
+
+TEST(ListenerStats, Names) {
+  Registry registry;
+  ListenerStats ls = ListenerStats::make(registry.newStore(), "0.0.0.0_8080");
+  ls.downstream_cx_total->inc();
+  ls.downstream_cx_active->add();
+  auto stats = registry.collect();
+  EXPECT_EQ(find(stats, "listener.0.0.0.0_8080.downstream_cx_total")->counter, 1u);
+  EXPECT_EQ(find(stats, "listener.0.0.0.0_8080.downstream_cx_active")->gauge, 1);
+  EXPECT_NE(find(stats, "listener.0.0.0.0_8080.downstream_cx_overflow"), nullptr);
+}
+
+}  // namespace
+}  // namespace portico::stats
