@@ -1,0 +1,1142 @@
+#include "k8s/decode.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <utility>
+
+#include "common/log.h"
+
+namespace portico::k8s {
+
+using nlohmann::json;
+
+std::string DecodeError::toString() const {
+  if (document == 0) return file + ": " + message;
+  return file + ": document " + std::to_string(document) + ": " + path + ": " + message;
+}
+
+bool selectorMatches(const LabelSelector& selector,
+                     const std::map<std::string, std::string>& labels) {
+  for (const auto& [k, v] : selector.match_labels) {
+    auto it = labels.find(k);
+    if (it == labels.end() || it->second != v) return false;
+  }
+  for (const auto& req : selector.match_expressions) {
+    auto it = labels.find(req.key);
+    bool has = it != labels.end();
+    bool in =
+        has && std::find(req.values.begin(), req.values.end(), it->second) != req.values.end();
+    if (req.op == "In" && !in) return false;
+    if (req.op == "NotIn" && in) return false;
+    if (req.op == "Exists" && !has) return false;
+    if (req.op == "DoesNotExist" && has) return false;
+  }
+  return true;
+}
+
+std::optional<std::string> base64Decode(std::string_view text) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+  };
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  bool padding = false;
+  for (char c : text) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    if (c == '=') {
+      padding = true;
+      continue;
+    }
+    if (padding) return std::nullopt;  // data after padding
+    int v = value(c);
+    if (v < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  if (bits >= 6) return std::nullopt;  // a lone trailing character
+  return out;
+}
+
+namespace {
+
+// ---- YAML -> JSON ---------------------------------------------------------------
+
+// Plain (unquoted) YAML scalars resolved with the YAML 1.2 core schema, so
+// `port: 80` is a number and `port: "80"` a string, as the API server sees it.
+json resolvePlainScalar(const std::string& s) {
+  static const std::set<std::string> kTrue = {"true", "True", "TRUE"};
+  static const std::set<std::string> kFalse = {"false", "False", "FALSE"};
+  static const std::set<std::string> kNull = {"null", "Null", "NULL", "~", ""};
+  if (kTrue.count(s)) return true;
+  if (kFalse.count(s)) return false;
+  if (kNull.count(s)) return nullptr;
+  static const std::regex kInt("[-+]?[0-9]+");
+  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  if (std::regex_match(s, kInt)) {
+    int64_t v = 0;
+    const char* b = s.data() + (s[0] == '+' ? 1 : 0);
+    auto [p, ec] = std::from_chars(b, s.data() + s.size(), v);
+    if (ec == std::errc() && p == s.data() + s.size()) return v;
+    return s;
+  }
+  if (std::regex_match(s, kFloat)) {
+    try {
+      return std::stod(s);
+    } catch (...) {
+      return s;
+    }
+  }
+  return s;
+}
+
+json yamlToJson(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return nullptr;
+    case YAML::NodeType::Scalar:
+      // "!" marks a quoted scalar; an explicit tag (e.g. !!str) is taken as a string too.
+      if (node.Tag() == "?") return resolvePlainScalar(node.Scalar());
+      return node.Scalar();
+    case YAML::NodeType::Sequence: {
+      json arr = json::array();
+      for (const auto& item : node) arr.push_back(yamlToJson(item));
+      return arr;
+    }
+    case YAML::NodeType::Map: {
+      json obj = json::object();
+      for (const auto& kv : node) {
+        std::string key = kv.first.IsScalar() ? kv.first.Scalar() : YAML::Dump(kv.first);
+        obj[key] = yamlToJson(kv.second);
+      }
+      return obj;
+    }
+  }
+  return nullptr;
+}
+
+// ---- field access with error paths -------------------------------------------------
+
+const char* typeName(const json& j) {
+  if (j.is_string()) return "string";
+  if (j.is_boolean()) return "boolean";
+  if (j.is_number()) return "number";
+  if (j.is_array()) return "list";
+  if (j.is_object()) return "map";
+  return "null";
+}
+
+std::string join(const std::string& path, std::string_view key) {
+  if (path.empty()) return std::string(key);
+  return path + "." + std::string(key);
+}
+
+std::string index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+class Ctx {
+ public:
+  Ctx(std::string file, int document, ResourceSet& out)
+      : file_(std::move(file)), document_(document), out_(out) {}
+
+  void error(const std::string& path, std::string message) {
+    out_.errors.push_back(DecodeError{file_, document_, path, std::move(message)});
+    ++errors_;
+  }
+  int errors() const { return errors_; }
+  const std::string& file() const { return file_; }
+  int document() const { return document_; }
+
+  // Absent and explicit null are the same thing in Kubernetes.
+  const json* field(const json& obj, std::string_view key) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return nullptr;
+    return &*it;
+  }
+
+  bool str(const json& obj, const std::string& path, std::string_view key, std::string& out,
+           bool required = false) {
+    const json* v = field(obj, key);
+    if (!v) {
+      if (required) error(join(path, key), "required field is missing");
+      return false;
+    }
+    if (!v->is_string()) {
+      error(join(path, key), std::string("expected string, got ") + typeName(*v));
+      return false;
+    }
+    out = v->get<std::string>();
+    if (required && out.empty()) {
+      error(join(path, key), "must not be empty");
+      return false;
+    }
+    return true;
+  }
+
+  bool optStr(const json& obj, const std::string& path, std::string_view key,
+              std::optional<std::string>& out) {
+    std::string s;
+    if (!str(obj, path, key, s)) return false;
+    out = std::move(s);
+    return true;
+  }
+
+  bool i64(const json& obj, const std::string& path, std::string_view key, int64_t& out,
+           bool required = false) {
+    const json* v = field(obj, key);
+    if (!v) {
+      if (required) error(join(path, key), "required field is missing");
+      return false;
+    }
+    if (!v->is_number_integer()) {
+      error(join(path, key), std::string("expected integer, got ") + typeName(*v));
+      return false;
+    }
+    out = v->get<int64_t>();
+    return true;
+  }
+
+  bool i32(const json& obj, const std::string& path, std::string_view key, int32_t& out,
+           int64_t min, int64_t max, bool required = false) {
+    int64_t v = 0;
+    if (!i64(obj, path, key, v, required)) return false;
+    if (v < min || v > max) {
+      error(join(path, key), "must be between " + std::to_string(min) + " and " +
+                                 std::to_string(max) + ", got " + std::to_string(v));
+      return false;
+    }
+    out = static_cast<int32_t>(v);
+    return true;
+  }
+
+  bool optI32(const json& obj, const std::string& path, std::string_view key,
+              std::optional<int32_t>& out, int64_t min, int64_t max) {
+    int32_t v = 0;
+    if (!i32(obj, path, key, v, min, max)) return false;
+    out = v;
+    return true;
+  }
+
+  bool boolean(const json& obj, const std::string& path, std::string_view key,
+               std::optional<bool>& out) {
+    const json* v = field(obj, key);
+    if (!v) return false;
+    if (!v->is_boolean()) {
+      error(join(path, key), std::string("expected boolean, got ") + typeName(*v));
+      return false;
+    }
+    out = v->get<bool>();
+    return true;
+  }
+
+  // Calls each(item, itemPath) for every element that is a map.
+  void list(const json& obj, const std::string& path, std::string_view key,
+            const std::function<void(const json&, const std::string&)>& each,
+            bool items_are_maps = true) {
+    const json* v = field(obj, key);
+    if (!v) return;
+    std::string p = join(path, key);
+    if (!v->is_array()) {
+      error(p, std::string("expected list, got ") + typeName(*v));
+      return;
+    }
+    for (size_t i = 0; i < v->size(); ++i) {
+      const json& item = (*v)[i];
+      if (items_are_maps && !item.is_object()) {
+        error(index(p, i), std::string("expected map, got ") + typeName(item));
+        continue;
+      }
+      each(item, index(p, i));
+    }
+  }
+
+  void strList(const json& obj, const std::string& path, std::string_view key,
+               std::vector<std::string>& out) {
+    list(
+        obj, path, key,
+        [&](const json& item, const std::string& p) {
+          if (!item.is_string()) {
+            error(p, std::string("expected string, got ") + typeName(item));
+            return;
+          }
+          out.push_back(item.get<std::string>());
+        },
+        false);
+  }
+
+  void strMap(const json& obj, const std::string& path, std::string_view key,
+              std::map<std::string, std::string>& out) {
+    const json* v = field(obj, key);
+    if (!v) return;
+    std::string p = join(path, key);
+    if (!v->is_object()) {
+      error(p, std::string("expected map, got ") + typeName(*v));
+      return;
+    }
+    for (const auto& [k, val] : v->items()) {
+      if (!val.is_string()) {
+        error(join(p, k), std::string("expected string, got ") + typeName(val));
+        continue;
+      }
+      out[k] = val.get<std::string>();
+    }
+  }
+
+  const json* map(const json& obj, const std::string& path, std::string_view key,
+                  bool required = false) {
+    const json* v = field(obj, key);
+    if (!v) {
+      if (required) error(join(path, key), "required field is missing");
+      return nullptr;
+    }
+    if (!v->is_object()) {
+      error(join(path, key), std::string("expected map, got ") + typeName(*v));
+      return nullptr;
+    }
+    return v;
+  }
+
+  // String field restricted to a fixed set of values (the CRD's enum).
+  bool oneOf(const json& obj, const std::string& path, std::string_view key, std::string& out,
+             std::initializer_list<const char*> allowed) {
+    std::string s;
+    if (!str(obj, path, key, s)) return false;
+    for (const char* a : allowed) {
+      if (s == a) {
+        out = s;
+        return true;
+      }
+    }
+    std::string want;
+    for (const char* a : allowed) want += (want.empty() ? "" : ", ") + std::string(a);
+    error(join(path, key), "unsupported value \"" + s + "\" (want one of: " + want + ")");
+    return false;
+  }
+
+ private:
+  std::string file_;
+  int document_;
+  ResourceSet& out_;
+  int errors_ = 0;
+};
+
+// ---- common pieces ------------------------------------------------------------------
+
+bool decodeMeta(Ctx& c, const json& obj, const std::string& path, ObjectMeta& m, bool namespaced) {
+  const json* meta = c.map(obj, path, "metadata", true);
+  if (!meta) return false;
+  std::string p = join(path, "metadata");
+  c.str(*meta, p, "name", m.name, true);
+  if (namespaced) {
+    std::string ns;
+    if (c.str(*meta, p, "namespace", ns) && !ns.empty()) m.ns = ns;
+  } else {
+    m.ns.clear();
+  }
+  c.strMap(*meta, p, "labels", m.labels);
+  c.strMap(*meta, p, "annotations", m.annotations);
+  int64_t gen = 0;
+  if (c.i64(*meta, p, "generation", gen)) {
+    if (gen < 1)
+      c.error(join(p, "generation"), "must be at least 1");
+    else
+      m.generation = gen;
+  }
+  c.str(*meta, p, "creationTimestamp", m.creation_timestamp);
+  c.str(*meta, p, "resourceVersion", m.resource_version);
+  c.str(*meta, p, "uid", m.uid);
+  return !m.name.empty();
+}
+
+void decodeSelector(Ctx& c, const json& obj, const std::string& path, LabelSelector& sel) {
+  c.strMap(obj, path, "matchLabels", sel.match_labels);
+  c.list(obj, path, "matchExpressions", [&](const json& e, const std::string& p) {
+    LabelSelectorRequirement r;
+    c.str(e, p, "key", r.key, true);
+    c.oneOf(e, p, "operator", r.op, {"In", "NotIn", "Exists", "DoesNotExist"});
+    if (r.op.empty() && !c.field(e, "operator"))
+      c.error(join(p, "operator"), "required field is missing");
+    c.strList(e, p, "values", r.values);
+    if ((r.op == "In" || r.op == "NotIn") && r.values.empty())
+      c.error(join(p, "values"), "must be non-empty for operator " + r.op);
+    if ((r.op == "Exists" || r.op == "DoesNotExist") && !r.values.empty())
+      c.error(join(p, "values"), "must be empty for operator " + r.op);
+    sel.match_expressions.push_back(std::move(r));
+  });
+}
+
+// Validates an RFC 1123 hostname, optionally with a left-most "*." label.
+bool validHostname(const std::string& h) {
+  static const std::regex kHost(
+      R"(^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$)");
+  return h.size() <= 253 && std::regex_match(h, kHost);
+}
+
+void hostnameField(Ctx& c, const json& obj, const std::string& path, std::string_view key,
+                   std::optional<std::string>& out) {
+  if (!c.optStr(obj, path, key, out)) return;
+  if (!validHostname(*out)) {
+    c.error(join(path, key), "invalid hostname \"" + *out + "\"");
+    out.reset();
+  }
+}
+
+void decodeObjectRef(Ctx& c, const json& obj, const std::string& path, ObjectReference& r,
+                     const char* default_kind, bool with_namespace) {
+  c.str(obj, path, "group", r.group);
+  r.kind = default_kind;
+  c.str(obj, path, "kind", r.kind);
+  c.str(obj, path, "name", r.name, true);
+  if (with_namespace) c.optStr(obj, path, "namespace", r.ns);
+}
+
+// ---- Gateway API ----------------------------------------------------------------
+
+void decodeGatewayClass(Ctx& c, const json& spec, const std::string& p, GatewayClass& gc) {
+  c.str(spec, p, "controllerName", gc.controller_name, true);
+  c.str(spec, p, "description", gc.description);
+}
+
+void decodeGateway(Ctx& c, const json& spec, const std::string& p, Gateway& gw) {
+  c.str(spec, p, "gatewayClassName", gw.gateway_class_name, true);
+  if (!c.field(spec, "listeners")) c.error(join(p, "listeners"), "required field is missing");
+  std::set<std::string> names;
+  c.list(spec, p, "listeners", [&](const json& l, const std::string& lp) {
+    GatewayListener li;
+    c.str(l, lp, "name", li.name, true);
+    if (!li.name.empty() && !names.insert(li.name).second)
+      c.error(join(lp, "name"), "duplicate listener name \"" + li.name + "\"");
+    hostnameField(c, l, lp, "hostname", li.hostname);
+    c.i32(l, lp, "port", li.port, 1, 65535, true);
+    c.str(l, lp, "protocol", li.protocol, true);
+    if (const json* tls = c.map(l, lp, "tls")) {
+      std::string tp = join(lp, "tls");
+      GatewayTlsConfig t;
+      c.oneOf(*tls, tp, "mode", t.mode, {"Terminate", "Passthrough"});
+      c.list(*tls, tp, "certificateRefs", [&](const json& r, const std::string& rp) {
+        ObjectReference ref;
+        decodeObjectRef(c, r, rp, ref, "Secret", true);
+        t.certificate_refs.push_back(std::move(ref));
+      });
+      c.strMap(*tls, tp, "options", t.options);
+      li.tls = std::move(t);
+    }
+    if (const json* ar = c.map(l, lp, "allowedRoutes")) {
+      std::string ap = join(lp, "allowedRoutes");
+      if (const json* ns = c.map(*ar, ap, "namespaces")) {
+        std::string np = join(ap, "namespaces");
+        c.oneOf(*ns, np, "from", li.allowed_routes.from, {"All", "Same", "Selector"});
+        if (const json* sel = c.map(*ns, np, "selector")) {
+          LabelSelector s;
+          decodeSelector(c, *sel, join(np, "selector"), s);
+          li.allowed_routes.selector = std::move(s);
+        }
+        if (li.allowed_routes.from == "Selector" && !li.allowed_routes.selector)
+          c.error(join(np, "selector"), "required when from is Selector");
+      }
+      if (c.field(*ar, "kinds")) {
+        std::vector<RouteGroupKind> kinds;
+        c.list(*ar, ap, "kinds", [&](const json& k, const std::string& kp) {
+          RouteGroupKind rgk;
+          c.str(k, kp, "group", rgk.group);
+          c.str(k, kp, "kind", rgk.kind, true);
+          kinds.push_back(std::move(rgk));
+        });
+        li.allowed_routes.kinds = std::move(kinds);
+      }
+    }
+    gw.listeners.push_back(std::move(li));
+  });
+  if (const json* tls = c.map(spec, p, "tls")) {
+    std::string tp = join(p, "tls");
+    if (const json* backend = c.map(*tls, tp, "backend")) {
+      std::string bp = join(tp, "backend");
+      if (const json* ref = c.map(*backend, bp, "clientCertificateRef")) {
+        ObjectReference r;
+        decodeObjectRef(c, *ref, join(bp, "clientCertificateRef"), r, "Secret", true);
+        gw.backend_client_certificate_ref = std::move(r);
+      }
+    }
+  }
+}
+
+void decodeHeaderFilter(Ctx& c, const json& f, const std::string& p, HttpHeaderFilter& h) {
+  auto pairs = [&](std::string_view key, std::vector<std::pair<std::string, std::string>>& out) {
+    c.list(f, p, key, [&](const json& kv, const std::string& kp) {
+      std::string name, value;
+      c.str(kv, kp, "name", name, true);
+      if (!c.field(kv, "value"))
+        c.error(join(kp, "value"), "required field is missing");
+      else
+        c.str(kv, kp, "value", value);
+      out.emplace_back(std::move(name), std::move(value));
+    });
+  };
+  pairs("set", h.set);
+  pairs("add", h.add);
+  c.strList(f, p, "remove", h.remove);
+}
+
+void decodePathModifier(Ctx& c, const json& obj, const std::string& path,
+                        std::optional<HttpPathModifier>& out) {
+  const json* pm = c.map(obj, path, "path");
+  if (!pm) return;
+  std::string p = join(path, "path");
+  HttpPathModifier m;
+  if (!c.field(*pm, "type")) {
+    c.error(join(p, "type"), "required field is missing");
+    return;
+  }
+  if (!c.oneOf(*pm, p, "type", m.type, {"ReplaceFullPath", "ReplacePrefixMatch"})) return;
+  const char* key = m.type == "ReplaceFullPath" ? "replaceFullPath" : "replacePrefixMatch";
+  if (!c.field(*pm, key)) {
+    c.error(join(p, key), "required when type is " + m.type);
+    return;
+  }
+  c.str(*pm, p, key, m.value);
+  out = std::move(m);
+}
+
+void decodeFilters(Ctx& c, const json& obj, const std::string& path,
+                   std::vector<HttpRouteFilter>& out) {
+  c.list(obj, path, "filters", [&](const json& f, const std::string& fp) {
+    HttpRouteFilter filter;
+    if (!c.str(f, fp, "type", filter.type, true)) return;
+    if (filter.type == "RequestHeaderModifier" || filter.type == "ResponseHeaderModifier") {
+      const char* key = filter.type == "RequestHeaderModifier" ? "requestHeaderModifier"
+                                                               : "responseHeaderModifier";
+      const json* hm = c.map(f, fp, key, true);
+      if (!hm) return;
+      HttpHeaderFilter h;
+      decodeHeaderFilter(c, *hm, join(fp, key), h);
+      if (filter.type == "RequestHeaderModifier")
+        filter.request_header_modifier = std::move(h);
+      else
+        filter.response_header_modifier = std::move(h);
+    } else if (filter.type == "RequestRedirect") {
+      const json* rr = c.map(f, fp, "requestRedirect", true);
+      if (!rr) return;
+      std::string rp = join(fp, "requestRedirect");
+      HttpRequestRedirectFilter r;
+      std::string scheme;
+      if (c.oneOf(*rr, rp, "scheme", scheme, {"http", "https"})) r.scheme = scheme;
+      hostnameField(c, *rr, rp, "hostname", r.hostname);
+      if (r.hostname && r.hostname->rfind("*.", 0) == 0) {
+        c.error(join(rp, "hostname"), "must not be a wildcard");
+        r.hostname.reset();
+      }
+      decodePathModifier(c, *rr, rp, r.path);
+      c.optI32(*rr, rp, "port", r.port, 1, 65535);
+      int32_t code = 302;
+      if (c.i32(*rr, rp, "statusCode", code, 0, 999)) {
+        if (code != 301 && code != 302 && code != 303 && code != 307 && code != 308)
+          c.error(join(rp, "statusCode"),
+                  "unsupported value " + std::to_string(code) + " (want 301, 302, 303, 307, 308)");
+        else
+          r.status_code = code;
+      }
+      filter.request_redirect = std::move(r);
+    } else if (filter.type == "URLRewrite") {
+      const json* ur = c.map(f, fp, "urlRewrite", true);
+      if (!ur) return;
+      std::string up = join(fp, "urlRewrite");
+      HttpUrlRewriteFilter u;
+      hostnameField(c, *ur, up, "hostname", u.hostname);
+      decodePathModifier(c, *ur, up, u.path);
+      filter.url_rewrite = std::move(u);
+    } else if (filter.type != "RequestMirror" && filter.type != "ExtensionRef" &&
+               filter.type != "CORS" && filter.type != "ExternalAuth") {
+      c.error(join(fp, "type"), "unsupported value \"" + filter.type +
+                                    "\" (want one of: RequestHeaderModifier, "
+                                    "ResponseHeaderModifier, RequestRedirect, URLRewrite, "
+                                    "RequestMirror, ExtensionRef, CORS, ExternalAuth)");
+      return;
+    }
+    out.push_back(std::move(filter));
+  });
+}
+
+void decodeValueMatches(Ctx& c, const json& m, const std::string& mp, std::string_view key,
+                        std::vector<HttpValueMatch>& out, bool lower_names) {
+  std::set<std::string> seen;
+  c.list(m, mp, key, [&](const json& h, const std::string& hp) {
+    HttpValueMatch v;
+    c.oneOf(h, hp, "type", v.type, {"Exact", "RegularExpression"});
+    c.str(h, hp, "name", v.name, true);
+    if (!c.field(h, "value"))
+      c.error(join(hp, "value"), "required field is missing");
+    else
+      c.str(h, hp, "value", v.value);
+    std::string key_name = v.name;
+    if (lower_names)
+      std::transform(key_name.begin(), key_name.end(), key_name.begin(),
+                     [](unsigned char ch) { return std::tolower(ch); });
+    // The spec ignores later duplicates of a header/parameter name.
+    if (!seen.insert(key_name).second) return;
+    out.push_back(std::move(v));
+  });
+}
+
+void decodeHttpRoute(Ctx& c, const json& spec, const std::string& p, HttpRoute& r) {
+  c.list(spec, p, "parentRefs", [&](const json& pr, const std::string& pp) {
+    ParentReference ref;
+    c.str(pr, pp, "group", ref.group);
+    c.str(pr, pp, "kind", ref.kind);
+    c.optStr(pr, pp, "namespace", ref.ns);
+    c.str(pr, pp, "name", ref.name, true);
+    c.optStr(pr, pp, "sectionName", ref.section_name);
+    c.optI32(pr, pp, "port", ref.port, 1, 65535);
+    r.parent_refs.push_back(std::move(ref));
+  });
+  c.list(
+      spec, p, "hostnames",
+      [&](const json& h, const std::string& hp) {
+        if (!h.is_string()) {
+          c.error(hp, std::string("expected string, got ") + typeName(h));
+          return;
+        }
+        std::string host = h.get<std::string>();
+        if (!validHostname(host)) {
+          c.error(hp, "invalid hostname \"" + host + "\"");
+          return;
+        }
+        r.hostnames.push_back(std::move(host));
+      },
+      false);
+  c.list(spec, p, "rules", [&](const json& rule, const std::string& rp) {
+    HttpRouteRule out;
+    c.optStr(rule, rp, "name", out.name);
+    c.list(rule, rp, "matches", [&](const json& m, const std::string& mp) {
+      HttpRouteMatch match;
+      if (const json* path = c.map(m, mp, "path")) {
+        std::string pp = join(mp, "path");
+        HttpPathMatch pm;
+        c.oneOf(*path, pp, "type", pm.type, {"Exact", "PathPrefix", "RegularExpression"});
+        c.str(*path, pp, "value", pm.value);
+        if (pm.type != "RegularExpression" && (pm.value.empty() || pm.value[0] != '/'))
+          c.error(join(pp, "value"), "must be an absolute path starting with \"/\"");
+        match.path = std::move(pm);
+      }
+      decodeValueMatches(c, m, mp, "headers", match.headers, true);
+      decodeValueMatches(c, m, mp, "queryParams", match.query_params, false);
+      std::string method;
+      if (c.oneOf(m, mp, "method", method,
+                  {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}))
+        match.method = method;
+      out.matches.push_back(std::move(match));
+    });
+    decodeFilters(c, rule, rp, out.filters);
+    c.list(rule, rp, "backendRefs", [&](const json& b, const std::string& bp) {
+      HttpBackendRef ref;
+      c.str(b, bp, "group", ref.group);
+      c.str(b, bp, "kind", ref.kind);
+      c.str(b, bp, "name", ref.name, true);
+      c.optStr(b, bp, "namespace", ref.ns);
+      c.optI32(b, bp, "port", ref.port, 1, 65535);
+      c.i32(b, bp, "weight", ref.weight, 0, 1000000);
+      if (ref.group.empty() && ref.kind == "Service" && !ref.port && !c.field(b, "port"))
+        c.error(join(bp, "port"), "required when referring to a Service");
+      decodeFilters(c, b, bp, ref.filters);
+      out.backend_refs.push_back(std::move(ref));
+    });
+    if (const json* t = c.map(rule, rp, "timeouts")) {
+      c.optStr(*t, join(rp, "timeouts"), "request", out.timeout_request);
+      c.optStr(*t, join(rp, "timeouts"), "backendRequest", out.timeout_backend_request);
+    }
+    r.rules.push_back(std::move(out));
+  });
+}
+
+void decodeReferenceGrant(Ctx& c, const json& spec, const std::string& p, ReferenceGrant& g) {
+  c.list(spec, p, "from", [&](const json& f, const std::string& fp) {
+    ReferenceGrantFrom from;
+    if (c.field(f, "group"))
+      c.str(f, fp, "group", from.group);
+    else
+      c.error(join(fp, "group"), "required field is missing");
+    c.str(f, fp, "kind", from.kind, true);
+    c.str(f, fp, "namespace", from.ns, true);
+    g.from.push_back(std::move(from));
+  });
+  c.list(spec, p, "to", [&](const json& t, const std::string& tp) {
+    ReferenceGrantTo to;
+    if (c.field(t, "group"))
+      c.str(t, tp, "group", to.group);
+    else
+      c.error(join(tp, "group"), "required field is missing");
+    c.str(t, tp, "kind", to.kind, true);
+    c.optStr(t, tp, "name", to.name);
+    g.to.push_back(std::move(to));
+  });
+  if (g.from.empty() && !c.field(spec, "from"))
+    c.error(join(p, "from"), "required field is missing");
+  if (g.to.empty() && !c.field(spec, "to")) c.error(join(p, "to"), "required field is missing");
+}
+
+void decodeBackendTlsPolicy(Ctx& c, const json& spec, const std::string& p, BackendTlsPolicy& pol) {
+  c.list(spec, p, "targetRefs", [&](const json& t, const std::string& tp) {
+    PolicyTargetReference ref;
+    c.str(t, tp, "group", ref.group);
+    c.str(t, tp, "kind", ref.kind, true);
+    c.str(t, tp, "name", ref.name, true);
+    c.optStr(t, tp, "sectionName", ref.section_name);
+    pol.target_refs.push_back(std::move(ref));
+  });
+  if (const json* v = c.map(spec, p, "validation")) {
+    std::string vp = join(p, "validation");
+    c.str(*v, vp, "hostname", pol.validation.hostname);
+    c.list(*v, vp, "caCertificateRefs", [&](const json& r, const std::string& rp) {
+      ObjectReference ref;
+      decodeObjectRef(c, r, rp, ref, "", false);
+      pol.validation.ca_certificate_refs.push_back(std::move(ref));
+    });
+    c.optStr(*v, vp, "wellKnownCACertificates", pol.validation.well_known_ca_certificates);
+    c.list(*v, vp, "subjectAltNames", [&](const json& s, const std::string& sp) {
+      SubjectAltName san;
+      c.str(s, sp, "type", san.type, true);
+      c.str(s, sp, "hostname", san.hostname);
+      c.str(s, sp, "uri", san.uri);
+      pol.validation.subject_alt_names.push_back(std::move(san));
+    });
+  }
+  c.strMap(spec, p, "options", pol.options);
+}
+
+// ---- core / discovery ----------------------------------------------------------------
+
+void decodeService(Ctx& c, const json& spec, const std::string& p, Service& s) {
+  c.oneOf(spec, p, "type", s.type, {"ClusterIP", "NodePort", "LoadBalancer", "ExternalName"});
+  c.str(spec, p, "clusterIP", s.cluster_ip);
+  c.str(spec, p, "externalName", s.external_name);
+  if (s.type == "ExternalName" && s.external_name.empty())
+    c.error(join(p, "externalName"), "required when type is ExternalName");
+  c.strMap(spec, p, "selector", s.selector);
+  std::set<std::string> names;
+  c.list(spec, p, "ports", [&](const json& sp, const std::string& pp) {
+    ServicePort port;
+    c.str(sp, pp, "name", port.name);
+    c.str(sp, pp, "protocol", port.protocol);
+    c.optStr(sp, pp, "appProtocol", port.app_protocol);
+    c.i32(sp, pp, "port", port.port, 1, 65535, true);
+    if (const json* tp = c.field(sp, "targetPort")) {
+      if (tp->is_number_integer()) {
+        c.optI32(sp, pp, "targetPort", port.target_port_number, 1, 65535);
+      } else if (tp->is_string()) {
+        port.target_port_name = tp->get<std::string>();
+      } else {
+        c.error(join(pp, "targetPort"),
+                std::string("expected integer or string, got ") + typeName(*tp));
+      }
+    }
+    if (!names.insert(port.name).second)
+      c.error(join(pp, "name"), "duplicate port name \"" + port.name + "\"");
+    s.ports.push_back(std::move(port));
+  });
+  if (s.ports.size() > 1) {
+    for (size_t i = 0; i < s.ports.size(); ++i)
+      if (s.ports[i].name.empty())
+        c.error(join(index(join(p, "ports"), i), "name"),
+                "required when the Service has more than one port");
+  }
+}
+
+void decodeEndpointPorts(Ctx& c, const json& obj, const std::string& p,
+                         std::vector<EndpointPort>& out, bool port_required) {
+  c.list(obj, p, "ports", [&](const json& ep, const std::string& pp) {
+    EndpointPort port;
+    c.str(ep, pp, "name", port.name);
+    c.str(ep, pp, "protocol", port.protocol);
+    int32_t n = 0;
+    if (c.i32(ep, pp, "port", n, 1, 65535, port_required)) port.port = n;
+    out.push_back(std::move(port));
+  });
+}
+
+void decodeEndpointSlice(Ctx& c, const json& obj, const std::string& path, EndpointSlice& s) {
+  c.oneOf(obj, path, "addressType", s.address_type, {"IPv4", "IPv6", "FQDN"});
+  if (!c.field(obj, "addressType")) c.error(join(path, "addressType"), "required field is missing");
+  c.list(obj, path, "endpoints", [&](const json& e, const std::string& ep) {
+    EndpointSliceEndpoint endpoint;
+    c.strList(e, ep, "addresses", endpoint.addresses);
+    if (const json* cond = c.map(e, ep, "conditions"))
+      c.boolean(*cond, join(ep, "conditions"), "ready", endpoint.ready);
+    s.endpoints.push_back(std::move(endpoint));
+  });
+  decodeEndpointPorts(c, obj, path, s.ports, false);
+}
+
+void decodeEndpoints(Ctx& c, const json& obj, const std::string& path, Endpoints& e) {
+  c.list(obj, path, "subsets", [&](const json& sub, const std::string& sp) {
+    EndpointSubset subset;
+    auto addrs = [&](std::string_view key, std::vector<std::string>& out) {
+      c.list(sub, sp, key, [&](const json& a, const std::string& ap) {
+        std::string ip;
+        if (c.str(a, ap, "ip", ip, true)) out.push_back(std::move(ip));
+      });
+    };
+    addrs("addresses", subset.addresses);
+    addrs("notReadyAddresses", subset.not_ready_addresses);
+    decodeEndpointPorts(c, sub, sp, subset.ports, true);
+    e.subsets.push_back(std::move(subset));
+  });
+}
+
+void decodeBase64Map(Ctx& c, const json& obj, const std::string& path, std::string_view key,
+                     std::map<std::string, std::string>& out) {
+  std::map<std::string, std::string> encoded;
+  c.strMap(obj, path, key, encoded);
+  for (auto& [k, v] : encoded) {
+    auto decoded = base64Decode(v);
+    if (!decoded) {
+      c.error(join(join(path, key), k), "invalid base64 data");
+      continue;
+    }
+    out[k] = std::move(*decoded);
+  }
+}
+
+// ---- dispatch ---------------------------------------------------------------------------
+
+enum class Kind {
+  Unknown,
+  GatewayClass,
+  Gateway,
+  HttpRoute,
+  ReferenceGrant,
+  BackendTlsPolicy,
+  Service,
+  Endpoints,
+  EndpointSlice,
+  ConfigMap,
+  Secret,
+  Namespace
+};
+
+Kind kindOf(const std::string& api_version, const std::string& kind) {
+  const std::string gw = std::string(kGatewayGroup) + "/";
+  auto gwVersion = [&](std::initializer_list<const char*> versions) {
+    for (const char* v : versions)
+      if (api_version == gw + v) return true;
+    return false;
+  };
+  if (kind == "GatewayClass" && gwVersion({"v1", "v1beta1"})) return Kind::GatewayClass;
+  if (kind == "Gateway" && gwVersion({"v1", "v1beta1"})) return Kind::Gateway;
+  if (kind == "HTTPRoute" && gwVersion({"v1", "v1beta1"})) return Kind::HttpRoute;
+  if (kind == "ReferenceGrant" && gwVersion({"v1beta1", "v1", "v1alpha2"}))
+    return Kind::ReferenceGrant;
+  if (kind == "BackendTLSPolicy" && gwVersion({"v1alpha3", "v1"})) return Kind::BackendTlsPolicy;
+  if (api_version == "v1") {
+    if (kind == "Service") return Kind::Service;
+    if (kind == "Endpoints") return Kind::Endpoints;
+    if (kind == "ConfigMap") return Kind::ConfigMap;
+    if (kind == "Secret") return Kind::Secret;
+    if (kind == "Namespace") return Kind::Namespace;
+  }
+  if (kind == "EndpointSlice" && api_version == "discovery.k8s.io/v1") return Kind::EndpointSlice;
+  return Kind::Unknown;
+}
+
+template <typename T>
+bool fillBase(Ctx& c, const json& obj, const std::string& path, const std::string& api_version,
+              const std::string& kind, bool namespaced, T& out) {
+  out.api_version = api_version;
+  out.kind = kind;
+  out.file = c.file();
+  out.document = c.document();
+  return decodeMeta(c, obj, path, out.metadata, namespaced);
+}
+
+// The part of an object whose change bumps metadata.generation.
+std::string specDigest(const json& obj) {
+  json part = json::object();
+  for (const char* key : {"spec", "data", "binaryData", "stringData", "subsets", "endpoints",
+                          "ports", "addressType", "type"}) {
+    auto it = obj.find(key);
+    if (it != obj.end()) part[key] = *it;
+  }
+  return part.dump();
+}
+
+// The spec map, reported as missing when required.
+const json* specOf(Ctx& c, const json& obj, const std::string& path, bool required) {
+  return c.map(obj, path, "spec", required);
+}
+
+void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet& out);
+
+void decodeList(Ctx& c, const json& obj, const std::string& path, ResourceSet& out) {
+  c.list(obj, path, "items",
+         [&](const json& item, const std::string& ip) { decodeObject(c, item, ip, out); });
+}
+
+template <typename T>
+void finishObject(Ctx& c, int errors_before, const json& obj, T&& value, std::vector<T>& into) {
+  if (c.errors() != errors_before) return;  // the API server would have rejected it
+  value.spec_digest = specDigest(obj);
+  value.raw = std::make_shared<const json>(obj);
+  into.push_back(std::forward<T>(value));
+}
+
+void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet& out) {
+  int before = c.errors();
+  std::string api_version, kind;
+  c.str(obj, path, "apiVersion", api_version, true);
+  c.str(obj, path, "kind", kind, true);
+  if (c.errors() != before) return;
+  if (kind == "List" && api_version == "v1") {
+    decodeList(c, obj, path, out);
+    return;
+  }
+  Kind k = kindOf(api_version, kind);
+  // Object-level fields sit under `path` (inside a List) or at the root.
+  auto sp = [&](std::string_view key) { return join(path, key); };
+  switch (k) {
+    case Kind::Unknown:
+      PORTICO_LOG(Info, "{}: document {}: ignoring unsupported kind {} ({})", c.file(),
+                  c.document(), kind, api_version);
+      return;
+    case Kind::GatewayClass: {
+      GatewayClass v;
+      fillBase(c, obj, path, api_version, kind, false, v);
+      if (const json* spec = specOf(c, obj, path, true))
+        decodeGatewayClass(c, *spec, sp("spec"), v);
+      finishObject(c, before, obj, std::move(v), out.gateway_classes);
+      return;
+    }
+    case Kind::Gateway: {
+      Gateway v;
+      fillBase(c, obj, path, api_version, kind, true, v);
+      if (const json* spec = specOf(c, obj, path, true)) decodeGateway(c, *spec, sp("spec"), v);
+      finishObject(c, before, obj, std::move(v), out.gateways);
+      return;
+    }
+    case Kind::HttpRoute: {
+      HttpRoute v;
+      fillBase(c, obj, path, api_version, kind, true, v);
+      if (const json* spec = specOf(c, obj, path, false)) decodeHttpRoute(c, *spec, sp("spec"), v);
+      finishObject(c, before, obj, std::move(v), out.http_routes);
+      return;
+    }
+    case Kind::ReferenceGrant: {
+      ReferenceGrant v;
+      fillBase(c, obj, path, api_version, kind, true, v);
+      if (const json* spec = specOf(c, obj, path, true))
+        decodeReferenceGrant(c, *spec, sp("spec"), v);
+      finishObject(c, before, obj, std::move(v), out.reference_grants);
+      return;
+    }
+    case Kind::BackendTlsPolicy: {
+      BackendTlsPolicy v;
+      fillBase(c, obj, path, api_version, kind, true, v);
+      if (const json* spec = specOf(c, obj, path, true))
+        decodeBackendTlsPolicy(c, *spec, sp("spec"), v);
+      finishObject(c, before, obj, std::move(v), out.backend_tls_policies);
+      return;
+    }
+    case Kind::Service: {
+      Service v;
+      fillBase(c, obj, path, api_version, kind, true, v);
+      if (const json* spec = specOf(c, obj, path, false)) decodeService(c, *spec, sp("spec"), v);
+      finishObject(c, before, obj, std::move(v), out.services);
+      return;
+    }
+    case Kind::Endpoints: {
+      Endpoints v;
+      fillBase(c, obj, path, api_version, kind, true, v);
+      decodeEndpoints(c, obj, path, v);
+      finishObject(c, before, obj, std::move(v), out.endpoints);
+      return;
+    }
+    case Kind::EndpointSlice: {
+      EndpointSlice v;
+      fillBase(c, obj, path, api_version, kind, true, v);
+      decodeEndpointSlice(c, obj, path, v);
+      finishObject(c, before, obj, std::move(v), out.endpoint_slices);
+      return;
+    }
+    case Kind::ConfigMap: {
+      ConfigMap v;
+      fillBase(c, obj, path, api_version, kind, true, v);
+      c.strMap(obj, path, "data", v.data);
+      decodeBase64Map(c, obj, path, "binaryData", v.binary_data);
+      finishObject(c, before, obj, std::move(v), out.config_maps);
+      return;
+    }
+    case Kind::Secret: {
+      Secret v;
+      fillBase(c, obj, path, api_version, kind, true, v);
+      c.str(obj, path, "type", v.type);
+      decodeBase64Map(c, obj, path, "data", v.data);
+      std::map<std::string, std::string> string_data;
+      c.strMap(obj, path, "stringData", string_data);
+      // The API server merges stringData over data on write.
+      for (auto& [key, value] : string_data) v.data[key] = std::move(value);
+      finishObject(c, before, obj, std::move(v), out.secrets);
+      return;
+    }
+    case Kind::Namespace: {
+      Namespace v;
+      fillBase(c, obj, path, api_version, kind, false, v);
+      // The API server always sets this label; Selector-based allowedRoutes rely on it.
+      v.metadata.labels["kubernetes.io/metadata.name"] = v.metadata.name;
+      finishObject(c, before, obj, std::move(v), out.namespaces);
+      return;
+    }
+  }
+}
+
+// Splits a YAML stream at document markers ("---" / "..." lines) so that a
+// syntax error in one document does not take the others down with it.
+struct Chunk {
+  std::string text;
+  int first_line = 0;  // 0-based line of the chunk's first line in the file
+};
+
+std::vector<Chunk> splitDocuments(std::string_view text) {
+  std::vector<Chunk> chunks;
+  Chunk cur;
+  int line_no = 0;
+  bool seen_marker = false;
+  size_t pos = 0;
+  auto flush = [&](int next_first_line) {
+    chunks.push_back(std::move(cur));
+    cur = Chunk{};
+    cur.first_line = next_first_line;
+  };
+  while (pos <= text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(pos, end - pos);
+    bool is_start = line.substr(0, 3) == "---" &&
+                    (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+    bool is_end =
+        line.substr(0, 3) == "..." && (line.size() == 3 || line[3] == ' ' || line[3] == '\r');
+    if (is_start) {
+      if (seen_marker || !chunks.empty() ||
+          cur.text.find_first_not_of(" \t\r\n") != std::string::npos) {
+        flush(line_no);
+      } else {
+        cur = Chunk{};  // leading blank/comment-only text is not a document
+      }
+      seen_marker = true;
+      cur.first_line = line_no;
+      // Content after "--- " on the same line belongs to the document.
+      cur.text.append(line.size() > 3 ? line.substr(4) : std::string_view());
+      cur.text.push_back('\n');
+    } else if (is_end) {
+      cur.text.push_back('\n');
+    } else {
+      cur.text.append(line);
+      cur.text.push_back('\n');
+    }
+    ++line_no;
+    if (end == text.size()) break;
+    pos = end + 1;
+  }
+  chunks.push_back(std::move(cur));
+  return chunks;
+}
+
+bool blank(const std::string& text) {
+  // Only whitespace and comments.
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string_view line(text.data() + pos, end - pos);
+    size_t first = line.find_first_not_of(" \t\r");
+    if (first != std::string_view::npos && line[first] != '#') return false;
+    pos = end + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
+void decodeText(std::string_view text, std::string_view file, ResourceSet& out) {
+  std::vector<Chunk> chunks = splitDocuments(text);
+  int document = 0;
+  for (const Chunk& chunk : chunks) {
+    ++document;
+    if (blank(chunk.text)) continue;
+    Ctx c(std::string(file), document, out);
+    try {
+      YAML::Node node = YAML::Load(chunk.text);
+      json obj = yamlToJson(node);
+      if (obj.is_null()) continue;
+      if (!obj.is_object()) {
+        c.error("(root)", std::string("expected a Kubernetes object (map), got ") + typeName(obj));
+        continue;
+      }
+      decodeObject(c, obj, "", out);
+    } catch (const YAML::Exception& e) {
+      c.error("line " + std::to_string(chunk.first_line + e.mark.line + 1) + ", column " +
+                  std::to_string(e.mark.column + 1),
+              "invalid YAML: " + e.msg);
+    } catch (const std::exception& e) {
+      c.error("(root)", std::string("cannot decode: ") + e.what());
+    }
+  }
+}
+
+namespace {
+
+template <typename T>
+void sortAndDedupe(std::vector<T>& items, ResourceSet& set) {
+  std::stable_sort(items.begin(), items.end(), [](const T& a, const T& b) {
+    return std::tie(a.metadata.ns, a.metadata.name) < std::tie(b.metadata.ns, b.metadata.name);
+  });
+  std::vector<T> kept;
+  kept.reserve(items.size());
+  for (auto& item : items) {
+    if (!kept.empty() && kept.back().metadata.ns == item.metadata.ns &&
+        kept.back().metadata.name == item.metadata.name) {
+      const T& first = kept.back();
+      set.errors.push_back(
+          DecodeError{item.file, item.document, "metadata.name",
+                      "duplicate " + item.kind + " " +
+                          (item.metadata.ns.empty() ? "" : item.metadata.ns + "/") +
+                          item.metadata.name + " (first defined in " + first.file + ": document " +
+                          std::to_string(first.document) + ", which is used)"});
+      continue;
+    }
+    kept.push_back(std::move(item));
+  }
+  items = std::move(kept);
+}
+
+}  // namespace
+
+void finalize(ResourceSet& set) {
+  // Duplicates are detected on a stable sort, so "first" means first read.
+  sortAndDedupe(set.gateway_classes, set);
+  sortAndDedupe(set.gateways, set);
+  sortAndDedupe(set.http_routes, set);
+  sortAndDedupe(set.reference_grants, set);
+  sortAndDedupe(set.backend_tls_policies, set);
+  sortAndDedupe(set.services, set);
+  sortAndDedupe(set.endpoints, set);
+  sortAndDedupe(set.endpoint_slices, set);
+  sortAndDedupe(set.config_maps, set);
+  sortAndDedupe(set.secrets, set);
+  sortAndDedupe(set.namespaces, set);
+}
+
+}  // namespace portico::k8s

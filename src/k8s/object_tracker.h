@@ -1,0 +1,37 @@
+#pragma once
+// Stamps metadata the API server would have set, across reloads of the same
+// configuration: generation (1, bumped whenever the spec changes) and
+// creationTimestamp (first time Portico saw the object). Values given in the
+// input always win. Owned by whoever reloads (one thread); not thread-safe.
+#include <chrono>
+#include <string>
+#include <unordered_map>
+
+#include "k8s/resources.h"
+
+namespace portico::k8s {
+
+// "2024-05-01T12:00:00Z" (UTC, whole seconds), the API server's format.
+std::string formatRfc3339(std::chrono::system_clock::time_point t);
+
+class ObjectTracker final {
+ public:
+  // Fills in absent generation / creationTimestamp of every object in `set`.
+  // Objects no longer present are forgotten (a re-added object is new again,
+  // as after kubectl delete + apply).
+  void stamp(ResourceSet& set, std::chrono::system_clock::time_point now);
+
+ private:
+  struct Seen {
+    std::string spec_digest;
+    int64_t generation = 1;
+    std::string creation_timestamp;
+  };
+  template <typename T>
+  void stampAll(std::vector<T>& objects, const std::string& now,
+                std::unordered_map<std::string, Seen>& next);
+
+  std::unordered_map<std::string, Seen> seen_;  // key: kind/namespace/name
+};
+
+}  // namespace portico::k8s
