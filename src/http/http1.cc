@@ -1,1 +1,1082 @@
-// placeholder: implementation in progress
+#include "http/http1.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cstring>
+#include <limits>
+
+namespace portico::http {
+namespace {
+
+using Phase = detail::ParserState::Phase;
+using Type = ParseEvent::Type;
+
+// Byte classes from RFC 9110 §5.6.2 (tchar) and §5.5 (field values), as
+// tables: the head parser looks every byte up once.
+constexpr std::array<bool, 256> makeTchar() {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
+// field-vchar / SP / HTAB / obs-text. NUL, CR, LF, other CTLs and DEL are out.
+constexpr std::array<bool, 256> makeFieldChar() {
+  std::array<bool, 256> t{};
+  t['\t'] = true;
+  for (int c = 0x20; c < 0x7f; ++c) t[c] = true;
+  for (int c = 0x80; c < 0x100; ++c) t[c] = true;
+  return t;
+}
+// request-target: visible ASCII and obs-text; whitespace and CTLs end it.
+constexpr std::array<bool, 256> makeTargetChar() {
+  std::array<bool, 256> t{};
+  for (int c = 0x21; c < 0x7f; ++c) t[c] = true;
+  for (int c = 0x80; c < 0x100; ++c) t[c] = true;
+  return t;
+}
+constexpr auto kTchar = makeTchar();
+constexpr auto kFieldChar = makeFieldChar();
+constexpr auto kTargetChar = makeTargetChar();
+
+inline unsigned char u8(char c) { return static_cast<unsigned char>(c); }
+inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+inline bool isOws(char c) { return c == ' ' || c == '\t'; }
+
+// A chunk-size line is a few hex digits; extensions are rare and short. A
+// bound keeps a hostile peer from making us buffer an endless line.
+constexpr size_t kMaxChunkLine = 4096;
+
+std::string_view trimOws(std::string_view s) {
+  while (!s.empty() && isOws(s.front())) s.remove_prefix(1);
+  while (!s.empty() && isOws(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Calls f(element) for each element of a comma-separated list, OWS-trimmed,
+// including empty ones (callers decide whether those are allowed).
+template <typename F>
+void forEachElement(std::string_view list, F&& f) {
+  for (;;) {
+    size_t comma = list.find(',');
+    f(trimOws(list.substr(0, comma)));
+    if (comma == std::string_view::npos) return;
+    list.remove_prefix(comma + 1);
+  }
+}
+
+ParseEvent fail(detail::ParserState& st, ParseError e) {
+  st.phase = Phase::Failed;
+  st.error = e;
+  return {Type::Error, {}, e};
+}
+
+ParseEvent complete(detail::ParserState& st) {
+  st.phase = Phase::Done;
+  return {Type::MessageComplete, {}, ParseError::None};
+}
+
+ParseEvent bodyEvent(std::string_view data) { return {Type::Body, data, ParseError::None}; }
+
+enum class HeadScan { NeedMore, Found, Failed };
+
+// Finds the end of a head ("\r\n\r\n") in pending + input. Bytes searched on an
+// earlier call are not searched again. The common case (whole head in one
+// read) never copies into `pending`. On Found, `raw` holds the head bytes
+// (leading empty lines dropped) and `consumed` covers them exactly, so any
+// pipelined bytes after the head stay in the caller's input.
+HeadScan findHead(detail::ParserState& st, std::string_view input, size_t& consumed,
+                  std::string& raw, const Limits& limits, ParseError line_error, ParseError& err) {
+  const bool direct = st.pending.empty();
+  const size_t old = st.pending.size();
+  std::string_view buf = input;
+  if (!direct) {
+    // Never hold more than one byte past the limit: that is already an error.
+    size_t room = limits.max_header_bytes + 1 - std::min(old, limits.max_header_bytes);
+    st.pending.append(input.data(), std::min(input.size(), room));
+    buf = st.pending;
+  }
+  const char* base = buf.data();
+  const size_t n = buf.size();
+  size_t pos = st.scan;
+  while (pos < n) {
+    const void* hit = std::memchr(base + pos, '\n', n - pos);
+    if (hit == nullptr) break;
+    const size_t lf = static_cast<size_t>(static_cast<const char*>(hit) - base);
+    if (lf == 0 || base[lf - 1] != '\r' || lf - 1 < st.line_start) {
+      err = ParseError::BadRequest;  // bare LF: lenient parsers disagree on it
+      return HeadScan::Failed;
+    }
+    const size_t line_len = lf - 1 - st.line_start;
+    pos = lf + 1;
+    if (line_len == 0) {
+      if (st.line_start == st.head_start) {
+        // RFC 9112 §2.2: ignore empty lines before the start line (clients
+        // sometimes send a stray CRLF after a body).
+        st.head_start = st.line_start = pos;
+        continue;
+      }
+      if (pos > limits.max_header_bytes) {
+        err = ParseError::HeadersTooLarge;
+        return HeadScan::Failed;
+      }
+      raw.assign(base + st.head_start, pos - st.head_start);
+      consumed = direct ? pos : pos - old;
+      st.pending.clear();
+      st.scan = st.line_start = st.head_start = 0;
+      st.start_line_done = false;
+      return HeadScan::Found;
+    }
+    if (!st.start_line_done) {
+      st.start_line_done = true;
+      if (line_len > limits.max_request_line) {
+        err = line_error;
+        return HeadScan::Failed;
+      }
+    }
+    st.line_start = pos;
+  }
+  if (!st.start_line_done && n - st.line_start > limits.max_request_line + 1) {
+    err = line_error;
+    return HeadScan::Failed;
+  }
+  if (n > limits.max_header_bytes) {
+    err = ParseError::HeadersTooLarge;
+    return HeadScan::Failed;
+  }
+  st.scan = n;
+  if (direct) st.pending.assign(input.data(), input.size());
+  consumed = input.size();
+  return HeadScan::NeedMore;
+}
+
+// Parses "HTTP/1.x" at p. Returns false with err set when malformed.
+bool parseVersion(const char*& p, int& minor, ParseError& err) {
+  if (std::memcmp(p, "HTTP/", 5) != 0) {
+    err = ParseError::BadRequest;
+    return false;
+  }
+  p += 5;
+  if (p[0] < '0' || p[0] > '9' || p[1] != '.' || p[2] < '0' || p[2] > '9') {
+    err = ParseError::BadRequest;
+    return false;
+  }
+  if (p[0] != '1') {
+    err = ParseError::UnsupportedVersion;
+    return false;
+  }
+  // RFC 9110 §6.2: a higher minor version is handled as the highest we speak.
+  minor = p[2] == '0' ? 0 : 1;
+  p += 3;
+  return true;
+}
+
+// Parses field lines from p to the empty line that ends the head. `raw` is
+// known (from findHead) to end with "\r\n\r\n" and to hold no LF that is not
+// preceded by CR, so the scans below stop at the latest on that final CR.
+bool parseFields(const char* p, const char* end, Headers& headers, size_t max_count,
+                 ParseError& err) {
+  auto& fields = headers.mutableFields();
+  for (;;) {
+    if (*p == '\r') {
+      if (p[1] == '\n' && p + 2 == end) return true;
+      err = ParseError::BadRequest;  // bare CR
+      return false;
+    }
+    const char* name = p;
+    while (kTchar[u8(*p)]) ++p;
+    // Rejects an empty name, obs-fold (line starting with SP/HTAB), whitespace
+    // before the colon and any non-token byte in the name.
+    if (p == name || *p != ':') {
+      err = ParseError::BadRequest;
+      return false;
+    }
+    const size_t name_len = static_cast<size_t>(p - name);
+    ++p;
+    while (isOws(*p)) ++p;
+    const char* value = p;
+    while (kFieldChar[u8(*p)]) ++p;
+    if (p[0] != '\r' || p[1] != '\n') {
+      err = ParseError::BadRequest;  // NUL, bare CR or another CTL in the value
+      return false;
+    }
+    const char* value_end = p;
+    while (value_end > value && isOws(value_end[-1])) --value_end;
+    if (fields.size() >= max_count) {
+      err = ParseError::HeadersTooLarge;
+      return false;
+    }
+    fields.push_back({{name, name_len}, {value, static_cast<size_t>(value_end - value)}});
+    p += 2;
+  }
+}
+
+inline bool nameIs(std::string_view name, std::string_view lower_literal) {
+  return name.size() == lower_literal.size() && iequals(name, lower_literal);
+}
+
+// What the framing and connection decisions need from the fields, gathered in
+// one pass.
+struct FieldSummary {
+  int host_count = 0;
+  bool has_cl = false;
+  bool cl_invalid = false;
+  uint64_t cl = 0;
+  bool has_te = false;
+  int te_chunked = 0;  // how many times "chunked" is listed
+  bool te_last_chunked = false;
+  bool te_other = false;  // any coding other than chunked (or an empty list)
+  bool conn_close = false;
+  bool conn_keep_alive = false;
+  bool conn_upgrade = false;
+  bool has_upgrade = false;
+  bool expect_continue = false;
+};
+
+void addContentLength(FieldSummary& s, std::string_view value) {
+  forEachElement(value, [&](std::string_view e) {
+    if (e.empty()) {
+      s.cl_invalid = true;
+      return;
+    }
+    uint64_t v = 0;
+    for (char c : e) {
+      if (c < '0' || c > '9') {
+        s.cl_invalid = true;
+        return;
+      }
+      const uint64_t d = static_cast<uint64_t>(c - '0');
+      if (v > (std::numeric_limits<uint64_t>::max() - d) / 10) {
+        s.cl_invalid = true;
+        return;
+      }
+      v = v * 10 + d;
+    }
+    // Repeated identical values are allowed (RFC 9110 §8.6); different ones
+    // are the classic smuggling vector.
+    if (s.has_cl && v != s.cl) s.cl_invalid = true;
+    s.has_cl = true;
+    s.cl = v;
+  });
+  s.has_cl = true;
+}
+
+FieldSummary summarize(const Headers& headers) {
+  FieldSummary s;
+  for (const HeaderField& f : headers.fields()) {
+    switch (f.name.size()) {
+      case 4:
+        if (nameIs(f.name, "host")) ++s.host_count;
+        break;
+      case 6:
+        if (nameIs(f.name, "expect")) s.expect_continue = iequals(f.value, "100-continue");
+        break;
+      case 7:
+        if (nameIs(f.name, "upgrade")) s.has_upgrade = s.has_upgrade || !f.value.empty();
+        break;
+      case 10:
+        if (nameIs(f.name, "connection")) {
+          forEachElement(f.value, [&](std::string_view t) {
+            if (iequals(t, "close"))
+              s.conn_close = true;
+            else if (iequals(t, "keep-alive"))
+              s.conn_keep_alive = true;
+            else if (iequals(t, "upgrade"))
+              s.conn_upgrade = true;
+          });
+        }
+        break;
+      case 14:
+        if (nameIs(f.name, "content-length")) addContentLength(s, f.value);
+        break;
+      case 17:
+        if (nameIs(f.name, "transfer-encoding")) {
+          s.has_te = true;
+          forEachElement(f.value, [&](std::string_view coding) {
+            if (coding.empty()) return;  // empty list elements are ignored
+            if (iequals(coding, "chunked")) {
+              ++s.te_chunked;
+              s.te_last_chunked = true;
+            } else {
+              s.te_other = true;
+              s.te_last_chunked = false;
+            }
+          });
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  return s;
+}
+
+bool parseChunkSize(std::string_view line, uint64_t& size) {
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; i < line.size(); ++i) {
+    const char c = line[i];
+    int d;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if (c >= 'a' && c <= 'f')
+      d = c - 'a' + 10;
+    else if (c >= 'A' && c <= 'F')
+      d = c - 'A' + 10;
+    else
+      break;
+    if (v >> 60) return false;  // would overflow 64 bits
+    v = (v << 4) | static_cast<uint64_t>(d);
+  }
+  if (i == 0) return false;
+  if (i < line.size()) {
+    // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] ); the
+    // extensions are ignored, but must not smuggle CTLs or whitespace-only
+    // tails that other parsers read differently.
+    size_t j = i;
+    while (j < line.size() && isOws(line[j])) ++j;
+    if (j == line.size() || line[j] != ';') return false;
+    for (; j < line.size(); ++j) {
+      if (!kFieldChar[u8(line[j])]) return false;
+    }
+  }
+  size = v;
+  return true;
+}
+
+bool validTrailerLine(std::string_view line) {
+  size_t i = 0;
+  while (i < line.size() && kTchar[u8(line[i])]) ++i;
+  if (i == 0 || i == line.size() || line[i] != ':') return false;
+  for (++i; i < line.size(); ++i) {
+    if (!kFieldChar[u8(line[i])]) return false;
+  }
+  return true;
+}
+
+// Body framing state machine shared by both parsers: runs the non-emitting
+// steps (chunk-size lines, CRLFs, trailers) until it has an event to return.
+ParseEvent bodyStep(detail::ParserState& st, std::string_view in, size_t& consumed,
+                    const Limits& limits) {
+  size_t pos = 0;
+  for (;;) {
+    switch (st.phase) {
+      case Phase::NoBody:
+        consumed = pos;
+        return complete(st);
+      case Phase::Fixed: {
+        consumed = pos;
+        if (st.remaining == 0) return complete(st);
+        if (pos == in.size()) return {};
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(st.remaining, in.size() - pos));
+        st.remaining -= n;
+        consumed = pos + n;
+        return bodyEvent(in.substr(pos, n));
+      }
+      case Phase::UntilClose:
+        consumed = in.size();
+        if (pos == in.size()) return {};
+        return bodyEvent(in.substr(pos));
+      case Phase::ChunkData: {
+        consumed = pos;
+        if (pos == in.size()) return {};
+        const size_t n = static_cast<size_t>(std::min<uint64_t>(st.remaining, in.size() - pos));
+        st.remaining -= n;
+        if (st.remaining == 0) {
+          st.phase = Phase::ChunkDataEnd;
+          st.crlf_seen = 0;
+        }
+        consumed = pos + n;
+        return bodyEvent(in.substr(pos, n));
+      }
+      case Phase::ChunkDataEnd:
+        while (st.crlf_seen < 2 && pos < in.size()) {
+          if (in[pos] != (st.crlf_seen == 0 ? '\r' : '\n')) {
+            consumed = pos;
+            return fail(st, ParseError::BadChunk);
+          }
+          ++pos;
+          ++st.crlf_seen;
+        }
+        if (st.crlf_seen < 2) {
+          consumed = pos;
+          return {};
+        }
+        st.phase = Phase::ChunkSize;
+        break;
+      case Phase::ChunkSize:
+      case Phase::Trailers: {
+        const bool size_line = st.phase == Phase::ChunkSize;
+        const size_t limit = size_line ? kMaxChunkLine : limits.max_header_bytes;
+        const std::string_view rest = in.substr(pos);
+        const void* hit = std::memchr(rest.data(), '\n', rest.size());
+        if (hit == nullptr) {
+          consumed = in.size();
+          if (st.pending.size() + rest.size() > limit ||
+              (!size_line && st.trailer_bytes + st.pending.size() + rest.size() > limit)) {
+            return fail(st, ParseError::BadChunk);
+          }
+          st.pending.append(rest.data(), rest.size());
+          return {};
+        }
+        const size_t len = static_cast<size_t>(static_cast<const char*>(hit) - rest.data()) + 1;
+        std::string_view line = rest.substr(0, len);
+        if (!st.pending.empty()) {
+          st.pending.append(line.data(), line.size());
+          line = st.pending;
+        }
+        pos += len;
+        consumed = pos;
+        if (line.size() > limit || line.size() < 2 || line[line.size() - 2] != '\r') {
+          return fail(st, ParseError::BadChunk);
+        }
+        const size_t line_bytes = line.size();
+        line.remove_suffix(2);
+        if (size_line) {
+          uint64_t size = 0;
+          if (!parseChunkSize(line, size)) return fail(st, ParseError::BadChunk);
+          st.pending.clear();
+          if (size == 0) {
+            st.phase = Phase::Trailers;
+          } else {
+            st.phase = Phase::ChunkData;
+            st.remaining = size;
+          }
+          break;
+        }
+        st.pending.clear();
+        if (line.empty()) return complete(st);
+        // Trailer fields are checked and dropped: the proxy re-frames bodies
+        // and forwarding trailers is optional (RFC 9110 §6.5.1).
+        st.trailer_bytes += line_bytes;
+        if (!validTrailerLine(line) || ++st.trailer_count > limits.max_header_count ||
+            st.trailer_bytes > limits.max_header_bytes) {
+          return fail(st, ParseError::BadChunk);
+        }
+        break;
+      }
+      case Phase::Head:
+      case Phase::Done:
+      case Phase::Failed:
+        consumed = pos;
+        return fail(st, ParseError::BadRequest);  // unreachable: callers dispatch these
+    }
+  }
+}
+
+// Peer closed the connection: what that means for the message in progress.
+ParseEvent finishImpl(detail::ParserState& st) {
+  switch (st.phase) {
+    case Phase::Failed:
+      return {Type::Error, {}, st.error};
+    case Phase::Done:
+      return {};
+    case Phase::Head:
+      // Closing between messages is clean; closing inside a head is not.
+      if (st.pending.size() == st.head_start) return {};
+      return fail(st, ParseError::UnexpectedEof);
+    case Phase::NoBody:
+    case Phase::UntilClose:
+      return complete(st);
+    case Phase::Fixed:
+      if (st.remaining == 0) return complete(st);
+      return fail(st, ParseError::UnexpectedEof);
+    default:
+      return fail(st, ParseError::UnexpectedEof);
+  }
+}
+
+bool inBodyPhase(Phase p) { return p != Phase::Head && p != Phase::Done && p != Phase::Failed; }
+
+std::string_view stripPort(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(0, close + 1);
+  }
+  size_t colon = host.rfind(':');
+  if (colon == std::string_view::npos) return host;
+  if (host.find(':') != colon) return host;  // bare IPv6 literal: no port to strip
+  return host.substr(0, colon);
+}
+
+}  // namespace
+
+// ---- detail -------------------------------------------------------------------
+
+void detail::ParserState::resetMessage() {
+  phase = Phase::Head;
+  error = ParseError::None;
+  remaining = 0;
+  pending.clear();
+  scan = line_start = head_start = 0;
+  start_line_done = false;
+  crlf_seen = 0;
+  trailer_bytes = trailer_count = 0;
+  keep_alive = expect_continue = upgrade = false;
+}
+
+// ---- Headers --------------------------------------------------------------------
+
+Headers::Headers(const Headers& other) { copyFrom(other); }
+
+Headers& Headers::operator=(const Headers& other) {
+  if (this != &other) copyFrom(other);
+  return *this;
+}
+
+void Headers::copyFrom(const Headers& other) {
+  // One allocation for all bytes: copies are rare (retries, mirroring) but
+  // should not cost one allocation per field.
+  size_t total = 0;
+  for (const auto& f : other.fields_) total += f.name.size() + f.value.size();
+  std::string buf;
+  buf.reserve(total);
+  for (const auto& f : other.fields_) {
+    buf.append(f.name);
+    buf.append(f.value);
+  }
+  std::vector<HeaderField> fields;
+  fields.reserve(other.fields_.size());
+  arena_.clear();
+  const std::string& stored = arena_.emplace_back(std::move(buf));
+  size_t off = 0;
+  for (const auto& f : other.fields_) {
+    std::string_view name(stored.data() + off, f.name.size());
+    off += f.name.size();
+    std::string_view value(stored.data() + off, f.value.size());
+    off += f.value.size();
+    fields.push_back({name, value});
+  }
+  fields_ = std::move(fields);
+}
+
+std::string_view Headers::get(std::string_view name) const {
+  for (const auto& f : fields_) {
+    if (iequals(f.name, name)) return f.value;
+  }
+  return {};
+}
+
+bool Headers::has(std::string_view name) const {
+  for (const auto& f : fields_) {
+    if (iequals(f.name, name)) return true;
+  }
+  return false;
+}
+
+size_t Headers::count(std::string_view name) const {
+  size_t n = 0;
+  for (const auto& f : fields_) n += iequals(f.name, name) ? 1 : 0;
+  return n;
+}
+
+void Headers::add(std::string_view name, std::string_view value) {
+  std::string& s = arena_.emplace_back();
+  s.reserve(name.size() + value.size());
+  s.append(name);
+  s.append(value);
+  fields_.push_back({std::string_view(s.data(), name.size()),
+                     std::string_view(s.data() + name.size(), value.size())});
+}
+
+void Headers::set(std::string_view name, std::string_view value) {
+  // `name`/`value` may be views of a field about to be removed; removal only
+  // drops views, the bytes stay in raw/arena.
+  remove(name);
+  add(name, value);
+}
+
+size_t Headers::remove(std::string_view name) {
+  const size_t before = fields_.size();
+  std::erase_if(fields_, [&](const HeaderField& f) { return iequals(f.name, name); });
+  return before - fields_.size();
+}
+
+void Headers::clear() {
+  fields_.clear();
+  arena_.clear();
+}
+
+std::string_view Headers::intern(std::string_view s) { return arena_.emplace_back(s); }
+
+// ---- heads ----------------------------------------------------------------------
+
+std::string_view RequestHead::path() const {
+  std::string_view t = target;
+  if (!t.empty() && t.front() != '/') {
+    const size_t scheme = t.find("://");
+    if (scheme != std::string_view::npos) {
+      const size_t p = t.find_first_of("/?#", scheme + 3);
+      if (p == std::string_view::npos || t[p] != '/') return "/";
+      t.remove_prefix(p);
+    }
+  }
+  return t.substr(0, t.find('?'));
+}
+
+std::string_view RequestHead::query() const {
+  std::string_view t = target;
+  const size_t q = t.find('?');
+  return q == std::string_view::npos ? std::string_view() : t.substr(q + 1);
+}
+
+std::string_view RequestHead::host() const { return stripPort(headers.get("host")); }
+
+// ---- RequestParser ----------------------------------------------------------------
+
+ParseEvent RequestParser::next(std::string_view input, size_t& consumed) {
+  consumed = 0;
+  switch (st_.phase) {
+    case Phase::Failed:
+      return {Type::Error, {}, st_.error};
+    case Phase::Done:
+      if (input.empty()) return {};
+      reset();
+      return parseHead(input, consumed);
+    case Phase::Head:
+      return parseHead(input, consumed);
+    default:
+      return bodyStep(st_, input, consumed, limits_);
+  }
+}
+
+ParseEvent RequestParser::parseHead(std::string_view input, size_t& consumed) {
+  ParseError err = ParseError::None;
+  switch (findHead(st_, input, consumed, head_.raw, limits_, ParseError::UriTooLong, err)) {
+    case HeadScan::NeedMore:
+      return {};
+    case HeadScan::Failed:
+      return fail(st_, err);
+    case HeadScan::Found:
+      break;
+  }
+  const char* p = head_.raw.data();
+  const char* end = p + head_.raw.size();
+  // request-line = method SP request-target SP HTTP-version CRLF
+  const char* method = p;
+  while (kTchar[u8(*p)]) ++p;
+  if (p == method || *p != ' ') return fail(st_, ParseError::BadRequest);
+  head_.method.assign(method, p);
+  const char* target = ++p;
+  while (kTargetChar[u8(*p)]) ++p;
+  if (p == target || *p != ' ') return fail(st_, ParseError::BadRequest);
+  head_.target.assign(target, p);
+  ++p;
+  if (end - p < 10 || !parseVersion(p, head_.version_minor, err)) {
+    return fail(st_, err == ParseError::None ? ParseError::BadRequest : err);
+  }
+  if (p[0] != '\r' || p[1] != '\n') return fail(st_, ParseError::BadRequest);
+  p += 2;
+  if (!parseFields(p, end, head_.headers, limits_.max_header_count, err)) return fail(st_, err);
+
+  const FieldSummary s = summarize(head_.headers);
+  // RFC 9112 §3.2: exactly one Host in HTTP/1.1, at most one in 1.0.
+  if (s.host_count > 1 || (s.host_count == 0 && head_.version_minor >= 1)) {
+    return fail(st_, ParseError::BadRequest);
+  }
+  if (s.has_te) {
+    // Request smuggling defence (RFC 9112 §6.1-6.3): TE with CL, TE in
+    // HTTP/1.0, or any coding list other than exactly "chunked" is refused
+    // rather than guessed at, since the next hop may guess differently.
+    if (s.has_cl || head_.version_minor == 0 || s.te_chunked != 1 || s.te_other) {
+      return fail(st_, ParseError::BadRequest);
+    }
+    framing_ = BodyFraming::Chunked;
+    st_.phase = Phase::ChunkSize;
+  } else if (s.has_cl) {
+    if (s.cl_invalid) return fail(st_, ParseError::BadContentLength);
+    framing_ = BodyFraming::ContentLength;
+    content_length_ = s.cl;
+    st_.remaining = s.cl;
+    st_.phase = Phase::Fixed;
+  } else {
+    framing_ = BodyFraming::None;
+    st_.phase = Phase::NoBody;
+  }
+  st_.keep_alive = head_.version_minor >= 1 ? !s.conn_close : (s.conn_keep_alive && !s.conn_close);
+  st_.expect_continue = head_.version_minor >= 1 && s.expect_continue;
+  st_.upgrade = s.conn_upgrade && s.has_upgrade;
+  return {Type::HeadComplete, {}, ParseError::None};
+}
+
+ParseEvent RequestParser::finish() { return finishImpl(st_); }
+
+bool RequestParser::keepAlive() const { return st_.keep_alive; }
+bool RequestParser::expectsContinue() const { return st_.expect_continue; }
+bool RequestParser::isUpgrade() const { return st_.upgrade; }
+bool RequestParser::inBody() const { return inBodyPhase(st_.phase); }
+
+void RequestParser::reset() {
+  head_.method.clear();
+  head_.target.clear();
+  head_.version_minor = 1;
+  head_.headers.clear();
+  head_.raw.clear();
+  framing_ = BodyFraming::None;
+  content_length_ = 0;
+  st_.resetMessage();
+}
+
+// ---- ResponseParser ---------------------------------------------------------------
+
+void ResponseParser::expect(std::string_view request_method) {
+  head_request_ = request_method == "HEAD";
+  connect_request_ = request_method == "CONNECT";
+}
+
+ParseEvent ResponseParser::next(std::string_view input, size_t& consumed) {
+  consumed = 0;
+  switch (st_.phase) {
+    case Phase::Failed:
+      return {Type::Error, {}, st_.error};
+    case Phase::Done:
+      if (input.empty()) return {};
+      reset();
+      return parseHead(input, consumed);
+    case Phase::Head:
+      return parseHead(input, consumed);
+    default:
+      return bodyStep(st_, input, consumed, limits_);
+  }
+}
+
+ParseEvent ResponseParser::parseHead(std::string_view input, size_t& consumed) {
+  ParseError err = ParseError::None;
+  switch (findHead(st_, input, consumed, head_.raw, limits_, ParseError::HeadersTooLarge, err)) {
+    case HeadScan::NeedMore:
+      return {};
+    case HeadScan::Failed:
+      return fail(st_, err);
+    case HeadScan::Found:
+      break;
+  }
+  const char* p = head_.raw.data();
+  const char* end = p + head_.raw.size();
+  // status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF
+  if (end - p < 14 || !parseVersion(p, head_.version_minor, err)) {
+    return fail(st_, err == ParseError::None ? ParseError::BadRequest : err);
+  }
+  if (p[0] != ' ' || p[1] < '1' || p[1] > '9' || p[2] < '0' || p[2] > '9' || p[3] < '0' ||
+      p[3] > '9') {
+    return fail(st_, ParseError::BadRequest);
+  }
+  head_.status = (p[1] - '0') * 100 + (p[2] - '0') * 10 + (p[3] - '0');
+  p += 4;
+  const char* reason = p;
+  if (*p == ' ') {
+    reason = ++p;
+    while (kFieldChar[u8(*p)]) ++p;
+  }
+  // Tolerate a missing SP before an empty reason ("HTTP/1.1 200\r\n"), as
+  // many servers send it.
+  if (p[0] != '\r' || p[1] != '\n') return fail(st_, ParseError::BadRequest);
+  head_.reason.assign(reason, p);
+  p += 2;
+  if (!parseFields(p, end, head_.headers, limits_.max_header_count, err)) return fail(st_, err);
+
+  const FieldSummary s = summarize(head_.headers);
+  const int status = head_.status;
+  const bool no_body = status < 200 || status == 204 || status == 304 || head_request_ ||
+                       (connect_request_ && status < 300);
+  content_length_ = 0;
+  if (no_body) {
+    // RFC 9112 §6.3 rules 1-2: framing headers are ignored here.
+    framing_ = BodyFraming::None;
+    st_.phase = Phase::NoBody;
+  } else if (s.has_te) {
+    if (head_.version_minor == 0) return fail(st_, ParseError::BadRequest);
+    if (s.te_chunked == 1 && s.te_last_chunked) {
+      framing_ = BodyFraming::Chunked;
+      st_.phase = Phase::ChunkSize;
+      // TE overrides CL (RFC 9112 §6.3 rule 3); drop the CL so nobody
+      // forwards both.
+      if (s.has_cl) head_.headers.remove("content-length");
+    } else if (s.te_chunked == 0) {
+      framing_ = BodyFraming::UntilClose;
+      st_.phase = Phase::UntilClose;
+    } else {
+      return fail(st_, ParseError::BadRequest);  // chunked twice or not last
+    }
+  } else if (s.has_cl) {
+    if (s.cl_invalid) return fail(st_, ParseError::BadContentLength);
+    framing_ = BodyFraming::ContentLength;
+    content_length_ = s.cl;
+    st_.remaining = s.cl;
+    st_.phase = Phase::Fixed;
+  } else {
+    framing_ = BodyFraming::UntilClose;
+    st_.phase = Phase::UntilClose;
+  }
+  st_.keep_alive =
+      framing_ != BodyFraming::UntilClose && !(connect_request_ && status >= 200 && status < 300) &&
+      (head_.version_minor >= 1 ? !s.conn_close : (s.conn_keep_alive && !s.conn_close));
+  st_.upgrade = status == 101;
+  return {Type::HeadComplete, {}, ParseError::None};
+}
+
+ParseEvent ResponseParser::finish() { return finishImpl(st_); }
+
+bool ResponseParser::keepAlive() const { return st_.keep_alive; }
+
+void ResponseParser::reset() {
+  head_.status = 0;
+  head_.reason.clear();
+  head_.version_minor = 1;
+  head_.headers.clear();
+  head_.raw.clear();
+  framing_ = BodyFraming::None;
+  content_length_ = 0;
+  st_.resetMessage();
+}
+
+// ---- serialization --------------------------------------------------------------
+
+namespace {
+
+size_t fieldsSize(const Headers& headers) {
+  size_t n = 2;
+  for (const auto& f : headers.fields()) n += f.name.size() + f.value.size() + 4;
+  return n;
+}
+
+void appendFields(std::string& out, const Headers& headers) {
+  for (const auto& f : headers.fields()) {
+    out.append(f.name);
+    out.append(": ", 2);
+    out.append(f.value);
+    out.append("\r\n", 2);
+  }
+  out.append("\r\n", 2);
+}
+
+}  // namespace
+
+void appendRequestHead(std::string& out, std::string_view method, std::string_view target,
+                       const Headers& headers) {
+  out.reserve(out.size() + method.size() + target.size() + 11 + fieldsSize(headers));
+  out.append(method);
+  out.push_back(' ');
+  out.append(target);
+  out.append(" HTTP/1.1\r\n", 11);
+  appendFields(out, headers);
+}
+
+void appendResponseHead(std::string& out, int status, std::string_view reason,
+                        const Headers& headers) {
+  if (reason.empty()) reason = reasonPhrase(status);
+  out.reserve(out.size() + 15 + reason.size() + fieldsSize(headers));
+  out.append("HTTP/1.1 ", 9);
+  char buf[16];
+  auto r = std::to_chars(buf, buf + sizeof buf, status);
+  out.append(buf, r.ptr);
+  out.push_back(' ');
+  out.append(reason);
+  out.append("\r\n", 2);
+  appendFields(out, headers);
+}
+
+void appendChunk(std::string& out, std::string_view data) {
+  if (data.empty()) return;  // an empty chunk would end the body
+  char buf[20];
+  auto r = std::to_chars(buf, buf + sizeof buf, data.size(), 16);
+  out.reserve(out.size() + static_cast<size_t>(r.ptr - buf) + data.size() + 4);
+  out.append(buf, r.ptr);
+  out.append("\r\n", 2);
+  out.append(data);
+  out.append("\r\n", 2);
+}
+
+void appendLastChunk(std::string& out) { out.append("0\r\n\r\n", 5); }
+
+const char* reasonPhrase(int status) {
+  switch (status) {
+    case 100:
+      return "Continue";
+    case 101:
+      return "Switching Protocols";
+    case 102:
+      return "Processing";
+    case 103:
+      return "Early Hints";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 203:
+      return "Non-Authoritative Information";
+    case 204:
+      return "No Content";
+    case 205:
+      return "Reset Content";
+    case 206:
+      return "Partial Content";
+    case 207:
+      return "Multi-Status";
+    case 300:
+      return "Multiple Choices";
+    case 301:
+      return "Moved Permanently";
+    case 302:
+      return "Found";
+    case 303:
+      return "See Other";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 308:
+      return "Permanent Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 402:
+      return "Payment Required";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 406:
+      return "Not Acceptable";
+    case 407:
+      return "Proxy Authentication Required";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 411:
+      return "Length Required";
+    case 412:
+      return "Precondition Failed";
+    case 413:
+      return "Content Too Large";
+    case 414:
+      return "URI Too Long";
+    case 415:
+      return "Unsupported Media Type";
+    case 416:
+      return "Range Not Satisfiable";
+    case 417:
+      return "Expectation Failed";
+    case 421:
+      return "Misdirected Request";
+    case 422:
+      return "Unprocessable Content";
+    case 425:
+      return "Too Early";
+    case 426:
+      return "Upgrade Required";
+    case 428:
+      return "Precondition Required";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 451:
+      return "Unavailable For Legal Reasons";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 505:
+      return "HTTP Version Not Supported";
+    case 507:
+      return "Insufficient Storage";
+    case 511:
+      return "Network Authentication Required";
+    default:
+      return "Unknown";
+  }
+}
+
+const char* toString(ParseError e) {
+  switch (e) {
+    case ParseError::None:
+      return "none";
+    case ParseError::BadRequest:
+      return "bad request";
+    case ParseError::UriTooLong:
+      return "request line too long";
+    case ParseError::HeadersTooLarge:
+      return "headers too large";
+    case ParseError::BadContentLength:
+      return "invalid content-length";
+    case ParseError::BadChunk:
+      return "invalid chunked encoding";
+    case ParseError::UnsupportedVersion:
+      return "unsupported HTTP version";
+    case ParseError::UnexpectedEof:
+      return "connection closed mid-message";
+  }
+  return "unknown";
+}
+
+void removeHopByHop(Headers& headers, bool keep_upgrade) {
+  auto& fields = headers.mutableFields();
+  // Copy the Connection values' views first: erasing moves fields around, but
+  // the bytes they point at (raw/arena) stay put.
+  constexpr size_t kInline = 8;
+  std::string_view inline_conn[kInline];
+  std::vector<std::string_view> more_conn;
+  size_t n_conn = 0;
+  for (const auto& f : fields) {
+    if (!nameIs(f.name, "connection")) continue;
+    if (n_conn < kInline)
+      inline_conn[n_conn++] = f.value;
+    else
+      more_conn.push_back(f.value);
+  }
+  auto namedInConnection = [&](std::string_view name) {
+    bool hit = false;
+    auto check = [&](std::string_view list) {
+      forEachElement(list, [&](std::string_view t) { hit = hit || iequals(t, name); });
+    };
+    for (size_t i = 0; i < n_conn && !hit; ++i) check(inline_conn[i]);
+    for (size_t i = 0; i < more_conn.size() && !hit; ++i) check(more_conn[i]);
+    return hit;
+  };
+  bool kept_upgrade = false;
+  std::erase_if(fields, [&](const HeaderField& f) {
+    const std::string_view n = f.name;
+    if (nameIs(n, "upgrade")) {
+      if (keep_upgrade) {
+        kept_upgrade = true;
+        return false;
+      }
+      return true;
+    }
+    if (nameIs(n, "connection") || nameIs(n, "keep-alive") || nameIs(n, "proxy-connection") ||
+        nameIs(n, "te") || nameIs(n, "trailer") || nameIs(n, "transfer-encoding")) {
+      return true;
+    }
+    // "Connection: host" or "Connection: content-length" would let a client
+    // strip the fields the next hop routes and frames by; never honour those.
+    if (nameIs(n, "host") || nameIs(n, "content-length")) return false;
+    return n_conn != 0 && namedInConnection(n);
+  });
+  if (kept_upgrade) headers.add("Connection", "upgrade");
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
+  }
+  return true;
+}
+
+}  // namespace portico::http

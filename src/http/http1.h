@@ -22,6 +22,15 @@ struct HeaderField {
 // valid after the connection's read buffer is reused.
 class Headers {
  public:
+  Headers() = default;
+  // A copy owns all of its bytes (its views are re-pointed into its own
+  // arena), so it never dangles into the source's head buffer.
+  Headers(const Headers& other);
+  Headers& operator=(const Headers& other);
+  // Moves keep views valid: vector and deque moves do not relocate elements.
+  Headers(Headers&&) noexcept = default;
+  Headers& operator=(Headers&&) noexcept = default;
+
   // Case-insensitive lookups.
   std::string_view get(std::string_view name) const;  // first match or ""
   bool has(std::string_view name) const;
@@ -36,18 +45,22 @@ class Headers {
   std::string_view intern(std::string_view s);
 
  private:
+  void copyFrom(const Headers& other);
+
   std::vector<HeaderField> fields_;
   std::deque<std::string> arena_;
 };
 
 struct RequestHead {
   std::string method;
-  std::string target;  // request-target as received, e.g. "/a/b?x=1"
+  std::string target;     // request-target as received, e.g. "/a/b?x=1"
   int version_minor = 1;  // HTTP/1.<minor>; 0 or 1
   Headers headers;
   std::string raw;  // the head bytes as received (fields() views point here)
 
-  std::string_view path() const;   // target up to '?'
+  // Target up to '?'. For an absolute-form target ("http://h/p?q") the
+  // scheme and authority are skipped ("/p"; "/" when the path is empty).
+  std::string_view path() const;
   std::string_view query() const;  // after '?', "" if none
   std::string_view host() const;   // Host header without port, lower-cased view not guaranteed
 };
@@ -64,9 +77,9 @@ struct ResponseHead {
 enum class BodyFraming { None, ContentLength, Chunked, UntilClose };
 
 struct Limits {
-  size_t max_request_line = 16 * 1024;   // 414 above this
-  size_t max_header_bytes = 60 * 1024;   // 431 above this (Envoy's default)
-  size_t max_header_count = 100;         // 431 above this
+  size_t max_request_line = 16 * 1024;  // 414 above this
+  size_t max_header_bytes = 60 * 1024;  // 431 above this (Envoy's default)
+  size_t max_header_count = 100;        // 431 above this
 };
 
 enum class ParseError {
@@ -80,6 +93,41 @@ enum class ParseError {
   UnexpectedEof,       // peer closed mid-message
 };
 const char* toString(ParseError e);
+
+namespace detail {
+// Framing state shared by both parsers; implementation detail of http1.cc.
+struct ParserState {
+  enum class Phase : uint8_t {
+    Head,          // looking for the end of the head
+    NoBody,        // head done, MessageComplete next
+    Fixed,         // Content-Length body, `remaining` bytes left
+    ChunkSize,     // chunk-size line (may be split; partial bytes in `pending`)
+    ChunkData,     // `remaining` bytes of chunk data left
+    ChunkDataEnd,  // CRLF after chunk data; `crlf_seen` bytes of it matched
+    Trailers,      // trailer section lines
+    UntilClose,    // response body delimited by connection close
+    Done,          // MessageComplete returned
+    Failed,        // sticky error
+  };
+  Phase phase = Phase::Head;
+  ParseError error = ParseError::None;
+  uint64_t remaining = 0;
+  std::string pending;  // partial head / chunk-size line / trailer line bytes
+  // Head search progress inside `pending`, so split input is never rescanned.
+  size_t scan = 0;        // bytes already searched for '\n'
+  size_t line_start = 0;  // start of the line being searched
+  size_t head_start = 0;  // skips empty lines before the start line
+  bool start_line_done = false;
+  uint8_t crlf_seen = 0;
+  size_t trailer_bytes = 0;
+  size_t trailer_count = 0;
+  // Connection semantics, computed once while parsing the head.
+  bool keep_alive = false;
+  bool expect_continue = false;
+  bool upgrade = false;
+  void resetMessage();
+};
+}  // namespace detail
 
 struct ParseEvent {
   enum class Type {
@@ -106,22 +154,23 @@ class RequestParser {
   // Peer closed: returns MessageComplete/NeedMore/Error(UnexpectedEof) as appropriate.
   ParseEvent finish();
   RequestHead& head() { return head_; }
+  const RequestHead& head() const { return head_; }
   BodyFraming framing() const { return framing_; }
   uint64_t contentLength() const { return content_length_; }
   bool keepAlive() const;        // per version + Connection header
   bool expectsContinue() const;  // Expect: 100-continue
   bool isUpgrade() const;        // Connection: upgrade + Upgrade header
   void reset();                  // ready for a new message
+  // True between HeadComplete and MessageComplete of the current message.
+  bool inBody() const;
 
  private:
+  ParseEvent parseHead(std::string_view input, size_t& consumed);
   Limits limits_;
   RequestHead head_;
   BodyFraming framing_ = BodyFraming::None;
   uint64_t content_length_ = 0;
-  // implementation state (helper-owned)
-  int state_ = 0;
-  uint64_t remaining_ = 0;
-  std::string pending_;  // partial head / chunk-size line bytes
+  detail::ParserState st_;
 };
 
 class ResponseParser {
@@ -133,19 +182,25 @@ class ResponseParser {
   ParseEvent next(std::string_view input, size_t& consumed);
   ParseEvent finish();  // peer closed: completes an UntilClose body
   ResponseHead& head() { return head_; }
+  const ResponseHead& head() const { return head_; }
   BodyFraming framing() const { return framing_; }
+  uint64_t contentLength() const { return content_length_; }
   bool keepAlive() const;
+  // 1xx: forward it, then keep calling next() for the final response.
+  bool isInformational() const { return head_.status >= 100 && head_.status < 200; }
+  // Clears the message state; the expect() setting is kept (it belongs to
+  // the request, which a 1xx does not finish).
   void reset();
 
  private:
+  ParseEvent parseHead(std::string_view input, size_t& consumed);
   Limits limits_;
   ResponseHead head_;
   BodyFraming framing_ = BodyFraming::None;
   uint64_t content_length_ = 0;
   bool head_request_ = false;
-  int state_ = 0;
-  uint64_t remaining_ = 0;
-  std::string pending_;
+  bool connect_request_ = false;
+  detail::ParserState st_;
 };
 
 // ---- serialization -----------------------------------------------------------
