@@ -243,4 +243,41 @@ ListenerStats ListenerStats::make(Store& store, std::string_view listener_name) 
   return s;
 }
 
+SslStats SslStats::make(Store& store, std::string_view kind, std::string_view scope) {
+  SslStats s;
+  s.store = &store;
+  s.kind = std::string(kind);
+  s.scope = std::string(scope);
+#define PORTICO_MAKE_SSL_COUNTER(n) s.n = &store.counter(kind, scope, "ssl." #n);
+  PORTICO_SSL_COUNTERS(PORTICO_MAKE_SSL_COUNTER)
+  return s;
+}
+
+Counter& SslStats::valueCounter(std::string_view group, std::string_view value) {
+  std::string suffix = "ssl.";
+  suffix.append(group).append(".").append(value);
+  for (const auto& [name, counter] : by_value) {
+    if (name == suffix) return *counter;
+  }
+  Counter& c = store->counter(kind, scope, suffix);
+  by_value.emplace_back(std::move(suffix), &c);
+  return c;
+}
+
+void SslStats::recordHandshake(std::string_view version, std::string_view cipher,
+                               std::string_view curve, std::string_view sigalg) {
+  if (store == nullptr) return;
+  if (!version.empty()) valueCounter("versions", version).inc();
+  if (!cipher.empty()) valueCounter("ciphers", cipher).inc();
+  if (!curve.empty()) valueCounter("curves", curve).inc();
+  if (!sigalg.empty()) valueCounter("sigalgs", sigalg).inc();
+}
+
+ServerStats ServerStats::make(Store& store) {
+  ServerStats s;
+#define PORTICO_MAKE_SERVER_GAUGE(n) s.n = &store.gauge("server", "", #n);
+  PORTICO_SERVER_GAUGES(PORTICO_MAKE_SERVER_GAUGE)
+  return s;
+}
+
 }  // namespace portico::stats

@@ -214,6 +214,54 @@ struct ListenerStats {
   static ListenerStats make(Store& store, std::string_view listener_name);
 };
 
+// Envoy's TLS stats under cluster.<name>.ssl.* (upstream) or
+// listener.<address>.ssl.* (downstream). The fixed ones are listed here and
+// named "ssl.<name>"; the negotiated parameters are counted by
+// recordHandshake() into ssl.versions.<v>, ssl.ciphers.<c>, ssl.curves.<c>
+// and ssl.sigalgs.<s>, created on first sight and cached in this handle.
+#define PORTICO_SSL_COUNTERS(C) \
+  C(handshake)                  \
+  C(session_reused)             \
+  C(connection_error)           \
+  C(fail_verify_error)          \
+  C(fail_verify_san)            \
+  C(fail_verify_no_cert)        \
+  C(no_certificate)
+
+struct SslStats {
+  PORTICO_SSL_COUNTERS(PORTICO_DECLARE_COUNTER)
+  // kind is "cluster" or "listener"; scope the cluster name or listener address.
+  static SslStats make(Store& store, std::string_view kind, std::string_view scope);
+  // Counts one handshake's negotiated parameters (BoringSSL spellings, e.g.
+  // "TLSv1.3", "TLS_AES_128_GCM_SHA256", "X25519", "rsa_pss_rsae_sha256");
+  // empty ones are skipped. Does not bump `handshake`: the caller does.
+  void recordHandshake(std::string_view version, std::string_view cipher, std::string_view curve,
+                       std::string_view sigalg);
+  // The per-value counter "ssl.<group>.<value>" (group: versions, ciphers,
+  // curves, sigalgs), from the cache or created under the shard's mutex.
+  Counter& valueCounter(std::string_view group, std::string_view value);
+
+  Store* store = nullptr;
+  std::string kind;
+  std::string scope;
+  // Handshake-rate cache: a worker sees a handful of distinct values.
+  std::vector<std::pair<std::string, Counter*>> by_value;
+};
+
+// Envoy's server.* gauges, owned by the main thread's Store.
+// state: 0 LIVE, 1 DRAINING, 2 PRE_INITIALIZING, 3 INITIALIZING (Envoy's values).
+#define PORTICO_SERVER_GAUGES(G) \
+  G(live)                        \
+  G(state)                       \
+  G(uptime)                      \
+  G(concurrency)                 \
+  G(total_connections)
+
+struct ServerStats {
+  PORTICO_SERVER_GAUGES(PORTICO_DECLARE_GAUGE)
+  static ServerStats make(Store& store);
+};
+
 #undef PORTICO_DECLARE_COUNTER
 #undef PORTICO_DECLARE_GAUGE
 #undef PORTICO_DECLARE_HISTOGRAM

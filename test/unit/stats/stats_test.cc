@@ -266,5 +266,47 @@ TEST(ListenerStats, Names) {
   EXPECT_NE(find(stats, "listener.0.0.0.0_8080.downstream_cx_overflow"), nullptr);
 }
 
+TEST(SslStats, FixedAndNegotiated) {
+  Registry registry;
+  SslStats a = SslStats::make(registry.newStore(), "cluster", "kube_default_nginx_8443");
+  SslStats b = SslStats::make(registry.newStore(), "cluster", "kube_default_nginx_8443");
+  a.handshake->inc();
+  b.handshake->inc();
+  a.recordHandshake("TLSv1.3", "TLS_AES_256_GCM_SHA384", "X25519", "rsa_pss_rsae_sha256");
+  a.recordHandshake("TLSv1.3", "TLS_AES_256_GCM_SHA384", "X25519", "");
+  b.recordHandshake("TLSv1.2", "", "", "");
+  EXPECT_EQ(a.by_value.size(), 4u);  // cached after first sight
+  auto stats = registry.collect();
+  const std::string p = "cluster.kube_default_nginx_8443.";
+  EXPECT_EQ(find(stats, p + "ssl.handshake")->counter, 2u);
+  EXPECT_EQ(find(stats, p + "ssl.versions.TLSv1.3")->counter, 2u);
+  EXPECT_EQ(find(stats, p + "ssl.versions.TLSv1.2")->counter, 1u);
+  EXPECT_EQ(find(stats, p + "ssl.ciphers.TLS_AES_256_GCM_SHA384")->counter, 2u);
+  EXPECT_EQ(find(stats, p + "ssl.curves.X25519")->counter, 2u);
+  EXPECT_EQ(find(stats, p + "ssl.sigalgs.rsa_pss_rsae_sha256")->counter, 1u);
+  EXPECT_NE(find(stats, p + "ssl.fail_verify_san"), nullptr);
+  EXPECT_NE(find(stats, p + "ssl.no_certificate"), nullptr);
+  // The suffix keeps its dots: the scope boundary is never guessed.
+  EXPECT_EQ(find(stats, p + "ssl.versions.TLSv1.3")->name.suffix, "ssl.versions.TLSv1.3");
+}
+
+TEST(SslStats, ListenerSide) {
+  Registry registry;
+  SslStats s = SslStats::make(registry.newStore(), "listener", "0.0.0.0_8443");
+  s.recordHandshake("TLSv1.3", "", "", "");
+  EXPECT_EQ(find(registry.collect(), "listener.0.0.0.0_8443.ssl.versions.TLSv1.3")->counter, 1u);
+}
+
+TEST(ServerStats, Names) {
+  Registry registry;
+  ServerStats s = ServerStats::make(registry.newStore());
+  s.live->set(1);
+  s.concurrency->set(4);
+  auto stats = registry.collect();
+  EXPECT_EQ(find(stats, "server.live")->gauge, 1);
+  EXPECT_EQ(find(stats, "server.concurrency")->gauge, 4);
+  EXPECT_EQ(find(stats, "server.state")->gauge, 0);
+}
+
 }  // namespace
 }  // namespace portico::stats
