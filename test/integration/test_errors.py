@@ -1,0 +1,133 @@
+"""Error answers: each failure mode gets its own status code and a short
+body that names the reason (Envoy-like), and the right cluster stats move."""
+
+import time
+import unittest
+
+from harness import (PorticoCase, backend, backend_ref, blackhole_handler, cluster_name,
+                     endpoint_slice, free_port, garbage_handler, gateway, gateway_class,
+                     http_route, listener, match, parse_responses, raw_exchange, request, rule,
+                     service)
+
+
+class ErrorAnswersTest(PorticoCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ok = cls.start_nginx("svc-ok")
+        cls.garbage = cls.start_py(garbage_handler)
+        cls.blackhole = cls.start_py(blackhole_handler)
+        cls.refused_port = free_port()  # nothing listens here
+        cls.port = free_port()
+        ref = lambda n: backend_ref(n, 80)  # noqa: E731
+        docs = [gateway_class(), gateway("gw", [listener(cls.port)])]
+        docs += backend("svc-ok", cls.ok.port)
+        docs += backend("svc-garbage", cls.garbage.port)
+        docs += backend("svc-blackhole", cls.blackhole.port)
+        docs += backend("svc-refused", cls.refused_port)
+        docs += [service("svc-noep"), endpoint_slice("svc-noep", 8080, addresses=[])]
+        docs += [service("svc-noslice")]
+        # One dead endpoint and one live one: the dead one must be skipped.
+        docs += [service("svc-mixed"),
+                 endpoint_slice("svc-mixed", cls.refused_port, name="svc-mixed-dead"),
+                 endpoint_slice("svc-mixed", cls.ok.port, name="svc-mixed-live")]
+        docs += [http_route("errors", [
+            rule([ref("svc-ok")], [match("/ok")]),
+            rule([ref("svc-garbage")], [match("/garbage")]),
+            rule([ref("svc-blackhole")], [match("/timeout")], timeout="1s"),
+            rule([ref("svc-refused")], [match("/refused")]),
+            rule([ref("svc-noep")], [match("/noep")]),
+            rule([ref("svc-noslice")], [match("/noslice")]),
+            rule([ref("svc-mixed")], [match("/mixed")]),
+        ], hostnames=["errors.example.com"])]
+        cls.p = cls.make_portico()
+        cls.p.write("errors.yaml", docs)
+        cls.p.start(wait_ports=[cls.port])
+
+    def get(self, path, **kw):
+        return request(self.port, path, host="errors.example.com", **kw)
+
+    def assertAnswer(self, r, status, *reason_words):
+        self.assertEqual(r.status, status, r.text[:300])
+        self.assertTrue(r.body.strip(), f"{status} body should name the reason")
+        for w in reason_words:
+            self.assertIn(w.lower(), r.text.lower(), f"{status} body {r.text[:200]!r}")
+        self.assertNotIn("x-backend", r.headers, "the proxy, not a backend, must answer")
+
+    def test_ok_baseline(self):
+        r = self.get("/ok")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["backend"], "svc-ok")
+
+    def test_503_no_endpoint(self):
+        self.assertAnswer(self.get("/noep"), 503, "no healthy upstream")
+        self.assertAnswer(self.get("/noslice"), 503, "no healthy upstream")
+        st = self.p.stats()
+        self.assertGreaterEqual(st.get(f"cluster.{cluster_name('svc-noep')}.upstream_cx_none_healthy", 0), 1)
+        self.assertEqual(st.get(f"cluster.{cluster_name('svc-noep')}.membership_total"), 0)
+
+    def test_503_connect_refused(self):
+        cl = cluster_name("svc-refused")
+        before = self.p.stat(f"cluster.{cl}.upstream_cx_connect_fail")
+        r = self.get("/refused")
+        self.assertAnswer(r, 503, "connect")
+        self.assertGreater(self.p.stat(f"cluster.{cl}.upstream_cx_connect_fail"), before)
+
+    def test_refusing_endpoint_is_skipped(self):
+        st = self.p.stats()
+        self.assertEqual(st.get(f"cluster.{cluster_name('svc-mixed')}.membership_total"), 2, st)
+        for i in range(20):
+            r = self.get(f"/mixed/{i}")
+            self.assertEqual(r.status, 200, f"request {i}: {r.text[:200]}")
+            self.assertEqual(r.json()["backend"], "svc-ok")
+
+    def test_502_bad_upstream_response(self):
+        r = self.get("/garbage")
+        self.assertEqual(r.status, 502, r.text[:300])
+        self.assertTrue(r.body.strip(), "502 body should name the reason")
+        cl = cluster_name("svc-garbage")
+        self.assertGreaterEqual(self.p.stat(f"cluster.{cl}.upstream_rq_5xx"), 1)
+
+    def test_504_route_timeout(self):
+        cl = cluster_name("svc-blackhole")
+        t0 = time.monotonic()
+        r = self.get("/timeout", timeout=15)
+        elapsed = time.monotonic() - t0
+        self.assertAnswer(r, 504, "timeout")
+        self.assertGreaterEqual(elapsed, 0.9, "timeouts.request is 1s")
+        self.assertLess(elapsed, 4.0, "timeouts.request is 1s")
+        self.assertGreaterEqual(self.p.stat(f"cluster.{cl}.upstream_rq_timeout"), 1)
+
+    def test_431_huge_header(self):
+        r = self.get("/ok", headers={"X-Big": "a" * (128 * 1024)})
+        self.assertEqual(r.status, 431, r.text[:300])
+        self.assertNotIn("x-backend", r.headers)
+        # Many moderate headers adding up count too.
+        raw = raw_exchange(self.port, b"GET /ok HTTP/1.1\r\nHost: errors.example.com\r\n"
+                           + b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 1000) for i in range(200))
+                           + b"\r\n")
+        rs = parse_responses(raw)
+        self.assertTrue(rs, raw[:300])
+        self.assertEqual(rs[0].status, 431)
+
+    def test_414_huge_uri(self):
+        r = self.get("/ok/" + "u" * (128 * 1024))
+        self.assertEqual(r.status, 414, r.text[:300])
+        self.assertNotIn("x-backend", r.headers)
+
+    def test_400_malformed_request(self):
+        raw = raw_exchange(self.port, b"GARBAGE\r\n\r\n")
+        rs = parse_responses(raw)
+        self.assertTrue(rs, f"expected an HTTP 400 answer, got {raw[:200]!r}")
+        self.assertEqual(rs[0].status, 400)
+
+    def test_still_serving_after_errors(self):
+        for path in ("/garbage", "/refused", "/noep"):
+            self.get(path)
+        self.assertTrue(self.p.alive())
+        self.assertEqual(self.get("/ok").status, 200)
+
+
+if __name__ == "__main__":
+    unittest.main()
