@@ -164,14 +164,16 @@ std::string renderStatsText(const std::vector<stats::MergedStat>& stats) {
   return out;
 }
 
-nlohmann::json jsonNumber(double v) {
+// Envoy prints 25 rather than 25.0 and null for NaN.
+nlohmann::ordered_json jsonNumber(double v) {
   if (std::isnan(v)) return nullptr;
+  if (std::trunc(v) == v && std::fabs(v) < 9e15) return static_cast<int64_t>(v);
   return v;
 }
 
 std::string renderStatsJson(const std::vector<stats::MergedStat>& stats) {
-  nlohmann::json list = nlohmann::json::array();
-  nlohmann::json computed = nlohmann::json::array();
+  nlohmann::ordered_json list = nlohmann::ordered_json::array();
+  nlohmann::ordered_json computed = nlohmann::ordered_json::array();
   for (const auto& s : stats) {
     switch (s.type) {
       case stats::StatType::Counter:
@@ -181,9 +183,9 @@ std::string renderStatsJson(const std::vector<stats::MergedStat>& stats) {
         list.push_back({{"name", s.name.full()}, {"value", s.gauge}});
         break;
       case stats::StatType::Histogram: {
-        nlohmann::json values = nlohmann::json::array();
+        nlohmann::ordered_json values = nlohmann::ordered_json::array();
         for (double q : kQuantiles) {
-          values.push_back({{"interval", nullptr}, {"cumulative", jsonNumber(s.quantile(q))}});
+          values.push_back({{"cumulative", jsonNumber(s.quantile(q))}, {"interval", nullptr}});
         }
         computed.push_back({{"name", s.name.full()}, {"values", std::move(values)}});
         break;
@@ -191,16 +193,17 @@ std::string renderStatsJson(const std::vector<stats::MergedStat>& stats) {
     }
   }
   if (!computed.empty()) {
-    nlohmann::json supported = nlohmann::json::array();
-    for (double p : kPercents) supported.push_back(p);
+    nlohmann::ordered_json supported = nlohmann::ordered_json::array();
+    for (double p : kPercents) supported.push_back(jsonNumber(p));
     list.push_back({{"histograms",
                      {{"supported_quantiles", std::move(supported)},
                       {"computed_quantiles", std::move(computed)}}}});
   }
-  nlohmann::json doc = {{"stats", std::move(list)}};
+  // Key order as Envoy prints it (ordered_json keeps insertion order).
+  nlohmann::ordered_json doc = {{"stats", std::move(list)}};
   // Stat names come from config (cluster and listener names); replace rather
   // than throw on bytes that are not UTF-8.
-  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+  return doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
 
 AdminResponse statsEndpoint(std::string_view query, const AdminSources& sources,

@@ -144,6 +144,23 @@ TEST_F(AdminTest, StatsJson) {
   EXPECT_TRUE(values[2]["interval"].is_null());
 }
 
+TEST_F(AdminTest, StatsJsonExactText) {
+  auto r = get("/stats", "format=json&filter=(upstream_rq_200|connect_ms)$");
+  EXPECT_EQ(
+      r.body,
+      "{\"stats\":[{\"name\":\"cluster.kube_default_nginx_8443.upstream_rq_200\",\"value\":1},"
+      "{\"histograms\":{\"supported_quantiles\":[0,25,50,75,90,95,99,99.5,99.9,100]"
+      ","
+      "\"computed_quantiles\":[{\"name\":\"cluster.kube_default_nginx_8443.upstream_cx_connect_"
+      "ms\","
+      "\"values\":["
+      "{\"cumulative\":null,\"interval\":null},{\"cumulative\":null,\"interval\":null},"
+      "{\"cumulative\":null,\"interval\":null},{\"cumulative\":null,\"interval\":null},"
+      "{\"cumulative\":null,\"interval\":null},{\"cumulative\":null,\"interval\":null},"
+      "{\"cumulative\":null,\"interval\":null},{\"cumulative\":null,\"interval\":null},"
+      "{\"cumulative\":null,\"interval\":null},{\"cumulative\":null,\"interval\":null}]}]}}]}\n");
+}
+
 TEST_F(AdminTest, StatsJsonWithoutHistogramsHasNoHistogramEntry) {
   auto r = get("/stats", "format=json&type=Counters&filter=server");
   auto doc = nlohmann::json::parse(r.body);
