@@ -446,8 +446,10 @@ ParseEvent bodyStep(detail::ParserState& st, std::string_view in, size_t& consum
           }
           break;
         }
-        st.pending.clear();
-        if (line.empty()) return complete(st);
+        if (line.empty()) {
+          st.pending.clear();
+          return complete(st);
+        }
         // Trailer fields are checked and dropped: the proxy re-frames bodies
         // and forwarding trailers is optional (RFC 9110 §6.5.1).
         st.trailer_bytes += line_bytes;
@@ -455,6 +457,7 @@ ParseEvent bodyStep(detail::ParserState& st, std::string_view in, size_t& consum
             st.trailer_bytes > limits.max_header_bytes) {
           return fail(st, ParseError::BadChunk);
         }
+        st.pending.clear();  // `line` may view it: clear only after use
         break;
       }
       case Phase::Head:
