@@ -383,7 +383,9 @@ void decodeSelector(Ctx& c, const json& obj, const std::string& path, LabelSelec
 }
 
 // Validates an RFC 1123 hostname, optionally with a left-most "*." label.
-bool validHostname(const std::string& h) {
+// Upper case is tolerated (translate lower-cases), unlike the CRD's pattern.
+bool validHostname(std::string h) {
+  std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
   static const std::regex kHost(
       R"(^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$)");
   return h.size() <= 253 && std::regex_match(h, kHost);

@@ -1,0 +1,244 @@
+#include "translate/status.h"
+
+#include <nlohmann/json.hpp>
+
+namespace portico::translate {
+
+namespace {
+
+using nlohmann::json;
+
+json conditionsJson(const std::vector<Condition>& conditions) {
+  json arr = json::array();
+  for (const auto& c : conditions) {
+    arr.push_back(json{{"type", c.type},
+                       {"status", c.status},
+                       {"reason", c.reason},
+                       {"message", c.message},
+                       {"observedGeneration", c.observed_generation},
+                       {"lastTransitionTime", c.last_transition_time}});
+  }
+  return arr;
+}
+
+json parentRefJson(const k8s::ParentReference& p) {
+  json j{{"group", p.group}, {"kind", p.kind}, {"name", p.name}};
+  if (p.ns) j["namespace"] = *p.ns;
+  if (p.section_name) j["sectionName"] = *p.section_name;
+  if (p.port) j["port"] = *p.port;
+  return j;
+}
+
+json gatewayStatusJson(const GatewayStatus& st) {
+  json j;
+  json addresses = json::array();
+  for (const auto& a : st.addresses) addresses.push_back({{"type", "IPAddress"}, {"value", a}});
+  j["addresses"] = addresses;
+  j["conditions"] = conditionsJson(st.conditions);
+  json listeners = json::array();
+  for (const auto& l : st.listeners) {
+    json kinds = json::array();
+    for (const auto& k : l.supported_kinds) kinds.push_back({{"group", k.group}, {"kind", k.kind}});
+    listeners.push_back({{"name", l.name},
+                         {"supportedKinds", kinds},
+                         {"attachedRoutes", l.attached_routes},
+                         {"conditions", conditionsJson(l.conditions)}});
+  }
+  j["listeners"] = listeners;
+  return j;
+}
+
+// Keeps entries written by other controllers, replaces ours.
+json mergeParents(const json* old_status, const char* list_key, json ours,
+                  const std::string& controller) {
+  json merged = json::array();
+  if (old_status && old_status->is_object()) {
+    auto it = old_status->find(list_key);
+    if (it != old_status->end() && it->is_array()) {
+      for (const auto& p : *it) {
+        if (p.is_object() && p.value("controllerName", "") != controller) merged.push_back(p);
+      }
+    }
+  }
+  for (auto& p : ours) merged.push_back(std::move(p));
+  return json{{list_key, merged}};
+}
+
+const json* oldStatus(const json& raw) {
+  auto it = raw.find("status");
+  return it == raw.end() ? nullptr : &*it;
+}
+
+template <typename T>
+json baseItem(const T& obj, bool namespaced) {
+  json item = obj.raw ? *obj.raw : json::object();
+  if (!item.is_object()) item = json::object();
+  json& meta = item["metadata"];
+  if (!meta.is_object()) meta = json::object();
+  meta["name"] = obj.metadata.name;
+  if (namespaced) meta["namespace"] = obj.metadata.ns;
+  if (obj.metadata.generation > 0) meta["generation"] = obj.metadata.generation;
+  if (!obj.metadata.creation_timestamp.empty())
+    meta["creationTimestamp"] = obj.metadata.creation_timestamp;
+  return item;
+}
+
+// ---- a small YAML emitter (block style, like kubectl) ---------------------------------
+
+bool needsQuotes(const std::string& s) {
+  if (s.empty()) return true;
+  static const std::string kSpecialFirst = "-?:,[]{}#&*!|>'\"%@` \t";
+  if (kSpecialFirst.find(s[0]) != std::string::npos) return true;
+  if (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '+' || s[0] == '.') return true;
+  if (s.back() == ' ' || s.back() == ':') return true;
+  if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos) return true;
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f) return true;
+  static const char* kWords[] = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"};
+  std::string low;
+  for (unsigned char c : s) low.push_back(static_cast<char>(std::tolower(c)));
+  for (const char* w : kWords)
+    if (low == w) return true;
+  return false;
+}
+
+std::string scalar(const json& v) {
+  if (v.is_string()) {
+    const std::string& s = v.get_ref<const std::string&>();
+    return needsQuotes(s) ? json(s).dump() : s;
+  }
+  if (v.is_null()) return "null";
+  return v.dump();
+}
+
+bool isBlockScalar(const json& v) {
+  if (!v.is_string()) return false;
+  const std::string& s = v.get_ref<const std::string&>();
+  if (s.find('\n') == std::string::npos || s.find('\r') != std::string::npos) return false;
+  if (s[0] == ' ' || s[0] == '\n') return false;
+  if (s.size() >= 2 && s[s.size() - 1] == '\n' && s[s.size() - 2] == '\n') return false;
+  for (unsigned char c : s)
+    if ((c < 0x20 && c != '\n') || c == 0x7f) return false;
+  return true;
+}
+
+void emitBlockScalar(const std::string& s, int indent, std::string& out) {
+  out += s.back() == '\n' ? "|\n" : "|-\n";
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t end = s.find('\n', pos);
+    if (end == std::string::npos) end = s.size();
+    std::string_view line(s.data() + pos, end - pos);
+    if (!line.empty()) out.append(static_cast<size_t>(indent), ' ').append(line);
+    out += '\n';
+    pos = end + 1;
+  }
+}
+
+void emitValue(const json& v, int indent, std::string& out);
+
+// Writes " value\n" or a nested block after a key / "- " that is already out.
+void emitAfterKey(const json& v, int indent, std::string& out) {
+  if (v.is_object() && !v.empty()) {
+    out += '\n';
+    emitValue(v, indent + 2, out);
+  } else if (v.is_array() && !v.empty()) {
+    out += '\n';
+    emitValue(v, indent, out);  // kubectl style: "- " at the key's indentation
+  } else if (v.is_object()) {
+    out += " {}\n";
+  } else if (v.is_array()) {
+    out += " []\n";
+  } else if (isBlockScalar(v)) {
+    out += ' ';
+    emitBlockScalar(v.get_ref<const std::string&>(), indent + 2, out);
+  } else {
+    out += ' ' + scalar(v) + '\n';
+  }
+}
+
+void emitValue(const json& v, int indent, std::string& out) {
+  std::string pad(static_cast<size_t>(indent), ' ');
+  if (v.is_object()) {
+    for (const auto& [k, val] : v.items()) {
+      out += pad + (needsQuotes(k) ? json(k).dump() : k) + ':';
+      emitAfterKey(val, indent, out);
+    }
+  } else if (v.is_array()) {
+    for (const auto& item : v) {
+      out += pad + "- ";
+      if (item.is_object() && !item.empty()) {
+        // First key on the dash line, the rest aligned under it.
+        std::string nested;
+        emitValue(item, indent + 2, nested);
+        out += nested.substr(static_cast<size_t>(indent) + 2);
+      } else if (item.is_array() && !item.empty()) {
+        std::string nested;
+        emitValue(item, indent + 2, nested);
+        out += nested.substr(static_cast<size_t>(indent) + 2);
+      } else {
+        std::string rest;
+        emitAfterKey(item, indent, rest);
+        out += rest.substr(1);  // drop the leading space meant for "key: value"
+      }
+    }
+  } else {
+    out += pad + scalar(v) + '\n';
+  }
+}
+
+}  // namespace
+
+std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& status,
+                             OutputFormat format) {
+  json items = json::array();
+  for (const auto& gc : rs.gateway_classes) {
+    json item = baseItem(gc, false);
+    auto it = status.gateway_classes.find(gc.metadata.name);
+    if (it != status.gateway_classes.end())
+      item["status"] = json{{"conditions", conditionsJson(it->second.conditions)}};
+    items.push_back(std::move(item));
+  }
+  for (const auto& gw : rs.gateways) {
+    json item = baseItem(gw, true);
+    auto it = status.gateways.find(gw.key());
+    if (it != status.gateways.end()) item["status"] = gatewayStatusJson(it->second);
+    items.push_back(std::move(item));
+  }
+  for (const auto& r : rs.http_routes) {
+    json item = baseItem(r, true);
+    auto it = status.http_routes.find(r.key());
+    if (it != status.http_routes.end() && !it->second.parents.empty()) {
+      json ours = json::array();
+      for (const auto& p : it->second.parents)
+        ours.push_back({{"parentRef", parentRefJson(p.parent_ref)},
+                        {"controllerName", p.controller_name},
+                        {"conditions", conditionsJson(p.conditions)}});
+      item["status"] = mergeParents(r.raw ? oldStatus(*r.raw) : nullptr, "parents", std::move(ours),
+                                    it->second.parents.front().controller_name);
+    }
+    items.push_back(std::move(item));
+  }
+  for (const auto& g : rs.reference_grants) items.push_back(baseItem(g, true));
+  for (const auto& p : rs.backend_tls_policies) {
+    json item = baseItem(p, true);
+    auto it = status.backend_tls_policies.find(p.key());
+    if (it != status.backend_tls_policies.end() && !it->second.ancestors.empty()) {
+      json ours = json::array();
+      for (const auto& a : it->second.ancestors)
+        ours.push_back({{"ancestorRef", parentRefJson(a.ancestor_ref)},
+                        {"controllerName", a.controller_name},
+                        {"conditions", conditionsJson(a.conditions)}});
+      item["status"] = mergeParents(p.raw ? oldStatus(*p.raw) : nullptr, "ancestors",
+                                    std::move(ours), it->second.ancestors.front().controller_name);
+    }
+    items.push_back(std::move(item));
+  }
+  json list{{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}, {"metadata", json::object()}};
+  if (format == OutputFormat::Json) return list.dump(2) + "\n";
+  std::string out;
+  emitValue(list, 0, out);
+  return out;
+}
+
+}  // namespace portico::translate
