@@ -1,0 +1,408 @@
+#include "snapshot/match.h"
+
+#include <gtest/gtest.h>
+#include <re2/re2.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace portico::snapshot {
+namespace {
+
+// ---- helpers --------------------------------------------------------------------
+
+VirtualHost vhost(std::string name, std::vector<std::string> domains) {
+  VirtualHost vh;
+  vh.name = std::move(name);
+  vh.domains = std::move(domains);
+  return vh;
+}
+
+std::shared_ptr<const re2::RE2> regex(const std::string& pattern) {
+  auto re = std::make_shared<const re2::RE2>(pattern);
+  EXPECT_TRUE(re->ok()) << pattern;
+  return re;
+}
+
+Route route(std::string name, PathMatch::Type type, std::string value) {
+  Route r;
+  r.name = std::move(name);
+  r.match.path.type = type;
+  r.match.path.value = value;
+  if (type == PathMatch::Type::RegularExpression) r.match.path.regex = regex(value);
+  return r;
+}
+
+// A request for matching: headers keyed by lower-case name, first value only.
+struct Request {
+  std::string method = "GET";
+  std::string path = "/";
+  std::string query;
+  std::multimap<std::string, std::string> headers;
+
+  MatchInput input() const {
+    MatchInput in;
+    in.method = method;
+    in.path = path;
+    in.query = query;
+    in.ctx = this;
+    in.header = [](const void* ctx, std::string_view lower_name, bool& found) {
+      const auto* self = static_cast<const Request*>(ctx);
+      auto it = self->headers.find(std::string(lower_name));
+      found = it != self->headers.end();
+      return found ? std::string_view(it->second) : std::string_view();
+    };
+    return in;
+  }
+};
+
+const Route* match(const VirtualHost& vh, const Request& req) {
+  return selectRoute(vh, req.input());
+}
+
+std::string matchedName(const VirtualHost& vh, const Request& req) {
+  const Route* r = match(vh, req);
+  return r == nullptr ? "<none>" : r->name;
+}
+
+Request get(std::string path, std::string query = "") {
+  Request r;
+  r.path = std::move(path);
+  r.query = std::move(query);
+  return r;
+}
+
+// ---- hostWithoutPort ----------------------------------------------------------
+
+TEST(HostWithoutPort, Cases) {
+  EXPECT_EQ(hostWithoutPort("example.com"), "example.com");
+  EXPECT_EQ(hostWithoutPort("example.com:8080"), "example.com");
+  EXPECT_EQ(hostWithoutPort("example.com:"), "example.com");
+  EXPECT_EQ(hostWithoutPort("[::1]:80"), "[::1]");
+  EXPECT_EQ(hostWithoutPort("[::1]"), "[::1]");
+  EXPECT_EQ(hostWithoutPort("::1"), "::1") << "bare IPv6 literal has no port";
+  EXPECT_EQ(hostWithoutPort("10.0.0.1:443"), "10.0.0.1");
+  EXPECT_EQ(hostWithoutPort(""), "");
+}
+
+// ---- selectVirtualHost ---------------------------------------------------------
+
+Listener listenerWith(std::vector<VirtualHost> vhs) {
+  Listener l;
+  l.name = "0.0.0.0_8080";
+  l.virtual_hosts = std::move(vhs);
+  return l;
+}
+
+std::string vhostFor(const Listener& l, std::string_view host) {
+  const VirtualHost* vh = selectVirtualHost(l, host);
+  return vh == nullptr ? "<none>" : vh->name;
+}
+
+TEST(SelectVirtualHost, Precedence) {
+  // Stored in an order that would give the wrong answer to first-match.
+  const Listener l = listenerWith({
+      vhost("any", {"*"}),
+      vhost("wild-short", {"*.example.com"}),
+      vhost("wild-long", {"*.api.example.com"}),
+      vhost("exact", {"foo.api.example.com", "example.com"}),
+  });
+  EXPECT_EQ(vhostFor(l, "foo.api.example.com"), "exact");
+  EXPECT_EQ(vhostFor(l, "bar.api.example.com"), "wild-long");
+  EXPECT_EQ(vhostFor(l, "a.b.api.example.com"), "wild-long") << "wildcard spans labels";
+  EXPECT_EQ(vhostFor(l, "api.example.com"), "wild-short")
+      << "*.api.example.com does not match api.example.com itself";
+  EXPECT_EQ(vhostFor(l, "www.example.com"), "wild-short");
+  EXPECT_EQ(vhostFor(l, "example.com"), "exact");
+  EXPECT_EQ(vhostFor(l, "other.org"), "any");
+  EXPECT_EQ(vhostFor(l, ""), "any");
+}
+
+TEST(SelectVirtualHost, CaseInsensitiveAndTrailingDot) {
+  const Listener l =
+      listenerWith({vhost("exact", {"example.com"}), vhost("wild", {"*.example.org"})});
+  EXPECT_EQ(vhostFor(l, "EXAMPLE.com"), "exact");
+  EXPECT_EQ(vhostFor(l, "example.com."), "exact");
+  EXPECT_EQ(vhostFor(l, "Www.Example.ORG"), "wild");
+}
+
+TEST(SelectVirtualHost, NoMatch) {
+  const Listener l =
+      listenerWith({vhost("exact", {"example.com"}), vhost("wild", {"*.example.com"})});
+  EXPECT_EQ(vhostFor(l, "example.org"), "<none>");
+  EXPECT_EQ(vhostFor(l, "notexample.com"), "<none>") << "suffix must start at a label";
+  EXPECT_EQ(vhostFor(l, ".example.com"), "<none>") << "needs a non-empty label";
+  EXPECT_EQ(vhostFor(listenerWith({}), "example.com"), "<none>");
+}
+
+TEST(SelectVirtualHost, WildcardDoesNotMatchBareDomain) {
+  const Listener l = listenerWith({vhost("wild", {"*.example.com"})});
+  EXPECT_EQ(vhostFor(l, "example.com"), "<none>");
+  EXPECT_EQ(vhostFor(l, "a.example.com"), "wild");
+}
+
+// ---- selectRoute: path ----------------------------------------------------------
+
+TEST(SelectRoute, PathPrefixSegmentBoundary) {
+  VirtualHost vh;
+  vh.routes.push_back(route("foo", PathMatch::Type::PathPrefix, "/foo"));
+  EXPECT_EQ(matchedName(vh, get("/foo")), "foo");
+  EXPECT_EQ(matchedName(vh, get("/foo/")), "foo");
+  EXPECT_EQ(matchedName(vh, get("/foo/bar")), "foo");
+  EXPECT_EQ(matchedName(vh, get("/foobar")), "<none>");
+  EXPECT_EQ(matchedName(vh, get("/fo")), "<none>");
+  EXPECT_EQ(matchedName(vh, get("/")), "<none>");
+  EXPECT_EQ(matchedName(vh, get("/FOO")), "<none>") << "paths are case-sensitive";
+}
+
+TEST(SelectRoute, PathPrefixTrailingSlashIgnored) {
+  VirtualHost vh;
+  vh.routes.push_back(route("foo", PathMatch::Type::PathPrefix, "/foo/"));
+  EXPECT_EQ(matchedName(vh, get("/foo")), "foo");
+  EXPECT_EQ(matchedName(vh, get("/foo/x")), "foo");
+  EXPECT_EQ(matchedName(vh, get("/foox")), "<none>");
+}
+
+TEST(SelectRoute, PathPrefixRootMatchesEverything) {
+  VirtualHost vh;
+  vh.routes.push_back(route("root", PathMatch::Type::PathPrefix, "/"));
+  for (const char* p : {"/", "/a", "/a/b/c", "/?"}) EXPECT_EQ(matchedName(vh, get(p)), "root") << p;
+}
+
+TEST(SelectRoute, PathPrefixMultiSegment) {
+  VirtualHost vh;
+  vh.routes.push_back(route("ab", PathMatch::Type::PathPrefix, "/a/b"));
+  EXPECT_EQ(matchedName(vh, get("/a/b/c")), "ab");
+  EXPECT_EQ(matchedName(vh, get("/a/bc")), "<none>");
+  EXPECT_EQ(matchedName(vh, get("/a")), "<none>");
+}
+
+TEST(SelectRoute, Exact) {
+  VirtualHost vh;
+  vh.routes.push_back(route("exact", PathMatch::Type::Exact, "/login"));
+  EXPECT_EQ(matchedName(vh, get("/login")), "exact");
+  EXPECT_EQ(matchedName(vh, get("/login/")), "<none>");
+  EXPECT_EQ(matchedName(vh, get("/login/x")), "<none>");
+  EXPECT_EQ(matchedName(vh, get("/logi")), "<none>");
+}
+
+TEST(SelectRoute, RegexIsFullMatch) {
+  VirtualHost vh;
+  vh.routes.push_back(route("re", PathMatch::Type::RegularExpression, "/v[0-9]+/items"));
+  EXPECT_EQ(matchedName(vh, get("/v2/items")), "re");
+  EXPECT_EQ(matchedName(vh, get("/v22/items")), "re");
+  EXPECT_EQ(matchedName(vh, get("/v2/items/x")), "<none>") << "no partial match";
+  EXPECT_EQ(matchedName(vh, get("/api/v2/items")), "<none>") << "no partial match";
+}
+
+TEST(SelectRoute, RegexWithoutCompiledRegexNeverMatches) {
+  VirtualHost vh;
+  Route r = route("broken", PathMatch::Type::RegularExpression, ".*");
+  r.match.path.regex.reset();
+  vh.routes.push_back(r);
+  EXPECT_EQ(matchedName(vh, get("/")), "<none>");
+}
+
+TEST(SelectRoute, FirstInStoredOrderWins) {
+  VirtualHost vh;
+  vh.routes.push_back(route("exact", PathMatch::Type::Exact, "/a"));
+  vh.routes.push_back(route("prefix-long", PathMatch::Type::PathPrefix, "/a/b"));
+  vh.routes.push_back(route("prefix", PathMatch::Type::PathPrefix, "/a"));
+  vh.routes.push_back(route("root", PathMatch::Type::PathPrefix, "/"));
+  EXPECT_EQ(matchedName(vh, get("/a")), "exact");
+  EXPECT_EQ(matchedName(vh, get("/a/b/c")), "prefix-long");
+  EXPECT_EQ(matchedName(vh, get("/a/c")), "prefix");
+  EXPECT_EQ(matchedName(vh, get("/z")), "root");
+  VirtualHost empty;
+  EXPECT_EQ(matchedName(empty, get("/")), "<none>");
+}
+
+// ---- method, headers, query ---------------------------------------------------
+
+TEST(SelectRoute, Method) {
+  VirtualHost vh;
+  Route post = route("post", PathMatch::Type::PathPrefix, "/");
+  post.match.method = "POST";
+  vh.routes.push_back(post);
+  vh.routes.push_back(route("any", PathMatch::Type::PathPrefix, "/"));
+  Request r = get("/x");
+  EXPECT_EQ(matchedName(vh, r), "any");
+  r.method = "POST";
+  EXPECT_EQ(matchedName(vh, r), "post");
+  r.method = "post";
+  EXPECT_EQ(matchedName(vh, r), "any") << "methods are case-sensitive";
+}
+
+TEST(SelectRoute, HeaderExact) {
+  VirtualHost vh;
+  Route r = route("hdr", PathMatch::Type::PathPrefix, "/");
+  r.match.headers.push_back({HeaderMatch::Type::Exact, "x-env", "Canary", nullptr});
+  r.match.headers.push_back({HeaderMatch::Type::Exact, "x-team", "a", nullptr});
+  vh.routes.push_back(r);
+  Request req = get("/");
+  EXPECT_EQ(matchedName(vh, req), "<none>") << "missing headers";
+  req.headers.emplace("x-env", "Canary");
+  EXPECT_EQ(matchedName(vh, req), "<none>") << "all header matches must pass";
+  req.headers.emplace("x-team", "a");
+  EXPECT_EQ(matchedName(vh, req), "hdr");
+  req.headers.clear();
+  req.headers.emplace("x-env", "canary");
+  req.headers.emplace("x-team", "a");
+  EXPECT_EQ(matchedName(vh, req), "<none>") << "values compare case-sensitively";
+}
+
+TEST(SelectRoute, HeaderEmptyValueIsPresent) {
+  VirtualHost vh;
+  Route r = route("hdr", PathMatch::Type::PathPrefix, "/");
+  r.match.headers.push_back({HeaderMatch::Type::Exact, "x-empty", "", nullptr});
+  vh.routes.push_back(r);
+  Request req = get("/");
+  EXPECT_EQ(matchedName(vh, req), "<none>");
+  req.headers.emplace("x-empty", "");
+  EXPECT_EQ(matchedName(vh, req), "hdr");
+}
+
+TEST(SelectRoute, HeaderRegexIsFullMatch) {
+  VirtualHost vh;
+  Route r = route("hdr", PathMatch::Type::PathPrefix, "/");
+  r.match.headers.push_back(
+      {HeaderMatch::Type::RegularExpression, "x-ver", "v[0-9]+", regex("v[0-9]+")});
+  vh.routes.push_back(r);
+  Request req = get("/");
+  req.headers.emplace("x-ver", "v12");
+  EXPECT_EQ(matchedName(vh, req), "hdr");
+  req.headers.clear();
+  req.headers.emplace("x-ver", "xv12");
+  EXPECT_EQ(matchedName(vh, req), "<none>");
+}
+
+TEST(SelectRoute, DuplicateHeaderMatchEntriesOnlyFirstCounts) {
+  VirtualHost vh;
+  Route r = route("hdr", PathMatch::Type::PathPrefix, "/");
+  r.match.headers.push_back({HeaderMatch::Type::Exact, "x-a", "1", nullptr});
+  r.match.headers.push_back({HeaderMatch::Type::Exact, "x-a", "2", nullptr});
+  vh.routes.push_back(r);
+  Request req = get("/");
+  req.headers.emplace("x-a", "1");
+  EXPECT_EQ(matchedName(vh, req), "hdr");
+}
+
+TEST(SelectRoute, NoHeaderCallbackMeansNoHeaders) {
+  VirtualHost vh;
+  Route r = route("hdr", PathMatch::Type::PathPrefix, "/");
+  r.match.headers.push_back({HeaderMatch::Type::Exact, "x-a", "1", nullptr});
+  vh.routes.push_back(r);
+  MatchInput in;
+  in.method = "GET";
+  in.path = "/";
+  EXPECT_EQ(selectRoute(vh, in), nullptr);
+}
+
+TEST(SelectRoute, QueryParams) {
+  VirtualHost vh;
+  Route r = route("q", PathMatch::Type::PathPrefix, "/");
+  r.match.query_params.push_back({QueryParamMatch::Type::Exact, "animal", "whale", nullptr});
+  vh.routes.push_back(r);
+  EXPECT_EQ(matchedName(vh, get("/", "animal=whale")), "q");
+  EXPECT_EQ(matchedName(vh, get("/", "x=1&animal=whale&y")), "q");
+  EXPECT_EQ(matchedName(vh, get("/", "animal=dolphin&animal=whale")), "<none>")
+      << "first occurrence decides";
+  EXPECT_EQ(matchedName(vh, get("/", "animal=whale&animal=dolphin")), "q");
+  EXPECT_EQ(matchedName(vh, get("/", "Animal=whale")), "<none>") << "names are case-sensitive";
+  EXPECT_EQ(matchedName(vh, get("/", "animal=Whale")), "<none>");
+  EXPECT_EQ(matchedName(vh, get("/", "myanimal=whale")), "<none>");
+  EXPECT_EQ(matchedName(vh, get("/", "")), "<none>");
+  EXPECT_EQ(matchedName(vh, get("/", "animal")), "<none>");
+}
+
+TEST(SelectRoute, QueryParamsAreNotDecoded) {
+  VirtualHost vh;
+  Route r = route("q", PathMatch::Type::PathPrefix, "/");
+  r.match.query_params.push_back({QueryParamMatch::Type::Exact, "q", "a b", nullptr});
+  vh.routes.push_back(r);
+  EXPECT_EQ(matchedName(vh, get("/", "q=a%20b")), "<none>");
+  EXPECT_EQ(matchedName(vh, get("/", "q=a+b")), "<none>");
+  Route raw = route("raw", PathMatch::Type::PathPrefix, "/");
+  raw.match.query_params.push_back({QueryParamMatch::Type::Exact, "q", "a%20b", nullptr});
+  vh.routes.push_back(raw);
+  EXPECT_EQ(matchedName(vh, get("/", "q=a%20b")), "raw");
+}
+
+TEST(SelectRoute, QueryParamEmptyValueAndRegex) {
+  VirtualHost vh;
+  Route empty = route("empty", PathMatch::Type::PathPrefix, "/");
+  empty.match.query_params.push_back({QueryParamMatch::Type::Exact, "flag", "", nullptr});
+  vh.routes.push_back(empty);
+  Route re = route("re", PathMatch::Type::PathPrefix, "/");
+  re.match.query_params.push_back(
+      {QueryParamMatch::Type::RegularExpression, "id", "[0-9]+", regex("[0-9]+")});
+  vh.routes.push_back(re);
+  EXPECT_EQ(matchedName(vh, get("/", "flag")), "empty");
+  EXPECT_EQ(matchedName(vh, get("/", "flag=")), "empty");
+  EXPECT_EQ(matchedName(vh, get("/", "id=123")), "re");
+  EXPECT_EQ(matchedName(vh, get("/", "id=12a")), "<none>");
+}
+
+TEST(SelectRoute, AllConditionsCombined) {
+  VirtualHost vh;
+  Route r = route("all", PathMatch::Type::PathPrefix, "/api");
+  r.match.method = "PUT";
+  r.match.headers.push_back({HeaderMatch::Type::Exact, "x-a", "1", nullptr});
+  r.match.query_params.push_back({QueryParamMatch::Type::Exact, "v", "2", nullptr});
+  vh.routes.push_back(r);
+  Request req = get("/api/x", "v=2");
+  req.method = "PUT";
+  req.headers.emplace("x-a", "1");
+  EXPECT_EQ(matchedName(vh, req), "all");
+  Request wrong_path = req;
+  wrong_path.path = "/apix";
+  EXPECT_EQ(matchedName(vh, wrong_path), "<none>");
+  Request wrong_query = req;
+  wrong_query.query = "v=3";
+  EXPECT_EQ(matchedName(vh, wrong_query), "<none>");
+}
+
+// ---- pickBackend ------------------------------------------------------------------
+
+TEST(PickBackend, WeightedExactlyOverOnePeriod) {
+  Route r;
+  r.backends = {{"a", 1}, {"b", 3}, {"c", 0}, {"d", 6}};
+  r.total_weight = 10;
+  std::map<std::string, int> counts;
+  for (uint64_t i = 0; i < 1000; ++i) {
+    const WeightedCluster* w = pickBackend(r, i * 7919);
+    ASSERT_NE(w, nullptr);
+    ++counts[w->cluster];
+  }
+  EXPECT_EQ(counts["a"], 100);
+  EXPECT_EQ(counts["b"], 300);
+  EXPECT_EQ(counts.count("c"), 0u);
+  EXPECT_EQ(counts["d"], 600);
+}
+
+TEST(PickBackend, LargeRandomValues) {
+  Route r;
+  r.backends = {{"a", 1}, {"b", 1}};
+  r.total_weight = 2;
+  EXPECT_EQ(pickBackend(r, ~uint64_t{0})->cluster, "b");
+  EXPECT_EQ(pickBackend(r, ~uint64_t{0} - 1)->cluster, "a");
+}
+
+TEST(PickBackend, NoUsableBackend) {
+  Route none;
+  EXPECT_EQ(pickBackend(none, 5), nullptr);
+  Route zero;
+  zero.backends = {{"a", 0}};
+  EXPECT_EQ(pickBackend(zero, 5), nullptr);
+}
+
+TEST(PickBackend, StaleTotalWeightCannotRunOffTheEnd) {
+  Route r;
+  r.backends = {{"a", 1}};
+  r.total_weight = 100;  // inconsistent on purpose
+  for (uint64_t i = 0; i < 200; ++i) EXPECT_NE(pickBackend(r, i), nullptr);
+}
+
+}  // namespace
+}  // namespace portico::snapshot
