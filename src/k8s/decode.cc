@@ -1139,6 +1139,9 @@ void finalize(ResourceSet& set) {
   sortAndDedupe(set.config_maps, set);
   sortAndDedupe(set.secrets, set);
   sortAndDedupe(set.namespaces, set);
+  std::stable_sort(set.errors.begin(), set.errors.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.file, a.document) < std::tie(b.file, b.document);
+  });
 }
 
 }  // namespace portico::k8s
