@@ -1,0 +1,346 @@
+#include "k8s/decode.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <string>
+
+namespace portico::k8s {
+namespace {
+
+ResourceSet decode(const std::string& text, const std::string& file = "in.yaml") {
+  ResourceSet set;
+  decodeText(text, file, set);
+  finalize(set);
+  return set;
+}
+
+std::vector<std::string> errorLines(const ResourceSet& set) {
+  std::vector<std::string> out;
+  for (const auto& e : set.errors) out.push_back(e.toString());
+  return out;
+}
+
+TEST(Decode, MultiDocumentYamlWithDefaults) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata:
+  name: gw
+  labels: {a: b}
+  generation: 7
+  creationTimestamp: "2023-05-01T00:00:00Z"
+  resourceVersion: "42"
+  uid: abc
+spec:
+  gatewayClassName: portico
+  listeners:
+  - name: http
+    protocol: HTTP
+    port: 8080
+    hostname: "*.example.com"
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: HTTPRoute
+metadata: {name: r, namespace: team}
+spec:
+  parentRefs: [{name: gw, namespace: default, sectionName: http, port: 8080}]
+  hostnames: [a.example.com]
+  rules:
+  - matches:
+    - path: {type: Exact, value: /x}
+      headers: [{name: X-A, value: "1"}]
+      queryParams: [{type: RegularExpression, name: q, value: "[0-9]+"}]
+      method: GET
+    backendRefs: [{name: svc, port: 80, weight: 3}]
+)");
+  ASSERT_TRUE(set.errors.empty()) << errorLines(set)[0];
+  ASSERT_EQ(set.gateways.size(), 1u);
+  const Gateway& gw = set.gateways[0];
+  EXPECT_EQ(gw.metadata.ns, "default");
+  EXPECT_EQ(gw.metadata.generation, 7);
+  EXPECT_EQ(gw.metadata.creation_timestamp, "2023-05-01T00:00:00Z");
+  EXPECT_EQ(gw.metadata.resource_version, "42");
+  EXPECT_EQ(gw.metadata.uid, "abc");
+  EXPECT_EQ(gw.metadata.labels.at("a"), "b");
+  EXPECT_EQ(gw.document, 1);
+  ASSERT_EQ(gw.listeners.size(), 1u);
+  EXPECT_EQ(gw.listeners[0].port, 8080);
+  EXPECT_EQ(*gw.listeners[0].hostname, "*.example.com");
+  EXPECT_EQ(gw.listeners[0].allowed_routes.from, "Same");
+
+  ASSERT_EQ(set.http_routes.size(), 1u);
+  const HttpRoute& r = set.http_routes[0];
+  EXPECT_EQ(r.metadata.ns, "team");
+  EXPECT_EQ(r.metadata.generation, 0);  // absent: the tracker stamps it
+  EXPECT_EQ(r.document, 2);
+  ASSERT_EQ(r.parent_refs.size(), 1u);
+  EXPECT_EQ(r.parent_refs[0].group, kGatewayGroup);
+  EXPECT_EQ(r.parent_refs[0].kind, "Gateway");
+  EXPECT_EQ(*r.parent_refs[0].section_name, "http");
+  EXPECT_EQ(*r.parent_refs[0].port, 8080);
+  const auto& m = r.rules[0].matches[0];
+  EXPECT_EQ(m.path->type, "Exact");
+  EXPECT_EQ(m.headers[0].value, "1");
+  EXPECT_EQ(m.query_params[0].type, "RegularExpression");
+  EXPECT_EQ(*m.method, "GET");
+  EXPECT_EQ(r.rules[0].backend_refs[0].weight, 3);
+  EXPECT_EQ(r.rules[0].backend_refs[0].kind, "Service");
+  ASSERT_TRUE(r.raw);
+}
+
+TEST(Decode, JsonAndListAndCoreKinds) {
+  auto set = decode(R"({"apiVersion": "v1", "kind": "List", "items": [
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s", "namespace": "x"},
+     "spec": {"ports": [{"name": "http", "port": 80, "targetPort": "web"},
+                        {"name": "admin", "port": 90, "targetPort": 9090}]}},
+    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "sec"},
+     "type": "kubernetes.io/tls",
+     "data": {"tls.crt": "aGVsbG8=", "tls.key": "b2xk"},
+     "stringData": {"tls.key": "new"}},
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"},
+     "data": {"ca.crt": "PEM"}},
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x", "labels": {"env": "prod"}}},
+    {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "s", "namespace": "x"},
+     "subsets": [{"addresses": [{"ip": "10.0.0.1"}], "notReadyAddresses": [{"ip": "10.0.0.2"}],
+                  "ports": [{"name": "http", "port": 8080}]}]},
+    {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+     "metadata": {"name": "s-1", "namespace": "x", "labels": {"kubernetes.io/service-name": "s"}},
+     "addressType": "IPv4", "ports": [{"name": "http", "port": 8080}],
+     "endpoints": [{"addresses": ["10.0.0.3"], "conditions": {"ready": false}}]}
+  ]})",
+                    "in.json");
+  ASSERT_TRUE(set.errors.empty()) << errorLines(set)[0];
+  ASSERT_EQ(set.services.size(), 1u);
+  EXPECT_EQ(*set.services[0].ports[0].target_port_name, "web");
+  EXPECT_EQ(*set.services[0].ports[1].target_port_number, 9090);
+  ASSERT_EQ(set.secrets.size(), 1u);
+  EXPECT_EQ(set.secrets[0].data.at("tls.crt"), "hello");
+  EXPECT_EQ(set.secrets[0].data.at("tls.key"), "new");  // stringData wins
+  EXPECT_EQ(set.config_maps[0].data.at("ca.crt"), "PEM");
+  ASSERT_EQ(set.namespaces.size(), 1u);
+  EXPECT_EQ(set.namespaces[0].metadata.ns, "");  // cluster-scoped
+  EXPECT_EQ(set.namespaces[0].metadata.labels.at("kubernetes.io/metadata.name"), "x");
+  EXPECT_EQ(set.endpoints[0].subsets[0].not_ready_addresses[0], "10.0.0.2");
+  ASSERT_EQ(set.endpoint_slices.size(), 1u);
+  EXPECT_EQ(set.endpoint_slices[0].endpoints[0].ready, std::optional<bool>(false));
+  EXPECT_EQ(*set.endpoint_slices[0].ports[0].port, 8080);
+}
+
+TEST(Decode, ReferenceGrantAndBackendTlsPolicyVersions) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: g1, namespace: b}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: a}]
+  to: [{group: "", kind: Service}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ReferenceGrant
+metadata: {name: g2, namespace: b}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: a}]
+  to: [{group: "", kind: Secret, name: cert}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha3
+kind: BackendTLSPolicy
+metadata: {name: p1}
+spec:
+  targetRefs: [{group: "", kind: Service, name: nginx, sectionName: https}]
+  validation:
+    hostname: example.com
+    caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}]
+    subjectAltNames:
+    - {type: Hostname, hostname: a.example.com}
+    - {type: URI, uri: "spiffe://td/ns/x/sa/y"}
+  options: {portico.dev/min-tls-version: "1.3"}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: p2}
+spec:
+  targetRefs: [{group: "", kind: Service, name: nginx}]
+  validation: {hostname: example.com, wellKnownCACertificates: System}
+)");
+  ASSERT_TRUE(set.errors.empty()) << errorLines(set)[0];
+  ASSERT_EQ(set.reference_grants.size(), 2u);
+  EXPECT_FALSE(set.reference_grants[0].to[0].name.has_value());
+  EXPECT_EQ(*set.reference_grants[1].to[0].name, "cert");
+  ASSERT_EQ(set.backend_tls_policies.size(), 2u);
+  const auto& p1 = set.backend_tls_policies[0];
+  EXPECT_EQ(p1.api_version, "gateway.networking.k8s.io/v1alpha3");
+  EXPECT_EQ(*p1.target_refs[0].section_name, "https");
+  EXPECT_EQ(p1.validation.hostname, "example.com");
+  EXPECT_EQ(p1.validation.ca_certificate_refs[0].kind, "ConfigMap");
+  EXPECT_EQ(p1.validation.subject_alt_names[1].uri, "spiffe://td/ns/x/sa/y");
+  EXPECT_EQ(p1.options.at("portico.dev/min-tls-version"), "1.3");
+  EXPECT_EQ(*set.backend_tls_policies[1].validation.well_known_ca_certificates, "System");
+}
+
+TEST(Decode, UnknownKindsAreIgnoredWithoutError) {
+  auto set = decode(R"(
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: d}
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: TCPRoute
+metadata: {name: t}
+)");
+  EXPECT_TRUE(set.errors.empty());
+  EXPECT_TRUE(set.gateways.empty());
+}
+
+// Every malformed-input message shape: `file: document N: field.path: message`.
+struct BadCase {
+  const char* text;
+  const char* expected;
+};
+
+class DecodeErrors : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(DecodeErrors, ReportsFileDocumentPathAndMessage) {
+  std::string text =
+      std::string("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n---\n") + GetParam().text;
+  auto set = decode(text, "dir/bad.yaml");
+  ASSERT_EQ(set.errors.size(), 1u);
+  EXPECT_EQ(set.errors[0].toString(), GetParam().expected);
+  // The good document still loads.
+  EXPECT_TRUE(std::any_of(set.config_maps.begin(), set.config_maps.end(),
+                          [](const auto& c) { return c.metadata.name == "ok"; }));
+}
+
+const char* kRoute =
+    "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n";
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, DecodeErrors,
+    ::testing::Values(
+        BadCase{"kind: Service\nmetadata: {name: s}\n",
+                "dir/bad.yaml: document 2: apiVersion: required field is missing"},
+        BadCase{"apiVersion: v1\nkind: Service\nmetadata: {namespace: x}\n",
+                "dir/bad.yaml: document 2: metadata.name: required field is missing"},
+        BadCase{"apiVersion: v1\nkind: Service\nmetadata: {name: [1]}\n",
+                "dir/bad.yaml: document 2: metadata.name: expected string, got list"},
+        BadCase{"apiVersion: v1\nkind: Service\n",
+                "dir/bad.yaml: document 2: metadata: required field is missing"},
+        BadCase{"a: [\n",
+                "dir/bad.yaml: document 2: line 7, column 1: invalid YAML: end of sequence "
+                "flow not found"},
+        BadCase{"- a\n- b\n",
+                "dir/bad.yaml: document 2: (root): expected a Kubernetes object (map), got list"},
+        BadCase{"apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {k: \"!!\"}\n",
+                "dir/bad.yaml: document 2: data.k: invalid base64 data"},
+        BadCase{"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 0}]}\n",
+                "dir/bad.yaml: document 2: spec.ports[0].port: must be between 1 and 65535, got 0"},
+        BadCase{
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: \"80\"}]}\n",
+            "dir/bad.yaml: document 2: spec.ports[0].port: expected integer, got string"},
+        BadCase{"apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {type: Weird}\n",
+                "dir/bad.yaml: document 2: spec.type: unsupported value \"Weird\" (want one of: "
+                "ClusterIP, NodePort, LoadBalancer, ExternalName)"},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+                "spec:\n  rules:\n  - matches:\n    - {}\n    - path: {type: Prefix}\n",
+                "dir/bad.yaml: document 2: spec.rules[0].matches[1].path.type: unsupported value "
+                "\"Prefix\" (want one of: Exact, PathPrefix, RegularExpression)"},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+                "spec: {rules: [{backendRefs: [{name: s}]}]}\n",
+                "dir/bad.yaml: document 2: spec.rules[0].backendRefs[0].port: required when "
+                "referring to a Service"},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+                "spec: {hostnames: [\"bad host\"]}\n",
+                "dir/bad.yaml: document 2: spec.hostnames[0]: invalid hostname \"bad host\""},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+                "spec: {rules: [{matches: [{path: {value: relative}}]}]}\n",
+                "dir/bad.yaml: document 2: spec.rules[0].matches[0].path.value: must be an "
+                "absolute path starting with \"/\""},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+                "spec: {rules: [{filters: [{type: RequestRedirect, requestRedirect: "
+                "{statusCode: 305}}]}]}\n",
+                "dir/bad.yaml: document 2: spec.rules[0].filters[0].requestRedirect.statusCode: "
+                "unsupported value 305 (want 301, 302, 303, 307, 308)"},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\n"
+                "spec: {gatewayClassName: c, listeners: [{name: a, protocol: HTTP, port: 80},"
+                " {name: a, protocol: HTTP, port: 81}]}\n",
+                "dir/bad.yaml: document 2: spec.listeners[1].name: duplicate listener name \"a\""},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\n"
+                "spec: {gatewayClassName: c, listeners: [{name: a, protocol: HTTP, port: 80,"
+                " allowedRoutes: {namespaces: {from: Selector}}}]}\n",
+                "dir/bad.yaml: document 2: spec.listeners[0].allowedRoutes.namespaces.selector: "
+                "required when from is Selector"},
+        BadCase{"apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: ConfigMap\n"
+                "  metadata: {name: a}\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {}\n",
+                "dir/bad.yaml: document 2: items[1].metadata.name: required field is missing"},
+        BadCase{"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ok}\n",
+                "dir/bad.yaml: document 2: metadata.name: duplicate ConfigMap default/ok (first "
+                "defined in dir/bad.yaml: document 1, which is used)"}));
+
+TEST(Decode, BadDocumentDoesNotStopOthersAndNeverThrows) {
+  std::string garbage = "\x01\x02{[}]: :: - -\n\t\t---\n%YAML 9.9\n---\n";
+  garbage += "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: survivor}\n";
+  ResourceSet set;
+  EXPECT_NO_THROW(decodeText(garbage, "g.yaml", set));
+  finalize(set);
+  EXPECT_FALSE(set.errors.empty());
+  ASSERT_EQ(set.config_maps.size(), 1u);
+  EXPECT_EQ(set.config_maps[0].metadata.name, "survivor");
+}
+
+TEST(Decode, LeadingMarkerAndEmptyDocumentsCountLikeKubectl) {
+  auto set = decode(
+      "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n# only a "
+      "comment\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {}\n");
+  ASSERT_EQ(set.errors.size(), 1u);
+  EXPECT_EQ(set.errors[0].document, 3);
+  EXPECT_EQ(set.config_maps[0].document, 1);
+}
+
+TEST(Decode, QuotedScalarsStayStrings) {
+  auto set = decode(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: \"80\", y: \"true\"}\n");
+  ASSERT_TRUE(set.errors.empty());
+  EXPECT_EQ(set.config_maps[0].data.at("x"), "80");
+  // Plain `80` would be a number, which ConfigMap data rejects.
+  auto bad = decode("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata: {x: 80}\n");
+  ASSERT_EQ(bad.errors.size(), 1u);
+  EXPECT_EQ(bad.errors[0].path, "data.x");
+}
+
+TEST(Decode, SortedByNamespaceAndName) {
+  auto set = decode(
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: z}\n---\n"
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n"
+      "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: z}\n");
+  ASSERT_EQ(set.config_maps.size(), 3u);
+  EXPECT_EQ(set.config_maps[0].key(), "default/c");
+  EXPECT_EQ(set.config_maps[1].key(), "z/a");
+  EXPECT_EQ(set.config_maps[2].key(), "z/b");
+}
+
+TEST(Base64, DecodesAndRejects) {
+  EXPECT_EQ(*base64Decode("aGVsbG8gd29ybGQ="), "hello world");
+  EXPECT_EQ(*base64Decode("aGVs\nbG8="), "hello");
+  EXPECT_EQ(*base64Decode(""), "");
+  EXPECT_FALSE(base64Decode("a").has_value());
+  EXPECT_FALSE(base64Decode("a*bc").has_value());
+  EXPECT_FALSE(base64Decode("aG==Vs").has_value());
+}
+
+TEST(LabelSelector, MatchLabelsAndExpressions) {
+  LabelSelector s;
+  s.match_labels = {{"env", "prod"}};
+  s.match_expressions = {{"tier", "In", {"web", "api"}}, {"legacy", "DoesNotExist", {}}};
+  EXPECT_TRUE(selectorMatches(s, {{"env", "prod"}, {"tier", "api"}}));
+  EXPECT_FALSE(selectorMatches(s, {{"env", "dev"}, {"tier", "api"}}));
+  EXPECT_FALSE(selectorMatches(s, {{"env", "prod"}, {"tier", "db"}}));
+  EXPECT_FALSE(selectorMatches(s, {{"env", "prod"}, {"tier", "api"}, {"legacy", "1"}}));
+  LabelSelector notin;
+  notin.match_expressions = {{"env", "NotIn", {"prod"}}, {"team", "Exists", {}}};
+  EXPECT_TRUE(selectorMatches(notin, {{"team", "a"}}));
+  EXPECT_FALSE(selectorMatches(notin, {{"team", "a"}, {"env", "prod"}}));
+  EXPECT_TRUE(selectorMatches(LabelSelector{}, {}));
+}
+
+}  // namespace
+}  // namespace portico::k8s
