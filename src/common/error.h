@@ -12,16 +12,16 @@ namespace portico::common {
 enum class ErrorSource { Downstream, Upstream, Internal, Config };
 
 enum class ErrorKind {
-  InvalidInput,     // malformed manifest / request
-  NotFound,         // no route, missing object
-  ConnectFailed,    // TCP connect refused / unreachable
-  TlsFailed,        // handshake or verification failure
-  Timeout,          // connect, request or idle timeout
-  ProtocolError,    // bad HTTP from a peer
-  ResetByPeer,      // peer closed / reset mid-message
-  Overloaded,       // limit reached (connections, header size...)
-  Unavailable,      // nothing to send to (no healthy endpoint)
-  Io,               // other system call failure
+  InvalidInput,   // malformed manifest / request
+  NotFound,       // no route, missing object
+  ConnectFailed,  // TCP connect refused / unreachable
+  TlsFailed,      // handshake or verification failure
+  Timeout,        // connect, request or idle timeout
+  ProtocolError,  // bad HTTP from a peer
+  ResetByPeer,    // peer closed / reset mid-message
+  Overloaded,     // limit reached (connections, header size...)
+  Unavailable,    // nothing to send to (no healthy endpoint)
+  Io,             // other system call failure
 };
 
 struct Error {
@@ -38,7 +38,7 @@ const char* toString(ErrorSource source);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}                   // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }

@@ -25,4 +25,5 @@ void log(LogLevel level, fmt::format_string<Args...> format, Args&&... args) {
 
 }  // namespace portico::common
 
-#define PORTICO_LOG(level, ...) ::portico::common::log(::portico::common::LogLevel::level, __VA_ARGS__)
+#define PORTICO_LOG(level, ...) \
+  ::portico::common::log(::portico::common::LogLevel::level, __VA_ARGS__)

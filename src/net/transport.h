@@ -1,0 +1,41 @@
+#pragma once
+// A byte stream over a connected socket: plain TCP here, TLS (src/tls) behind
+// the same interface, so the proxy never knows which one it is talking to.
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+
+namespace portico::net {
+
+struct IoResult {
+  enum class Status { Ok, WouldBlock, Eof, Error };
+  Status status = Status::Ok;
+  size_t n = 0;
+  std::string error;  // for Error: the reason, e.g. "Connection reset by peer"
+};
+
+class Transport {
+ public:
+  enum class Handshake { Done, WantRead, WantWrite, Failed };
+  virtual ~Transport() = default;
+  virtual IoResult read(char* buf, size_t len) = 0;
+  virtual IoResult write(const char* buf, size_t len) = 0;
+  // Drives a TLS handshake; plain TCP is always Done.
+  virtual Handshake handshake() { return Handshake::Done; }
+  // Why handshake() returned Failed (Envoy-style "TLS_error:..." text).
+  virtual std::string failureReason() const { return {}; }
+  virtual bool secure() const { return false; }
+};
+
+class PlainTransport final : public Transport {
+ public:
+  explicit PlainTransport(int fd) : fd_(fd) {}
+  IoResult read(char* buf, size_t len) override;
+  IoResult write(const char* buf, size_t len) override;
+
+ private:
+  int fd_;
+};
+
+}  // namespace portico::net

@@ -1,0 +1,1062 @@
+#include "proxy/http_connection.h"
+
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "common/log.h"
+#include "snapshot/match.h"
+#include "tls/tls.h"
+
+namespace portico::proxy {
+namespace {
+
+using http::ParseEvent;
+using IoStatus = net::IoResult::Status;
+
+struct LocalReply {
+  int status;
+  const char* flag;
+  const char* body;
+};
+
+// The one place a failure becomes a status code. Bodies follow Envoy's
+// wording so operators can grep for what they already know.
+LocalReply localReplyFor(Failure f) {
+  switch (f) {
+    case Failure::NoRoute:
+      return {404, "NR", "route not found"};
+    case Failure::NoHealthyUpstream:
+      return {503, "UH", "no healthy upstream"};
+    case Failure::ConnectFailure:
+      return {503, "UF",
+              "upstream connect error or disconnect/reset before headers. reset reason: connection "
+              "failure"};
+    case Failure::UpstreamReset:
+      return {503, "UC",
+              "upstream connect error or disconnect/reset before headers. reset reason: connection "
+              "termination"};
+    case Failure::BadUpstreamResponse:
+      return {502, "UPE", "upstream sent an invalid response"};
+    case Failure::UpstreamTimeout:
+      return {504, "UT", "upstream request timeout"};
+    case Failure::BadRequest:
+      return {400, "DPE", "bad request"};
+    case Failure::UriTooLong:
+      return {414, "DPE", "request URI too long"};
+    case Failure::HeadersTooLarge:
+      return {431, "DPE", "request header fields too large"};
+    case Failure::RequestTimeout:
+      return {408, "DT", "request timeout"};
+    case Failure::Overloaded:
+      return {503, "LR", "too many connections"};
+    case Failure::NoBackend:
+      return {500, "-", "no valid backend for route"};
+    case Failure::None:
+      break;
+  }
+  return {500, "-", "internal error"};
+}
+
+Failure failureForParse(http::ParseError e) {
+  switch (e) {
+    case http::ParseError::UriTooLong:
+      return Failure::UriTooLong;
+    case http::ParseError::HeadersTooLarge:
+      return Failure::HeadersTooLarge;
+    default:
+      return Failure::BadRequest;
+  }
+}
+
+std::string_view headerLookup(const void* ctx, std::string_view lower_name, bool& found) {
+  const auto* headers = static_cast<const http::Headers*>(ctx);
+  for (const auto& f : headers->fields()) {
+    if (http::iequals(f.name, lower_name)) {
+      found = true;
+      return f.value;
+    }
+  }
+  found = false;
+  return {};
+}
+
+void applyHeaderModifier(http::Headers& h, const snapshot::HeaderModifier& m) {
+  for (const auto& name : m.remove) h.remove(name);
+  for (const auto& [name, value] : m.set) h.set(name, value);
+  for (const auto& [name, value] : m.add) h.add(name, value);
+}
+
+// The path a PathModifier produces from `path` (which matched `route_prefix`).
+std::string modifyPath(const snapshot::PathModifier& m, std::string_view path,
+                       const snapshot::PathMatch& match) {
+  if (m.type == snapshot::PathModifier::Type::ReplaceFullPath) return m.value;
+  // ReplacePrefixMatch: swap the matched prefix, keeping a single '/' joint.
+  std::string_view prefix = match.value;
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.remove_suffix(1);
+  std::string_view rest = path.size() >= prefix.size() ? path.substr(prefix.size()) : "";
+  if (prefix == "/") rest = path.substr(1);
+  std::string out(m.value);
+  if (rest.empty()) return out.empty() ? "/" : out;
+  if (!rest.empty() && rest.front() == '/') rest.remove_prefix(1);
+  if (out.empty() || out.back() != '/') out.push_back('/');
+  out.append(rest);
+  return out;
+}
+
+std::string nowRfc3339() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::system_clock::to_time_t(now);
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03d}Z", buf, ms);
+}
+
+std::string jsonEscape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+HttpConnection::HttpConnection(ProxyContext& ctx, int fd, std::string listener_name,
+                               std::string client_ip, std::unique_ptr<net::Transport> transport)
+    : ctx_(ctx),
+      fd_(fd),
+      listener_name_(std::move(listener_name)),
+      client_ip_(std::move(client_ip)),
+      transport_(std::move(transport)),
+      ds_timer_(ctx.loop, &HttpConnection::onDownstreamTimer, this),
+      rq_timer_(ctx.loop, &HttpConnection::onRequestTimer, this) {}
+
+HttpConnection::~HttpConnection() {
+  if (up_ != nullptr) {
+    up_->owner = nullptr;
+    ctx_.pool.destroy(up_, false);
+    up_ = nullptr;
+  }
+  if (fd_ >= 0) {
+    ctx_.loop.remove(fd_);
+    ::close(fd_);
+  }
+}
+
+void HttpConnection::start() {
+  refreshSnapshot();
+  if (http_stats_ != nullptr) {
+    http_stats_->downstream_cx_total->inc();
+    http_stats_->downstream_cx_active->add();
+  }
+  ctx_.loop.add(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this);
+  ds_timer_.arm(ctx_.settings.idle_timeout_ms);
+  if (ctx_.connections > ctx_.settings.max_connections) {
+    // Over the limit: a short 503 and close, without reading the request.
+    auto reply = localReplyFor(Failure::Overloaded);
+    out_.append(
+        fmt::format("HTTP/1.1 503 Service Unavailable\r\ncontent-length: {}\r\ncontent-type: "
+                    "text/plain\r\nconnection: close\r\n\r\n{}\n",
+                    std::string_view(reply.body).size() + 1, reply.body));
+    state_ = State::Closing;
+    pump();
+  }
+}
+
+void HttpConnection::drain() {
+  draining_ = true;
+  if (state_ == State::ReadingHead && !head_started_ && in_.empty()) {
+    close();
+    pump();  // deletes this
+    return;
+  }
+  close_after_ = true;
+}
+
+// Keeps snap_/listener_ in step with the worker's current snapshot. Returns
+// false when this connection's listener no longer exists (it then drains).
+bool HttpConnection::refreshSnapshot() {
+  if (snap_.get() == ctx_.snapshot.get() && listener_ != nullptr) return true;
+  snap_ = ctx_.snapshot;
+  listener_ = nullptr;
+  if (snap_) {
+    for (const auto& l : snap_->listeners) {
+      if (l.name == listener_name_) {
+        listener_ = &l;
+        break;
+      }
+    }
+  }
+  if (listener_ == nullptr) return false;
+  if (http_stats_ == nullptr) http_stats_ = &ctx_.httpStats(listener_->stat_prefix);
+  return true;
+}
+
+void HttpConnection::onIoEvent(uint32_t events) {
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ds_readable_ = true;
+  if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ds_writable_ = true;
+  pump();
+}
+
+void HttpConnection::onUpstreamEvent(upstream::UpstreamConnection& conn, uint32_t events) {
+  if (&conn != up_) return;
+  if (!conn.connected && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+    int err = net::connectResult(conn.fd());
+    if (err != 0) {
+      onUpstreamFailure(Failure::ConnectFailure, std::strerror(err), true);
+      pump();
+      return;
+    }
+    onUpstreamConnected();
+  }
+  pump();
+}
+
+void HttpConnection::onUpstreamConnectTimeout(upstream::UpstreamConnection& conn) {
+  if (&conn != up_) return;
+  cluster_->stats.upstream_cx_connect_timeout->inc();
+  onUpstreamFailure(Failure::ConnectFailure, "connect timeout", false);
+  pump();
+}
+
+void HttpConnection::onUpstreamConnected() {
+  up_->connected = true;
+  endpoint_->connect_failures_in_a_row = 0;
+  const auto& tls = cluster_->config->tls;
+  if (!tls) {
+    up_->handshake_done = true;
+    up_->connect_timer.disarm();
+    cluster_->stats.upstream_cx_connect_ms->record(
+        static_cast<double>(ctx_.loop.nowMs() - up_->connect_start_ms));
+    return;
+  }
+  // TLS per the backend's policy; the connect timer keeps running through
+  // the handshake.
+  std::string error;
+  auto client = ctx_.tls_contexts.get(*tls, error);
+  if (!client) {
+    onUpstreamFailure(Failure::ConnectFailure, "TLS_error: " + error, false);
+    return;
+  }
+  up_->setTransport(tls::makeClientTransport(std::move(client), up_->fd(), upstream_host_,
+                                             cluster_->tls_stats.get()));
+}
+
+// Advances an upstream TLS handshake. True when it finished or failed.
+bool HttpConnection::driveHandshake() {
+  if (!up_->readable && !up_->writable) return false;
+  switch (up_->transport().handshake()) {
+    case net::Transport::Handshake::Done:
+      up_->handshake_done = true;
+      up_->connect_timer.disarm();
+      cluster_->stats.upstream_cx_connect_ms->record(
+          static_cast<double>(ctx_.loop.nowMs() - up_->connect_start_ms));
+      return true;
+    case net::Transport::Handshake::WantRead:
+      up_->readable = false;
+      return false;
+    case net::Transport::Handshake::WantWrite:
+      up_->writable = false;
+      return false;
+    case net::Transport::Handshake::Failed: {
+      std::string reason = up_->transport().failureReason();
+      onUpstreamFailure(Failure::ConnectFailure, reason, true);
+      return true;
+    }
+  }
+  return false;
+}
+
+// ---- the pump: make every step that can be made, until none can -------------
+
+void HttpConnection::pump() {
+  bool progress = true;
+  while (progress && state_ != State::Closed) {
+    progress = false;
+    if (flushDownstream()) progress = true;
+    if (state_ == State::Closed) break;
+    if (processDownstreamInput()) progress = true;
+    if (up_ != nullptr && up_->connected && !up_->handshake_done && driveHandshake())
+      progress = true;
+    if (up_ != nullptr && flushUpstream()) progress = true;
+    if (up_ != nullptr && readUpstream()) progress = true;
+    if (up_ != nullptr && processUpstreamInput()) progress = true;
+    if (readDownstream()) progress = true;
+  }
+  if (state_ == State::Closed) {
+    if (ctx_.on_close != nullptr) ctx_.on_close(ctx_.worker, this);
+    delete this;
+  }
+}
+
+bool HttpConnection::wantDownstreamRead() const {
+  switch (state_) {
+    case State::ReadingHead:
+      return in_.size() < 2 * kHighWatermark;
+    case State::Proxying:
+      return !req_done_ && up_out_.size() < kHighWatermark && in_.size() < kHighWatermark;
+    case State::Tunnel:
+      return up_out_.size() < kHighWatermark;
+    default:
+      return false;
+  }
+}
+
+bool HttpConnection::readDownstream() {
+  if (!ds_readable_ || ds_eof_ || !wantDownstreamRead()) return false;
+  char* dst = in_.reserve(kReadChunk);
+  auto r = transport_->read(dst, in_.writableSize());
+  switch (r.status) {
+    case IoStatus::Ok:
+      in_.commit(r.n);
+      bytes_in_ += r.n;
+      if (state_ == State::ReadingHead && !head_started_) {
+        head_started_ = true;
+        ds_timer_.arm(ctx_.settings.header_timeout_ms);
+      }
+      return true;
+    case IoStatus::WouldBlock:
+      ds_readable_ = false;
+      in_.shrink();
+      return false;
+    case IoStatus::Eof:
+    case IoStatus::Error:
+      ds_eof_ = true;
+      ds_readable_ = false;
+      return true;
+  }
+  return false;
+}
+
+bool HttpConnection::flushDownstream() {
+  bool progress = false;
+  while (!out_.empty() && ds_writable_) {
+    auto v = out_.view();
+    auto r = transport_->write(v.data(), v.size());
+    if (r.status == IoStatus::Ok) {
+      out_.consume(r.n);
+      bytes_out_ += r.n;
+      progress = true;
+    } else if (r.status == IoStatus::WouldBlock) {
+      ds_writable_ = false;
+    } else {
+      // The client is gone: nothing more can be delivered.
+      if (flag_[0] == '-') flag_ = "DC";
+      close();
+      return true;
+    }
+  }
+  if (out_.empty()) {
+    out_.shrink();
+    if (state_ == State::Closing) {
+      close();
+      return true;
+    }
+    if (state_ == State::LocalReply) {
+      finishRequest();
+      return true;
+    }
+  }
+  return progress;
+}
+
+bool HttpConnection::processDownstreamInput() {
+  switch (state_) {
+    case State::ReadingHead: {
+      if (in_.empty()) {
+        if (ds_eof_) close();
+        return ds_eof_;
+      }
+      size_t used = 0;
+      ParseEvent ev = req_parser_.next(in_.view(), used);
+      in_.consume(used);
+      if (ev.type == ParseEvent::Type::HeadComplete) {
+        onRequestHead();
+        return true;
+      }
+      if (ev.type == ParseEvent::Type::Error) {
+        close_after_ = true;
+        if (http_stats_) http_stats_->downstream_cx_protocol_error->inc();
+        sendLocalReply(failureForParse(ev.error), http::toString(ev.error));
+        return true;
+      }
+      if (ds_eof_) {
+        close();
+        return true;
+      }
+      return used > 0;
+    }
+    case State::Proxying: {
+      if (req_done_) return false;
+      bool progress = false;
+      // Called with empty input too: the end of a body may need no more bytes.
+      while (!req_done_ && up_out_.size() < kHighWatermark) {
+        size_t used = 0;
+        ParseEvent ev = req_parser_.next(in_.view(), used);
+        if (ev.type == ParseEvent::Type::Body) {
+          if (req_chunked_out_) {
+            std::string framed;
+            http::appendChunk(framed, ev.body);
+            up_out_.append(framed);
+          } else {
+            up_out_.append(ev.body);
+          }
+        }
+        in_.consume(used);
+        if (ev.type == ParseEvent::Type::MessageComplete) {
+          req_done_ = true;
+          if (req_chunked_out_) {
+            std::string last;
+            http::appendLastChunk(last);
+            up_out_.append(last);
+          }
+        } else if (ev.type == ParseEvent::Type::Error) {
+          // A broken request body: the upstream exchange can't be completed.
+          close_after_ = true;
+          if (!resp_started_) {
+            releaseUpstream(false);
+            sendLocalReply(Failure::BadRequest, http::toString(ev.error));
+          } else {
+            close();
+          }
+          return true;
+        }
+        progress = progress || used > 0;
+        if (ev.type == ParseEvent::Type::NeedMore) break;
+      }
+      if (!req_done_ && in_.empty() && ds_eof_) {
+        // Client went away mid-body.
+        flag_ = "DC";
+        close();
+        return true;
+      }
+      return progress;
+    }
+    case State::Tunnel: {
+      if (!in_.empty()) {
+        up_out_.append(in_.view());
+        in_.consume(in_.size());
+        return true;
+      }
+      if (ds_eof_) {
+        close();
+        return true;
+      }
+      return false;
+    }
+    default:
+      return false;
+  }
+}
+
+// ---- request start -----------------------------------------------------------
+
+void HttpConnection::onRequestHead() {
+  ds_timer_.disarm();
+  rq_start_ms_ = ctx_.loop.nowMs();
+  head_started_ = false;
+  req_done_ = false;
+  resp_started_ = false;
+  retried_ = false;
+  connect_attempts_ = 0;
+  status_ = 0;
+  flag_ = "-";
+  route_ = nullptr;
+  cluster_ = nullptr;
+  endpoint_ = nullptr;
+  upstream_host_.clear();
+  auto& head = req_parser_.head();
+  head_request_ = head.method == "HEAD";
+  upgrade_ = req_parser_.isUpgrade();
+  if (!req_parser_.keepAlive() || draining_ || ctx_.draining) close_after_ = true;
+
+  if (!refreshSnapshot()) {
+    close_after_ = true;
+    sendLocalReply(Failure::NoRoute, "listener removed");
+    return;
+  }
+  http_stats_->downstream_rq_total->inc();
+  http_stats_->downstream_rq_active->add();
+
+  // Envoy answers 100-continue itself and strips Expect, so a backend never
+  // sees it; the client sends the body once routing has accepted the request.
+  if (req_parser_.expectsContinue()) {
+    head.headers.remove("expect");
+  }
+
+  const auto* vhost =
+      snapshot::selectVirtualHost(*listener_, snapshot::hostWithoutPort(head.headers.get("host")));
+  if (vhost != nullptr) {
+    snapshot::MatchInput in;
+    in.method = head.method;
+    in.path = head.path();
+    in.query = head.query();
+    in.ctx = &head.headers;
+    in.header = &headerLookup;
+    route_ = snapshot::selectRoute(*vhost, in);
+  }
+  if (route_ == nullptr) {
+    http_stats_->no_route->inc();
+    sendLocalReply(Failure::NoRoute, "");
+    return;
+  }
+  if (route_->redirect) {
+    sendRedirect(*route_->redirect);
+    return;
+  }
+  if (route_->direct_status != 0) {
+    close_after_ = close_after_ || req_parser_.framing() != http::BodyFraming::None;
+    sendResponse(route_->direct_status, route_->direct_body, nullptr);
+    return;
+  }
+  const auto* backend = snapshot::pickBackend(*route_, ctx_.random());
+  cluster_ = backend ? ctx_.clusters.find(backend->cluster) : nullptr;
+  if (cluster_ == nullptr || cluster_->config == nullptr) {
+    sendLocalReply(Failure::NoBackend, "");
+    return;
+  }
+  if (cluster_->config->tls && cluster_->config->tls->fail_closed) {
+    // A BackendTLSPolicy targets this backend but can't be honoured: never
+    // fall back to plaintext or to an unverified connection.
+    upstream_host_.clear();
+    PORTICO_LOG(Warn,
+                "upstream request refused: cluster={} reason=backend TLS policy {} not usable: {}",
+                cluster_->name, cluster_->config->tls->policy, cluster_->config->tls->fail_reason);
+    sendLocalReply(Failure::ConnectFailure,
+                   ", transport failure reason: TLS_error: backend TLS policy " +
+                       cluster_->config->tls->policy +
+                       " not usable: " + cluster_->config->tls->fail_reason);
+    return;
+  }
+  dispatch();
+}
+
+void HttpConnection::dispatch() {
+  auto& head = req_parser_.head();
+  auto& h = head.headers;
+  http::removeHopByHop(h, upgrade_);
+  if (upgrade_) {
+    h.set("connection", "upgrade");
+  }
+  std::string xff(h.get("x-forwarded-for"));
+  xff = xff.empty() ? client_ip_ : xff + ", " + client_ip_;
+  h.set("x-forwarded-for", xff);
+  h.set("x-forwarded-proto", transport_->secure() ? "https" : "http");
+  if (route_->request_header_modifier) applyHeaderModifier(h, *route_->request_header_modifier);
+
+  std::string target = head.target;
+  if (route_->rewrite) {
+    if (route_->rewrite->hostname) h.set("host", *route_->rewrite->hostname);
+    if (route_->rewrite->path) {
+      std::string query(head.query());
+      target = modifyPath(*route_->rewrite->path, head.path(), route_->match.path);
+      if (!query.empty()) target += "?" + query;
+    }
+  }
+  req_chunked_out_ = false;
+  switch (req_parser_.framing()) {
+    case http::BodyFraming::Chunked:
+      h.set("transfer-encoding", "chunked");
+      req_chunked_out_ = true;
+      break;
+    case http::BodyFraming::None:
+      req_done_ = true;
+      break;
+    default:
+      break;
+  }
+  up_head_.clear();
+  http::appendRequestHead(up_head_, head.method, target, h);
+
+  cluster_->stats.upstream_rq_total->inc();
+  cluster_->stats.upstream_rq_active->add();
+  state_ = State::Proxying;
+  uint32_t timeout =
+      route_->timeout_ms != 0 ? route_->timeout_ms : cluster_->config->request_timeout_ms;
+  if (timeout != 0 && !upgrade_) rq_timer_.arm(timeout);
+  if (!connectUpstream(nullptr)) return;
+  if (req_parser_.expectsContinue() && !req_done_) {
+    out_.append("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+}
+
+// Takes a pooled connection or opens a new one; on failure answers the
+// client. Returns false when the request already ended.
+bool HttpConnection::connectUpstream(upstream::EndpointState* exclude) {
+  endpoint_ = ctx_.clusters.pick(*cluster_, ctx_.loop.nowMs(), exclude);
+  if (endpoint_ == nullptr) {
+    cluster_->stats.upstream_cx_none_healthy->inc();
+    onUpstreamFailure(Failure::NoHealthyUpstream, "", false);
+    return false;
+  }
+  upstream::PoolKey key{endpoint_->address.text, cluster_->tls_fingerprint};
+  upstream_host_ = endpoint_->address.text;
+  up_in_.clear();
+  up_out_.clear();
+  up_out_.append(up_head_);
+  resp_parser_.reset();
+  resp_parser_.expect(req_parser_.head().method);
+  ++connect_attempts_;
+  up_ = ctx_.pool.takeIdle(key, this);
+  reused_upstream_ = up_ != nullptr;
+  if (up_ == nullptr) {
+    std::string err;
+    up_ = ctx_.pool.connect(key, endpoint_->address, cluster_, this,
+                            cluster_->config->connect_timeout_ms, err);
+    if (up_ == nullptr) {
+      onUpstreamFailure(Failure::ConnectFailure, err, false);
+      return state_ == State::Proxying;
+    }
+  }
+  ++up_->requests;
+  ++endpoint_->active_requests;
+  return true;
+}
+
+// An upstream failed before or during the exchange. Retries once when that
+// is safe (nothing of the response seen, the request has no body to replay,
+// or the connection never got established), then answers the client.
+void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detail, bool remote) {
+  bool never_connected = up_ != nullptr && !up_->connected;
+  if (up_ != nullptr) {
+    if (never_connected) {
+      cluster_->stats.upstream_cx_connect_fail->inc();
+      endpoint_->connect_failures_in_a_row++;
+      endpoint_->last_failure_ms = ctx_.loop.nowMs();
+    }
+    if (endpoint_) --endpoint_->active_requests;
+    up_->owner = nullptr;
+    ctx_.pool.destroy(up_, remote);
+    up_ = nullptr;
+  } else if (failure == Failure::ConnectFailure && endpoint_ != nullptr) {
+    cluster_->stats.upstream_cx_connect_fail->inc();
+    endpoint_->connect_failures_in_a_row++;
+    endpoint_->last_failure_ms = ctx_.loop.nowMs();
+  }
+  PORTICO_LOG(Debug, "upstream failure cluster={} endpoint={} reason={} {}",
+              cluster_ ? cluster_->name : "-", upstream_host_, localReplyFor(failure).flag, detail);
+  const bool body_replayable = req_parser_.framing() == http::BodyFraming::None;
+  const bool can_retry =
+      !resp_started_ && up_in_.empty() && state_ == State::Proxying &&
+      ((failure == Failure::ConnectFailure && connect_attempts_ < 3 &&
+        connect_attempts_ < static_cast<int>(cluster_->endpoints.size()) + 1 && body_replayable) ||
+       (failure == Failure::UpstreamReset && reused_upstream_ && !retried_ && body_replayable));
+  if (can_retry) {
+    if (failure == Failure::UpstreamReset) retried_ = true;
+    connectUpstream(failure == Failure::ConnectFailure ? endpoint_ : nullptr);
+    return;
+  }
+  if (cluster_ != nullptr) cluster_->stats.upstream_rq_active->sub();
+  rq_timer_.disarm();
+  if (resp_started_ || state_ == State::Tunnel) {
+    // Too late for a clean answer: the client sees the connection end.
+    flag_ = localReplyFor(failure).flag;
+    close();
+    return;
+  }
+  if (!req_done_) close_after_ = true;
+  std::string body_detail = detail;
+  if (failure == Failure::ConnectFailure && detail.rfind("TLS_error", 0) == 0) {
+    body_detail = ", transport failure reason: " + detail;
+  }
+  PORTICO_LOG(Warn, "upstream request failed: cluster={} endpoint={} reason={}{}",
+              cluster_ ? cluster_->name : "-", upstream_host_.empty() ? "-" : upstream_host_,
+              localReplyFor(failure).body, detail.empty() ? "" : " (" + detail + ")");
+  sendLocalReply(failure, body_detail);
+}
+
+// ---- upstream I/O --------------------------------------------------------
+
+bool HttpConnection::flushUpstream() {
+  if (!up_->connected || !up_->handshake_done) return false;
+  bool progress = false;
+  while (!up_out_.empty() && up_->writable) {
+    auto v = up_out_.view();
+    auto r = up_->transport().write(v.data(), v.size());
+    if (r.status == IoStatus::Ok) {
+      up_out_.consume(r.n);
+      progress = true;
+    } else if (r.status == IoStatus::WouldBlock) {
+      up_->writable = false;
+    } else {
+      onUpstreamFailure(Failure::UpstreamReset, r.error, true);
+      return true;
+    }
+  }
+  if (up_out_.empty()) up_out_.shrink();
+  return progress;
+}
+
+bool HttpConnection::readUpstream() {
+  if (!up_->connected || !up_->handshake_done || !up_->readable) return false;
+  if (out_.size() >= kHighWatermark) return false;  // downstream backpressure
+  if (state_ == State::Tunnel) {
+    char* dst = out_.reserve(kReadChunk);
+    auto r = up_->transport().read(dst, out_.writableSize());
+    if (r.status == IoStatus::Ok) {
+      out_.commit(r.n);
+      return true;
+    }
+    if (r.status == IoStatus::WouldBlock) {
+      up_->readable = false;
+      return false;
+    }
+    // Upstream ended the tunnel: deliver what is buffered, then close.
+    up_->owner = nullptr;
+    ctx_.pool.destroy(up_, true);
+    up_ = nullptr;
+    state_ = State::Closing;
+    return true;
+  }
+  char* dst = up_in_.reserve(kReadChunk);
+  auto r = up_->transport().read(dst, up_in_.writableSize());
+  switch (r.status) {
+    case IoStatus::Ok:
+      up_in_.commit(r.n);
+      return true;
+    case IoStatus::WouldBlock:
+      up_->readable = false;
+      return false;
+    case IoStatus::Eof: {
+      if (resp_started_ && resp_parser_.framing() == http::BodyFraming::UntilClose) {
+        ParseEvent ev = resp_parser_.finish();
+        if (ev.type == ParseEvent::Type::MessageComplete) {
+          up_->readable = false;
+          onResponseComplete();
+          return true;
+        }
+      }
+      onUpstreamFailure(Failure::UpstreamReset, "connection closed by upstream", true);
+      return true;
+    }
+    case IoStatus::Error:
+      onUpstreamFailure(Failure::UpstreamReset, r.error, true);
+      return true;
+  }
+  return false;
+}
+
+bool HttpConnection::processUpstreamInput() {
+  if (state_ != State::Proxying || (up_in_.empty() && !resp_started_)) return false;
+  bool progress = false;
+  // Called with empty input too: the end of a body may need no more bytes.
+  while (up_ != nullptr && out_.size() < kHighWatermark && state_ == State::Proxying) {
+    size_t used = 0;
+    ParseEvent ev = resp_parser_.next(up_in_.view(), used);
+    switch (ev.type) {
+      case ParseEvent::Type::HeadComplete:
+        up_in_.consume(used);
+        if (resp_parser_.head().status >= 100 && resp_parser_.head().status < 200 &&
+            resp_parser_.head().status != 101) {
+          // Interim responses (100, 103) are not forwarded: we answered
+          // 100-continue ourselves. The parser reports the interim response's
+          // end next, then the final response.
+          break;
+        }
+        onResponseHead();
+        break;
+      case ParseEvent::Type::Body:
+        if (resp_chunked_out_) {
+          std::string framed;
+          http::appendChunk(framed, ev.body);
+          out_.append(framed);
+        } else {
+          out_.append(ev.body);
+        }
+        up_in_.consume(used);
+        break;
+      case ParseEvent::Type::MessageComplete:
+        up_in_.consume(used);
+        if (!resp_started_) {
+          resp_parser_.reset();
+          resp_parser_.expect(req_parser_.head().method);
+          break;  // end of an interim response
+        }
+        onResponseComplete();
+        return true;
+      case ParseEvent::Type::Error:
+        up_in_.consume(used);
+        if (resp_started_) {
+          flag_ = "UPE";
+          releaseUpstream(false);
+          close();
+          return true;
+        }
+        cluster_->stats.upstream_rq_active->sub();
+        rq_timer_.disarm();
+        if (endpoint_) --endpoint_->active_requests;
+        up_->owner = nullptr;
+        ctx_.pool.destroy(up_, false);
+        up_ = nullptr;
+        close_after_ = true;
+        PORTICO_LOG(Warn, "bad response from upstream: cluster={} endpoint={} error={}",
+                    cluster_->name, upstream_host_, http::toString(ev.error));
+        sendLocalReply(Failure::BadUpstreamResponse, http::toString(ev.error));
+        return true;
+      case ParseEvent::Type::NeedMore:
+        up_in_.consume(used);
+        return progress || used > 0;
+    }
+    progress = true;
+  }
+  return progress;
+}
+
+void HttpConnection::onResponseHead() {
+  auto& resp = resp_parser_.head();
+  status_ = resp.status;
+  auto& h = resp.headers;
+  const bool switching = resp.status == 101 && upgrade_;
+  http::removeHopByHop(h, switching);
+  if (route_->response_header_modifier) applyHeaderModifier(h, *route_->response_header_modifier);
+  resp_chunked_out_ = false;
+  const bool no_body = head_request_ || resp.status == 204 || resp.status == 304 ||
+                       (resp.status >= 100 && resp.status < 200);
+  if (!no_body) {
+    if (resp_parser_.framing() == http::BodyFraming::Chunked ||
+        resp_parser_.framing() == http::BodyFraming::UntilClose) {
+      if (req_parser_.head().version_minor >= 1) {
+        h.set("transfer-encoding", "chunked");
+        resp_chunked_out_ = true;
+      } else {
+        close_after_ = true;  // HTTP/1.0: the body ends when we close
+      }
+    }
+  }
+  if (switching) {
+    h.set("connection", "upgrade");
+  } else if (close_after_) {
+    h.set("connection", "close");
+  } else if (req_parser_.head().version_minor == 0) {
+    h.set("connection", "keep-alive");
+  }
+  std::string head;
+  http::appendResponseHead(head, resp.status, resp.reason, h);
+  out_.append(head);
+  resp_started_ = true;
+  if (switching) {
+    // The rest of the bytes belong to the tunnel in both directions.
+    rq_timer_.disarm();
+    state_ = State::Tunnel;
+    if (!up_in_.empty()) {
+      out_.append(up_in_.view());
+      up_in_.consume(up_in_.size());
+    }
+    cluster_->stats.recordResponseCode(101);
+    http_stats_->recordResponseCode(101);
+  }
+}
+
+void HttpConnection::onResponseComplete() {
+  if (resp_chunked_out_) {
+    std::string last;
+    http::appendLastChunk(last);
+    out_.append(last);
+  }
+  rq_timer_.disarm();
+  const uint64_t elapsed = ctx_.loop.nowMs() - rq_start_ms_;
+  cluster_->stats.upstream_rq_completed->inc();
+  cluster_->stats.upstream_rq_active->sub();
+  cluster_->stats.recordResponseCode(status_);
+  cluster_->stats.upstream_rq_time->record(static_cast<double>(elapsed));
+  // Reuse only when both messages ended cleanly and nothing extra arrived.
+  const bool reusable = req_done_ && resp_parser_.keepAlive() && up_in_.empty() &&
+                        resp_parser_.framing() != http::BodyFraming::UntilClose;
+  releaseUpstream(reusable);
+  if (!req_done_) close_after_ = true;  // unread request body left on the wire
+  if (close_after_) {
+    state_ = State::Closing;
+    finishRequest();  // account and log now; the flush then closes
+  } else {
+    state_ = State::LocalReply;  // i.e. "writing the rest of a response"
+  }
+}
+
+void HttpConnection::releaseUpstream(bool reusable) {
+  if (up_ == nullptr) return;
+  if (endpoint_) --endpoint_->active_requests;
+  if (reusable && !ctx_.draining && cluster_->config != nullptr) {
+    up_->readable = false;
+    ctx_.pool.release(up_, cluster_->config->idle_timeout_ms);
+  } else {
+    up_->owner = nullptr;
+    ctx_.pool.destroy(up_, false);
+  }
+  up_ = nullptr;
+}
+
+// ---- local answers ---------------------------------------------------------
+
+void HttpConnection::sendLocalReply(Failure failure, const std::string& detail) {
+  auto reply = localReplyFor(failure);
+  flag_ = reply.flag;
+  std::string body = reply.body;
+  // Envoy appends the transport failure reason to connect errors.
+  if (failure == Failure::ConnectFailure && !detail.empty() && detail.rfind(", ", 0) == 0)
+    body += detail;
+  body += "\n";
+  sendResponse(reply.status, body, nullptr);
+}
+
+void HttpConnection::sendRedirect(const snapshot::RequestRedirect& r) {
+  auto& head = req_parser_.head();
+  std::string scheme = r.scheme.value_or(transport_->secure() ? "https" : "http");
+  std::string host =
+      r.hostname.value_or(std::string(snapshot::hostWithoutPort(head.headers.get("host"))));
+  uint16_t port = 0;
+  if (r.port) {
+    port = *r.port;
+  } else if (r.scheme) {
+    port = *r.scheme == "https" ? 443 : 80;
+  } else if (listener_ != nullptr) {
+    port = listener_->port;
+  }
+  std::string path =
+      r.path ? modifyPath(*r.path, head.path(), route_->match.path) : std::string(head.path());
+  std::string location = scheme + "://" + host;
+  const bool well_known = (scheme == "http" && port == 80) || (scheme == "https" && port == 443);
+  if (port != 0 && !well_known) location += ":" + std::to_string(port);
+  location += path;
+  if (!head.query().empty()) location += "?" + std::string(head.query());
+  http::Headers extra;
+  extra.add("location", location);
+  if (req_parser_.framing() != http::BodyFraming::None) close_after_ = true;
+  sendResponse(r.status_code, "", &extra);
+}
+
+void HttpConnection::sendResponse(int status, std::string_view body, const http::Headers* extra) {
+  status_ = status;
+  rq_timer_.disarm();
+  if (state_ == State::ReadingHead && in_.size() > 0 &&
+      req_parser_.framing() != http::BodyFraming::None) {
+    close_after_ = true;
+  }
+  http::Headers h;
+  if (extra != nullptr) {
+    for (const auto& f : extra->fields()) h.add(f.name, f.value);
+  }
+  if (route_ != nullptr && route_->response_header_modifier) {
+    applyHeaderModifier(h, *route_->response_header_modifier);
+  }
+  h.set("content-length", std::to_string(body.size()));
+  if (!body.empty()) h.set("content-type", "text/plain");
+  if (close_after_ || ctx_.draining) {
+    close_after_ = true;
+    h.set("connection", "close");
+  }
+  std::string out;
+  http::appendResponseHead(out, status, http::reasonPhrase(status), h);
+  if (!head_request_) out.append(body);
+  out_.append(out);
+  resp_started_ = true;
+  state_ = close_after_ ? State::Closing : State::LocalReply;
+  if (close_after_) finishRequest();  // log now; the flush then closes
+}
+
+// The response is fully written (or queued before a close): account, log and
+// get ready for the next request on this connection.
+void HttpConnection::finishRequest() {
+  if (http_stats_ != nullptr && status_ != 0) {
+    http_stats_->recordResponseCode(status_);
+    http_stats_->downstream_rq_active->sub();
+    http_stats_->downstream_rq_time->record(static_cast<double>(ctx_.loop.nowMs() - rq_start_ms_));
+  }
+  if (status_ != 0) writeAccessLog();
+  status_ = 0;
+  if (state_ == State::Closing) return;
+  req_parser_.reset();
+  route_ = nullptr;
+  state_ = State::ReadingHead;
+  head_started_ = false;
+  bytes_in_ = 0;
+  bytes_out_ = 0;
+  ds_timer_.arm(ctx_.settings.idle_timeout_ms);
+  if (draining_ || ctx_.draining) drain();
+}
+
+void HttpConnection::writeAccessLog() {
+  if (ctx_.settings.access_log == AccessLogFormat::Off) return;
+  const auto& head = req_parser_.head();
+  const uint64_t duration = ctx_.loop.nowMs() - rq_start_ms_;
+  std::string_view host = head.headers.get("host");
+  std::string_view ua = head.headers.get("user-agent");
+  const std::string cluster = cluster_ ? cluster_->name : "-";
+  const std::string upstream = upstream_host_.empty() ? "-" : upstream_host_;
+  if (ctx_.settings.access_log == AccessLogFormat::Json) {
+    common::accessLogWrite(fmt::format(
+        R"({{"start_time":"{}","method":"{}","path":"{}","protocol":"HTTP/1.{}","response_code":{},"response_flags":"{}","bytes_received":{},"bytes_sent":{},"duration":{},"downstream_remote_address":"{}","user_agent":"{}","authority":"{}","route_name":"{}","upstream_cluster":"{}","upstream_host":"{}"}})",
+        nowRfc3339(), jsonEscape(head.method), jsonEscape(head.target), head.version_minor, status_,
+        flag_, bytes_in_, bytes_out_, duration, client_ip_, jsonEscape(ua), jsonEscape(host),
+        route_ ? jsonEscape(route_->name) : "-", cluster, upstream));
+    return;
+  }
+  common::accessLogWrite(fmt::format(
+      "[{}] \"{} {} HTTP/1.{}\" {} {} {} {} {} \"{}\" \"{}\" \"{}\" \"{}\" \"{}\" \"{}\"",
+      nowRfc3339(), head.method, head.target, head.version_minor, status_, flag_, bytes_in_,
+      bytes_out_, duration, client_ip_, ua.empty() ? "-" : ua, host.empty() ? "-" : host, cluster,
+      upstream, route_ ? route_->name : "-"));
+}
+
+void HttpConnection::close() {
+  if (state_ == State::Closed) return;
+  if (up_ != nullptr) {
+    if (cluster_ && state_ == State::Proxying) cluster_->stats.upstream_rq_active->sub();
+    releaseUpstream(false);
+  }
+  if (status_ != 0 && http_stats_ != nullptr && state_ != State::Closing) {
+    // A response was underway: count it once.
+    finishRequest();
+  }
+  if (http_stats_ != nullptr) http_stats_->downstream_cx_active->sub();
+  ds_timer_.disarm();
+  rq_timer_.disarm();
+  state_ = State::Closed;
+}
+
+void HttpConnection::onRequestTimer(void* self) {
+  auto* c = static_cast<HttpConnection*>(self);
+  if (c->state_ != State::Proxying) return;
+  if (c->cluster_) c->cluster_->stats.upstream_rq_timeout->inc();
+  c->onUpstreamFailure(Failure::UpstreamTimeout, "", false);
+  c->pump();
+}
+
+void HttpConnection::onDownstreamTimer(void* self) {
+  auto* c = static_cast<HttpConnection*>(self);
+  if (c->state_ != State::ReadingHead) return;
+  if (c->head_started_ || !c->in_.empty()) {
+    c->close_after_ = true;
+    if (c->refreshSnapshot() && c->http_stats_) c->http_stats_->downstream_rq_timeout->inc();
+    c->rq_start_ms_ = c->ctx_.loop.nowMs();
+    c->sendLocalReply(Failure::RequestTimeout, "");
+  } else {
+    c->close();
+  }
+  c->pump();
+}
+
+}  // namespace portico::proxy

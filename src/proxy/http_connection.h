@@ -1,0 +1,141 @@
+#pragma once
+// One downstream HTTP/1.1 connection and the request currently on it: the
+// per-request state machine of the proxy. Requests on a connection are served
+// one at a time (pipelined input waits in the read buffer). Bodies stream both
+// ways through bounded buffers: a side stops reading while the other side's
+// output is above kHighWatermark.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "http/http1.h"
+#include "net/buffer.h"
+#include "net/event_loop.h"
+#include "net/transport.h"
+#include "proxy/proxy_context.h"
+#include "snapshot/snapshot.h"
+#include "upstream/upstream.h"
+
+namespace portico::proxy {
+
+// Why a request ended without a normal upstream response; maps to exactly
+// one status code and one Envoy response flag (see localReplyFor()).
+enum class Failure {
+  None,
+  NoRoute,              // 404 NR
+  NoHealthyUpstream,    // 503 UH
+  ConnectFailure,       // 503 UF
+  UpstreamReset,        // 503 UC (reset before headers)
+  BadUpstreamResponse,  // 502 UPE
+  UpstreamTimeout,      // 504 UT
+  BadRequest,           // 400
+  UriTooLong,           // 414
+  HeadersTooLarge,      // 431
+  RequestTimeout,       // 408
+  Overloaded,           // 503 (connection limit)
+  NoBackend,            // 500 (route without usable backend)
+};
+
+class HttpConnection final : public net::IoHandler, public upstream::ConnectionOwner {
+ public:
+  static constexpr size_t kHighWatermark = 64 * 1024;
+  static constexpr size_t kReadChunk = 16 * 1024;
+
+  HttpConnection(ProxyContext& ctx, int fd, std::string listener_name, std::string client_ip,
+                 std::unique_ptr<net::Transport> transport);
+  ~HttpConnection() override;
+  HttpConnection(const HttpConnection&) = delete;
+  HttpConnection& operator=(const HttpConnection&) = delete;
+
+  void start();
+  // The worker is draining: close now if idle, else after this response.
+  void drain();
+
+  // portico::net::IoHandler
+  void onIoEvent(uint32_t epoll_events) override;
+  // portico::upstream::ConnectionOwner
+  void onUpstreamEvent(upstream::UpstreamConnection& conn, uint32_t epoll_events) override;
+  void onUpstreamConnectTimeout(upstream::UpstreamConnection& conn) override;
+
+ private:
+  enum class State { ReadingHead, Proxying, LocalReply, Tunnel, Closing, Closed };
+
+  void pump();
+  bool readDownstream();
+  bool flushDownstream();
+  bool processDownstreamInput();
+  bool readUpstream();
+  bool flushUpstream();
+  bool processUpstreamInput();
+  bool wantDownstreamRead() const;
+
+  void onRequestHead();
+  bool refreshSnapshot();
+  void dispatch();
+  bool connectUpstream(upstream::EndpointState* exclude);
+  void onUpstreamConnected();
+  bool driveHandshake();
+  void onUpstreamFailure(Failure failure, const std::string& detail, bool remote);
+  void onResponseHead();
+  void onResponseComplete();
+  void finishRequest();
+  void releaseUpstream(bool reusable);
+  void sendLocalReply(Failure failure, const std::string& detail);
+  void sendResponse(int status, std::string_view body, const http::Headers* extra);
+  void sendRedirect(const snapshot::RequestRedirect& redirect);
+  void writeAccessLog();
+  void close();
+  static void onRequestTimer(void* self);
+  static void onDownstreamTimer(void* self);
+
+  ProxyContext& ctx_;
+  int fd_;
+  std::string listener_name_;
+  std::string client_ip_;
+  std::unique_ptr<net::Transport> transport_;
+  State state_ = State::ReadingHead;
+  bool ds_readable_ = false;
+  bool ds_writable_ = true;
+  bool ds_eof_ = false;
+  bool close_after_ = false;
+  bool draining_ = false;
+  net::Buffer in_;
+  net::Buffer out_;
+  http::RequestParser req_parser_;
+  net::Timer ds_timer_;
+  net::Timer rq_timer_;
+
+  // The snapshot and listener this connection routes on (refreshed between
+  // requests only by pointer comparison: no shared_ptr copy per request).
+  std::shared_ptr<const snapshot::Snapshot> snap_;
+  const snapshot::Listener* listener_ = nullptr;
+  stats::HttpStats* http_stats_ = nullptr;
+
+  // ---- the current request ----
+  bool head_started_ = false;
+  uint64_t rq_start_ms_ = 0;
+  const snapshot::Route* route_ = nullptr;
+  upstream::ClusterRuntime* cluster_ = nullptr;
+  upstream::EndpointState* endpoint_ = nullptr;
+  upstream::UpstreamConnection* up_ = nullptr;
+  net::Buffer up_in_;
+  net::Buffer up_out_;
+  std::string up_head_;  // serialized request head, kept for one retry
+  http::ResponseParser resp_parser_;
+  bool req_done_ = false;  // downstream request fully read
+  bool req_chunked_out_ = false;
+  bool resp_started_ = false;  // response head written downstream
+  bool resp_chunked_out_ = false;
+  bool upgrade_ = false;
+  bool head_request_ = false;
+  bool retried_ = false;
+  bool reused_upstream_ = false;
+  int connect_attempts_ = 0;
+  int status_ = 0;
+  const char* flag_ = "-";
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  std::string upstream_host_;
+};
+
+}  // namespace portico::proxy

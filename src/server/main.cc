@@ -1,0 +1,166 @@
+// portico: `run`, `check`, `version`. Argument parsing is by hand: a dozen
+// flags don't justify a CLI library in the build.
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/log.h"
+#include "k8s/object_tracker.h"
+#include "server/config_source.h"
+#include "server/server.h"
+#include "translate/status.h"
+#include "translate/translate.h"
+
+namespace {
+
+using portico::common::LogLevel;
+
+constexpr const char* kUsage = R"(usage:
+  portico run --config PATH [--config PATH ...] [options]
+      --admin-address HOST:PORT   admin listener (default 127.0.0.1:19000)
+      --listen-address ADDR       address every Gateway listener binds (default 0.0.0.0)
+      --workers N                 worker threads (default: number of CPUs)
+      --controller-name NAME      GatewayClass controllerName we serve
+                                  (default portico.dev/gateway-controller)
+      --log-level LEVEL           trace|debug|info|warning|error|off (default info)
+      --access-log FORMAT         text|json|off (default text, to stdout)
+      --drain-timeout SECONDS     SIGTERM drain limit (default 30)
+  portico check PATH... [-o yaml|json]
+      parse, validate and translate; print every Gateway API object with its status
+  portico version
+)";
+
+bool parseUint(std::string_view s, uint64_t& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+int usageError(const std::string& msg) {
+  std::cerr << "portico: " << msg << "\n\n" << kUsage;
+  return 2;
+}
+
+int runCommand(const std::vector<std::string>& args) {
+  portico::server::RunOptions o;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&](std::string& out) {
+      if (i + 1 >= args.size()) return false;
+      out = args[++i];
+      return true;
+    };
+    std::string v;
+    if (a == "--config" || a == "-c") {
+      if (!value(v)) return usageError(a + " needs a path");
+      o.config_paths.push_back(v);
+    } else if (a == "--admin-address") {
+      if (!value(o.admin_address)) return usageError(a + " needs HOST:PORT");
+    } else if (a == "--listen-address") {
+      if (!value(o.listen_address)) return usageError(a + " needs an address");
+    } else if (a == "--controller-name") {
+      if (!value(o.controller_name)) return usageError(a + " needs a name");
+    } else if (a == "--workers") {
+      uint64_t n = 0;
+      if (!value(v) || !parseUint(v, n) || n == 0 || n > 256)
+        return usageError("--workers needs 1..256");
+      o.workers = static_cast<int>(n);
+    } else if (a == "--drain-timeout") {
+      uint64_t n = 0;
+      if (!value(v) || !parseUint(v, n)) return usageError("--drain-timeout needs seconds");
+      o.drain_timeout_ms = static_cast<uint32_t>(n * 1000);
+    } else if (a == "--log-level") {
+      LogLevel level;
+      if (!value(v) || !portico::common::parseLogLevel(v, level))
+        return usageError("bad --log-level");
+      portico::common::setLogLevel(level);
+    } else if (a == "--access-log") {
+      if (!value(v)) return usageError("--access-log needs text|json|off");
+      if (v == "text") {
+        o.proxy.access_log = portico::proxy::AccessLogFormat::Text;
+      } else if (v == "json") {
+        o.proxy.access_log = portico::proxy::AccessLogFormat::Json;
+      } else if (v == "off") {
+        o.proxy.access_log = portico::proxy::AccessLogFormat::Off;
+      } else {
+        return usageError("--access-log needs text|json|off");
+      }
+    } else {
+      return usageError("unknown option " + a);
+    }
+  }
+  if (o.config_paths.empty()) return usageError("run needs at least one --config PATH");
+  return portico::server::run(o);
+}
+
+int checkCommand(const std::vector<std::string>& args) {
+  std::vector<std::string> paths;
+  auto format = portico::translate::OutputFormat::Yaml;
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "-o" || args[i] == "--output") {
+      if (i + 1 >= args.size()) return usageError("-o needs yaml|json");
+      const std::string& f = args[++i];
+      if (f == "json") {
+        format = portico::translate::OutputFormat::Json;
+      } else if (f == "yaml") {
+        format = portico::translate::OutputFormat::Yaml;
+      } else {
+        return usageError("-o needs yaml|json");
+      }
+    } else if (args[i] == "--config" || args[i] == "-c") {
+      if (i + 1 >= args.size()) return usageError("--config needs a path");
+      paths.push_back(args[++i]);
+    } else {
+      paths.push_back(args[i]);
+    }
+  }
+  if (paths.empty()) return usageError("check needs at least one PATH");
+  portico::common::setLogLevel(LogLevel::Warn);  // stdout is the List; keep stderr for problems
+  portico::server::FileConfigSource source(paths);
+  std::vector<std::string> errors;
+  auto set = source.load(errors);
+  auto now = std::chrono::system_clock::now();
+  portico::k8s::ObjectTracker tracker;
+  tracker.stamp(set, now);
+  portico::translate::Options topts;
+  auto secs = std::chrono::system_clock::to_time_t(now);
+  char buf[32];
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  topts.now = buf;
+  auto result = portico::translate::translate(set, topts);
+  std::cout << portico::translate::renderStatusList(set, result.status, format);
+  std::cout.flush();
+  for (const auto& note : result.status.notes) std::cerr << "note: " << note << "\n";
+  for (const auto& e : errors) std::cerr << e << "\n";
+  return errors.empty() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  std::string cmd = args.front();
+  args.erase(args.begin());
+  if (cmd == "run") return runCommand(args);
+  if (cmd == "check") return checkCommand(args);
+  if (cmd == "version" || cmd == "--version") {
+    std::cout << "portico " << PORTICO_VERSION << "\n";
+    return 0;
+  }
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    std::cout << kUsage;
+    return 0;
+  }
+  return usageError("unknown command " + cmd);
+}

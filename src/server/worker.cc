@@ -1,0 +1,149 @@
+#include "server/worker.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "common/log.h"
+#include "net/socket.h"
+#include "net/transport.h"
+#include "proxy/http_connection.h"
+
+namespace portico::server {
+
+class Worker::Acceptor final : public net::IoHandler {
+ public:
+  Acceptor(Worker& w, ListenSocket s) : worker_(w), socket_(std::move(s)) {
+    listener_stats_ = stats::ListenerStats::make(w.ctx_.store, socket_.name);
+  }
+  ~Acceptor() override {
+    worker_.loop_.remove(socket_.fd);
+    ::close(socket_.fd);
+  }
+  void onIoEvent(uint32_t) override { worker_.accept(*this); }
+  ListenSocket socket_;
+  stats::ListenerStats listener_stats_;
+
+ private:
+  Worker& worker_;
+};
+
+Worker::Worker(int index, stats::Store& store, proxy::ProxySettings settings)
+    : index_(index), ctx_(loop_, store) {
+  ctx_.settings = settings;
+  ctx_.worker = this;
+  ctx_.on_close = &Worker::onConnectionClosed;
+  ctx_.rng ^= static_cast<uint64_t>(index + 1) * 0xBF58476D1CE4E5B9ull;
+}
+
+Worker::~Worker() {
+  // Connections delete themselves from pump(); at shutdown we free the rest.
+  auto conns = std::move(connections_);
+  for (auto* c : conns) delete c;
+  acceptors_.clear();
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] { loop_.run(); });
+}
+
+void Worker::stop() { loop_.stop(); }
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::applySnapshot(std::shared_ptr<const snapshot::Snapshot> snap,
+                           std::vector<ListenSocket> sockets) {
+  loop_.post([this, snap = std::move(snap), sockets = std::move(sockets)]() mutable {
+    onSnapshot(std::move(snap), std::move(sockets));
+  });
+}
+
+void Worker::onSnapshot(std::shared_ptr<const snapshot::Snapshot> snap,
+                        std::vector<ListenSocket> sockets) {
+  ctx_.clusters.update(*snap);
+  ctx_.tls_contexts.retainOnly(*snap);
+  ctx_.snapshot = std::move(snap);
+  if (ctx_.draining) {
+    for (auto& s : sockets) ::close(s.fd);
+    return;
+  }
+  // Keep acceptors whose listener is still wanted; drop the rest (their
+  // connections finish their current request, then close: see
+  // HttpConnection::refreshSnapshot).
+  std::unordered_map<std::string, std::unique_ptr<Acceptor>> next;
+  for (auto& s : sockets) {
+    auto it = acceptors_.find(s.name);
+    if (it != acceptors_.end()) {
+      ::close(s.fd);  // already accepting on our own dup of this socket
+      next.emplace(s.name, std::move(it->second));
+      acceptors_.erase(it);
+      continue;
+    }
+    auto acc = std::make_unique<Acceptor>(*this, s);
+    if (!loop_.add(s.fd, EPOLLIN | EPOLLEXCLUSIVE, acc.get())) {
+      PORTICO_LOG(Error, "worker {}: cannot accept on {}: errno {}", index_, s.name, errno);
+      continue;
+    }
+    next.emplace(s.name, std::move(acc));
+  }
+  acceptors_ = std::move(next);  // the remaining old ones close here
+}
+
+void Worker::accept(Acceptor& acceptor) {
+  for (int i = 0; i < 64; ++i) {  // bounded: let other events run too
+    int fd = ::accept4(acceptor.socket_.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        PORTICO_LOG(Warn, "accept on {} failed: errno {}", acceptor.socket_.name, errno);
+      }
+      return;
+    }
+    net::setNoDelay(fd);
+    acceptor.listener_stats_.downstream_cx_total->inc();
+    if (ctx_.connections >= ctx_.settings.max_connections) {
+      acceptor.listener_stats_.downstream_cx_overflow->inc();
+    }
+    ++ctx_.connections;
+    auto* conn = new proxy::HttpConnection(ctx_, fd, acceptor.socket_.name, net::peerIp(fd),
+                                           std::make_unique<net::PlainTransport>(fd));
+    connections_.insert(conn);
+    conn->start();  // may close (and delete) itself immediately
+  }
+}
+
+void Worker::onConnectionClosed(void* self, proxy::HttpConnection* conn) {
+  auto* w = static_cast<Worker*>(self);
+  w->connections_.erase(conn);
+  --w->ctx_.connections;
+  if (w->ctx_.draining) w->checkDrained();
+}
+
+void Worker::drain(std::function<void()> done) {
+  loop_.post([this, done = std::move(done)]() mutable {
+    ctx_.draining = true;
+    drained_ = std::move(done);
+    acceptors_.clear();  // stop accepting: new connections are refused
+    ctx_.pool.closeIdle();
+    // Copy: drain() may close (and remove) connections.
+    std::vector<proxy::HttpConnection*> conns(connections_.begin(), connections_.end());
+    for (auto* c : conns) {
+      if (connections_.count(c)) c->drain();
+    }
+    checkDrained();
+  });
+}
+
+void Worker::checkDrained() {
+  if (connections_.empty() && drained_) {
+    auto done = std::move(drained_);
+    drained_ = nullptr;
+    done();
+  }
+}
+
+}  // namespace portico::server

@@ -1,0 +1,45 @@
+#pragma once
+// TLS for the data plane: client contexts built from a snapshot's UpstreamTls
+// (trust bundle, SNI, SAN matching, versions, ciphers, curves, client cert,
+// session resumption) and a Transport that speaks TLS over a socket. OpenSSL
+// is visible only in src/tls/*.cc; this header is lean on purpose.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "net/transport.h"
+#include "snapshot/snapshot.h"
+#include "stats/stats.h"
+
+namespace portico::tls {
+
+class ClientContext;
+
+// One worker's client contexts, keyed by UpstreamTls::fingerprint. A context
+// is built when a fingerprint is first used and dropped when no snapshot
+// uses it any more (retain()).
+class ClientContextCache {
+ public:
+  ClientContextCache();
+  ~ClientContextCache();
+  // nullptr + `error` when the settings can't be honoured (bad PEM, bad
+  // cipher list...): the caller fails the request closed.
+  std::shared_ptr<ClientContext> get(const snapshot::UpstreamTls& tls, std::string& error);
+  void retainOnly(const snapshot::Snapshot& snap);
+
+ private:
+  std::unordered_map<uint64_t, std::shared_ptr<ClientContext>> contexts_;
+};
+
+// Starts a client TLS session on a connected socket. `session_key` (the
+// endpoint) selects the cached session to resume.
+std::unique_ptr<net::Transport> makeClientTransport(std::shared_ptr<ClientContext> ctx, int fd,
+                                                    const std::string& session_key,
+                                                    stats::SslStats* stats);
+
+// Builds an SSL_CTX once to validate settings without a socket (used by
+// translate-time checks and `portico check`): "" when fine, else the reason.
+std::string validateClientSettings(const snapshot::UpstreamTls& tls);
+
+}  // namespace portico::tls
