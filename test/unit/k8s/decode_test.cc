@@ -211,8 +211,6 @@ TEST_P(DecodeErrors, ReportsFileDocumentPathAndMessage) {
                           [](const auto& c) { return c.metadata.name == "ok"; }));
 }
 
-const char* kRoute =
-    "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n";
 
 INSTANTIATE_TEST_SUITE_P(
     Shapes, DecodeErrors,
