@@ -152,6 +152,7 @@ HttpConnection::HttpConnection(ProxyContext& ctx, int fd, std::string listener_n
       listener_name_(std::move(listener_name)),
       client_ip_(std::move(client_ip)),
       transport_(std::move(transport)),
+      ds_handshake_done_(!transport_->secure()),
       ds_timer_(ctx.loop, &HttpConnection::onDownstreamTimer, this),
       rq_timer_(ctx.loop, &HttpConnection::onRequestTimer, this) {}
 
@@ -266,6 +267,28 @@ void HttpConnection::onUpstreamConnected() {
                                              cluster_->tls_stats.get()));
 }
 
+// Advances the HTTPS handshake with the client. True when it finished or failed.
+bool HttpConnection::driveDownstreamHandshake() {
+  if (!ds_readable_ && !ds_writable_) return false;
+  switch (transport_->handshake()) {
+    case net::Transport::Handshake::Done:
+      ds_handshake_done_ = true;
+      return true;
+    case net::Transport::Handshake::WantRead:
+      ds_readable_ = false;
+      return false;
+    case net::Transport::Handshake::WantWrite:
+      ds_writable_ = false;
+      return false;
+    case net::Transport::Handshake::Failed:
+      PORTICO_LOG(Debug, "downstream TLS handshake failed from {}: {}", client_ip_,
+                  transport_->failureReason());
+      close();
+      return true;
+  }
+  return false;
+}
+
 // Advances an upstream TLS handshake. True when it finished or failed.
 bool HttpConnection::driveHandshake() {
   if (!up_->readable && !up_->writable) return false;
@@ -297,6 +320,10 @@ void HttpConnection::pump() {
   bool progress = true;
   while (progress && state_ != State::Closed) {
     progress = false;
+    if (!ds_handshake_done_) {
+      if (driveDownstreamHandshake()) progress = true;
+      if (!ds_handshake_done_) break;
+    }
     if (flushDownstream()) progress = true;
     if (state_ == State::Closed) break;
     if (processDownstreamInput()) progress = true;

@@ -75,6 +75,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool connectUpstream(upstream::EndpointState* exclude);
   void onUpstreamConnected();
   bool driveHandshake();
+  bool driveDownstreamHandshake();
   void onUpstreamFailure(Failure failure, const std::string& detail, bool remote);
   void onResponseHead();
   void onResponseComplete();
@@ -97,6 +98,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool ds_readable_ = false;
   bool ds_writable_ = true;
   bool ds_eof_ = false;
+  bool ds_handshake_done_ = true;  // false until an HTTPS handshake completes
   bool close_after_ = false;
   bool draining_ = false;
   net::Buffer in_;

@@ -10,12 +10,13 @@
 #include "net/socket.h"
 #include "net/transport.h"
 #include "proxy/http_connection.h"
+#include "tls/tls.h"
 
 namespace portico::server {
 
 class Worker::Acceptor final : public net::IoHandler {
  public:
-  Acceptor(Worker& w, ListenSocket s) : worker_(w), socket_(std::move(s)) {
+  Acceptor(Worker& w, ListenSocket s) : socket_(std::move(s)), worker_(w) {
     listener_stats_ = stats::ListenerStats::make(w.ctx_.store, socket_.name);
   }
   ~Acceptor() override {
@@ -25,6 +26,10 @@ class Worker::Acceptor final : public net::IoHandler {
   void onIoEvent(uint32_t) override { worker_.accept(*this); }
   ListenSocket socket_;
   stats::ListenerStats listener_stats_;
+  // HTTPS listeners: contexts for this snapshot's certificates (rebuilt per
+  // snapshot, so a rotated Secret applies to the next connection).
+  std::shared_ptr<tls::ServerContext> tls_;
+  std::unique_ptr<stats::SslStats> ssl_stats_;
 
  private:
   Worker& worker_;
@@ -91,6 +96,21 @@ void Worker::onSnapshot(std::shared_ptr<const snapshot::Snapshot> snap,
     next.emplace(s.name, std::move(acc));
   }
   acceptors_ = std::move(next);  // the remaining old ones close here
+  for (const auto& l : ctx_.snapshot->listeners) {
+    auto it = acceptors_.find(l.name);
+    if (it == acceptors_.end()) continue;
+    Acceptor& acc = *it->second;
+    acc.tls_.reset();
+    if (!l.tls) continue;
+    std::string error;
+    acc.tls_ = tls::makeServerContext(*l.tls, error);
+    if (!acc.tls_ && index_ == 0)
+      PORTICO_LOG(Error, "listener {}: TLS disabled: {}", l.name, error);
+    if (!acc.ssl_stats_) {
+      acc.ssl_stats_ =
+          std::make_unique<stats::SslStats>(stats::SslStats::make(ctx_.store, "listener", l.name));
+    }
+  }
 }
 
 void Worker::accept(Acceptor& acceptor) {
@@ -108,9 +128,24 @@ void Worker::accept(Acceptor& acceptor) {
     if (ctx_.connections >= ctx_.settings.max_connections) {
       acceptor.listener_stats_.downstream_cx_overflow->inc();
     }
+    bool https = false;
+    for (const auto& l : ctx_.snapshot->listeners) {
+      if (l.name == acceptor.socket_.name) https = l.tls.has_value();
+    }
+    if (https && !acceptor.tls_) {
+      // An HTTPS listener without a usable certificate never serves plaintext.
+      ::close(fd);
+      continue;
+    }
+    std::unique_ptr<net::Transport> transport;
+    if (https) {
+      transport = tls::makeServerTransport(acceptor.tls_, fd, acceptor.ssl_stats_.get());
+    } else {
+      transport = std::make_unique<net::PlainTransport>(fd);
+    }
     ++ctx_.connections;
     auto* conn = new proxy::HttpConnection(ctx_, fd, acceptor.socket_.name, net::peerIp(fd),
-                                           std::make_unique<net::PlainTransport>(fd));
+                                           std::move(transport));
     connections_.insert(conn);
     conn->start();  // may close (and delete) itself immediately
   }

@@ -5,6 +5,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include <cctype>
 #include <cstring>
 #include <vector>
 
@@ -90,10 +91,135 @@ class ClientContext {
   std::unordered_map<std::string, SSL_SESSION*> sessions_;
 };
 
+// ---- server contexts (HTTPS listeners) -------------------------------------------
+
+bool loadCertificateKey(SSL_CTX* c, const snapshot::CertificateKeyPair& pair, std::string& error) {
+  std::unique_ptr<BIO, BioDeleter> cb(
+      BIO_new_mem_buf(pair.cert_pem.data(), static_cast<int>(pair.cert_pem.size())));
+  X509* cert = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr);
+  if (cert == nullptr || SSL_CTX_use_certificate(c, cert) != 1) {
+    if (cert) X509_free(cert);
+    error = "invalid certificate " + pair.name;
+    ERR_clear_error();
+    return false;
+  }
+  X509_free(cert);
+  // Intermediates after the leaf form the chain we present.
+  while (X509* extra = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr)) {
+    SSL_CTX_add0_chain_cert(c, extra);
+  }
+  ERR_clear_error();
+  std::unique_ptr<BIO, BioDeleter> kb(
+      BIO_new_mem_buf(pair.key_pem.data(), static_cast<int>(pair.key_pem.size())));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr);
+  if (key == nullptr || SSL_CTX_use_PrivateKey(c, key) != 1 || SSL_CTX_check_private_key(c) != 1) {
+    if (key) EVP_PKEY_free(key);
+    error = "invalid private key for " + pair.name;
+    ERR_clear_error();
+    return false;
+  }
+  EVP_PKEY_free(key);
+  return true;
+}
+
+class ServerContext {
+ public:
+  bool init(const snapshot::DownstreamTls& cfg, std::string& error) {
+    for (const auto& e : cfg.certificates) {
+      Entry entry;
+      entry.hostnames = e.hostnames;
+      for (auto& h : entry.hostnames) {
+        for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      }
+      entry.ctx.reset(SSL_CTX_new(TLS_server_method()));
+      if (!entry.ctx) {
+        error = lastSslError();
+        return false;
+      }
+      SSL_CTX* c = entry.ctx.get();
+      SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+      if (!loadCertificateKey(c, e.cert, error)) return false;
+      SSL_CTX_set_tlsext_servername_callback(c, &ServerContext::onServerName);
+      SSL_CTX_set_tlsext_servername_arg(c, this);
+      SSL_CTX_set_alpn_select_cb(c, &ServerContext::onAlpn, nullptr);
+      entries_.push_back(std::move(entry));
+    }
+    if (entries_.empty()) {
+      error = "no usable certificate";
+      return false;
+    }
+    return true;
+  }
+  SSL* newSsl(int fd) {
+    SSL* ssl = SSL_new(entries_.front().ctx.get());
+    SSL_set_fd(ssl, fd);
+    return ssl;
+  }
+
+ private:
+  struct Entry {
+    std::vector<std::string> hostnames;
+    std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx;
+  };
+
+  // Certificate choice by SNI: exact name, then the longest matching
+  // left-most wildcard, then a catch-all ("*" or no hostname), then the first.
+  SSL_CTX* select(std::string_view sni) {
+    std::string host(sni);
+    for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    SSL_CTX* wildcard = nullptr;
+    size_t wildcard_len = 0;
+    SSL_CTX* any = nullptr;
+    for (auto& e : entries_) {
+      for (const auto& h : e.hostnames) {
+        if (h == host) return e.ctx.get();
+        if (h == "*" || h.empty()) {
+          if (any == nullptr) any = e.ctx.get();
+        } else if (h.size() > 2 && h[0] == '*' && h[1] == '.') {
+          std::string_view suffix(h.data() + 1, h.size() - 1);  // ".example.com"
+          if (host.size() > suffix.size() &&
+              host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+              suffix.size() > wildcard_len) {
+            wildcard = e.ctx.get();
+            wildcard_len = suffix.size();
+          }
+        }
+      }
+    }
+    if (wildcard) return wildcard;
+    if (any) return any;
+    return entries_.front().ctx.get();
+  }
+
+  static int onServerName(SSL* ssl, int*, void* arg) {
+    auto* self = static_cast<ServerContext*>(arg);
+    const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    SSL_CTX* chosen = self->select(name ? name : "");
+    if (chosen != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, chosen);
+    return SSL_TLSEXT_ERR_OK;
+  }
+
+  // We speak HTTP/1.1 only: pick it when offered, else carry on without ALPN.
+  static int onAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                    unsigned int inlen, void*) {
+    static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    unsigned char* selected = nullptr;
+    if (SSL_select_next_proto(&selected, outlen, kHttp11, sizeof(kHttp11), in, inlen) ==
+        OPENSSL_NPN_NEGOTIATED) {
+      *out = selected;
+      return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+  }
+
+  std::vector<Entry> entries_;
+};
+
 // ---- the transport -------------------------------------------------------------
 
 class TlsTransport final : public net::Transport {
  public:
+  // Client side: SNI, host check and session per the backend's policy.
   TlsTransport(std::shared_ptr<ClientContext> ctx, int fd, std::string session_key,
                stats::SslStats* stats)
       : ctx_(std::move(ctx)), session_key_(std::move(session_key)), stats_(stats) {
@@ -111,6 +237,12 @@ class TlsTransport final : public net::Transport {
     }
     if (SSL_SESSION* s = ctx_->session(session_key_)) SSL_set_session(ssl_, s);
     SSL_set_connect_state(ssl_);
+  }
+  // Server side (HTTPS listeners): `server` keeps the contexts alive.
+  TlsTransport(std::shared_ptr<ServerContext> server, SSL* ssl, stats::SslStats* stats)
+      : server_(std::move(server)), stats_(stats), ssl_(ssl) {
+    SSL_set_ex_data(ssl_, transportIndex(), this);
+    SSL_set_accept_state(ssl_);
   }
   ~TlsTransport() override {
     if (ssl_ != nullptr) {
@@ -248,7 +380,8 @@ class TlsTransport final : public net::Transport {
   }
 
   friend class ClientContext;
-  std::shared_ptr<ClientContext> ctx_;
+  std::shared_ptr<ClientContext> ctx_;     // client side
+  std::shared_ptr<ServerContext> server_;  // server side
   std::string session_key_;
   stats::SslStats* stats_;
   SSL* ssl_ = nullptr;
@@ -269,7 +402,7 @@ int verifyCallback(int ok, X509_STORE_CTX* store) {
   auto* ssl =
       static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   auto* t = static_cast<TlsTransport*>(SSL_get_ex_data(ssl, transportIndex()));
-  if (t == nullptr) return 1;
+  if (t == nullptr || !t->ctx_) return 1;
   const auto& sans = t->ctx_->config().subject_alt_names;
   if (sans.empty()) return 1;
   X509* leaf = X509_STORE_CTX_get_current_cert(store);
@@ -434,6 +567,19 @@ std::unique_ptr<net::Transport> makeClientTransport(std::shared_ptr<ClientContex
                                                     const std::string& session_key,
                                                     stats::SslStats* stats) {
   return std::make_unique<TlsTransport>(std::move(ctx), fd, session_key, stats);
+}
+
+std::shared_ptr<ServerContext> makeServerContext(const snapshot::DownstreamTls& cfg,
+                                                 std::string& error) {
+  auto ctx = std::make_shared<ServerContext>();
+  if (!ctx->init(cfg, error)) return nullptr;
+  return ctx;
+}
+
+std::unique_ptr<net::Transport> makeServerTransport(std::shared_ptr<ServerContext> ctx, int fd,
+                                                    stats::SslStats* stats) {
+  SSL* ssl = ctx->newSsl(fd);
+  return std::make_unique<TlsTransport>(std::move(ctx), ssl, stats);
 }
 
 std::string validateClientSettings(const snapshot::UpstreamTls& tls) {

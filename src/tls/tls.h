@@ -38,6 +38,14 @@ std::unique_ptr<net::Transport> makeClientTransport(std::shared_ptr<ClientContex
                                                     const std::string& session_key,
                                                     stats::SslStats* stats);
 
+class ServerContext;
+// Contexts for one HTTPS listener port (certificate chosen by SNI). nullptr +
+// `error` when no certificate/key pair loads.
+std::shared_ptr<ServerContext> makeServerContext(const snapshot::DownstreamTls& cfg,
+                                                 std::string& error);
+std::unique_ptr<net::Transport> makeServerTransport(std::shared_ptr<ServerContext> ctx, int fd,
+                                                    stats::SslStats* stats);
+
 // Builds an SSL_CTX once to validate settings without a socket (used by
 // translate-time checks and `portico check`): "" when fine, else the reason.
 std::string validateClientSettings(const snapshot::UpstreamTls& tls);
