@@ -5,6 +5,9 @@
 #include <charconv>
 #include <cstring>
 #include <limits>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace portico::http {
 namespace {
@@ -80,6 +83,54 @@ ParseEvent complete(detail::ParserState& st) {
 
 ParseEvent bodyEvent(std::string_view data) { return {Type::Body, data, ParseError::None}; }
 
+// Offset of the first '\n' in base[pos, n), or n. Inlined rather than a
+// memchr call per line: heads are many short lines and the call overhead
+// dominated.
+inline size_t findLf(const char* base, size_t pos, size_t n) {
+#if defined(__SSE2__)
+  const __m128i lf = _mm_set1_epi8('\n');
+  while (pos + 16 <= n) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(base + pos));
+    const unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, lf)));
+    if (mask != 0) return pos + static_cast<size_t>(__builtin_ctz(mask));
+    pos += 16;
+  }
+#endif
+  const void* hit = std::memchr(base + pos, '\n', n - pos);
+  return hit == nullptr ? n : static_cast<size_t>(static_cast<const char*>(hit) - base);
+}
+
+// True when any byte of w is below `Limit` (<= 0x80) or is DEL. Exact as a
+// yes/no answer (the classic "hasless"/"haszero" bit tricks).
+template <uint64_t Limit>
+inline bool hasBelowOrDel(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHigh = 0x8080808080808080ull;
+  const uint64_t below = (w - kOnes * Limit) & ~w & kHigh;
+  const uint64_t x = w ^ (kOnes * 0x7f);
+  const uint64_t del = (x - kOnes) & ~x & kHigh;
+  return (below | del) != 0;
+}
+
+// Advances p over bytes allowed by `table`; stops at the first one that is
+// not (the line's CR or the SP after a target when the input is valid).
+// Eight bytes at a time while no byte is below `Limit` or DEL, byte by byte
+// around the others (HTAB in values, for instance).
+template <uint64_t Limit>
+inline const char* skipAllowed(const char* p, const char* end, const std::array<bool, 256>& table) {
+  for (;;) {
+    while (end - p >= 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      if (hasBelowOrDel<Limit>(w)) break;
+      p += 8;
+    }
+    const char* stop = end - p >= 8 ? p + 8 : end;
+    while (p < stop && table[u8(*p)]) ++p;
+    if (p < stop || p == end) return p;
+  }
+}
+
 enum class HeadScan { NeedMore, Found, Failed };
 
 // Finds the end of a head ("\r\n\r\n") in pending + input. Bytes searched on an
@@ -102,9 +153,8 @@ HeadScan findHead(detail::ParserState& st, std::string_view input, size_t& consu
   const size_t n = buf.size();
   size_t pos = st.scan;
   while (pos < n) {
-    const void* hit = std::memchr(base + pos, '\n', n - pos);
-    if (hit == nullptr) break;
-    const size_t lf = static_cast<size_t>(static_cast<const char*>(hit) - base);
+    const size_t lf = findLf(base, pos, n);
+    if (lf == n) break;
     if (lf == 0 || base[lf - 1] != '\r' || lf - 1 < st.line_start) {
       err = ParseError::BadRequest;  // bare LF: lenient parsers disagree on it
       return HeadScan::Failed;
@@ -197,7 +247,7 @@ bool parseFields(const char* p, const char* end, Headers& headers, size_t max_co
     ++p;
     while (isOws(*p)) ++p;
     const char* value = p;
-    while (kFieldChar[u8(*p)]) ++p;
+    p = skipAllowed<0x20>(p, end, kFieldChar);
     if (p[0] != '\r' || p[1] != '\n') {
       err = ParseError::BadRequest;  // NUL, bare CR or another CTL in the value
       return false;
@@ -663,7 +713,7 @@ ParseEvent RequestParser::parseHead(std::string_view input, size_t& consumed) {
   if (p == method || *p != ' ') return fail(st_, ParseError::BadRequest);
   head_.method.assign(method, p);
   const char* target = ++p;
-  while (kTargetChar[u8(*p)]) ++p;
+  p = skipAllowed<0x21>(p, end, kTargetChar);
   if (p == target || *p != ' ') return fail(st_, ParseError::BadRequest);
   head_.target.assign(target, p);
   ++p;

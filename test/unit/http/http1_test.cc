@@ -1218,3 +1218,58 @@ TEST(RequestParser, RandomizedPipelinesRoundTrip) {
 
 }  // namespace
 }  // namespace portico::http
+
+namespace portico::http {
+namespace {
+
+// The value and target scanners work 8 bytes at a time; every offset and
+// every kind of byte must still be judged individually.
+TEST(RequestParser, ValueBytesJudgedAtEveryOffset) {
+  const std::string base(40, 'v');
+  for (size_t i = 0; i < base.size(); ++i) {
+    for (unsigned char bad : {0x00, 0x01, 0x0b, 0x1f, 0x7f, 0x0d, 0x0a}) {
+      std::string value = base;
+      value[i] = static_cast<char>(bad);
+      const std::string in = "GET / HTTP/1.1\r\nHost: a\r\nX: " + value + "\r\n\r\n";
+      EXPECT_EQ(requestError(in), ParseError::BadRequest) << "byte " << int(bad) << " at " << i;
+    }
+    for (unsigned char ok : {0x09, 0x20, 0x80, 0xff, 0x7e, 0x21}) {
+      std::string value = base;
+      value[i] = static_cast<char>(ok);
+      const std::string in = "GET / HTTP/1.1\r\nHost: a\r\nX: " + value + "\r\n\r\n";
+      RequestParser p;
+      size_t used = 0;
+      ASSERT_EQ(p.next(in, used).type, Type::HeadComplete) << "byte " << int(ok) << " at " << i;
+      std::string_view trimmed = value;  // OWS at either end is not part of the value
+      while (trimmed.front() == ' ' || trimmed.front() == '\t') trimmed.remove_prefix(1);
+      while (trimmed.back() == ' ' || trimmed.back() == '\t') trimmed.remove_suffix(1);
+      EXPECT_EQ(p.head().headers.get("x"), trimmed) << "byte " << int(ok) << " at " << i;
+    }
+  }
+}
+
+TEST(RequestParser, TargetBytesJudgedAtEveryOffset) {
+  const std::string base = "/" + std::string(39, 't');
+  for (size_t i = 1; i < base.size(); ++i) {
+    for (unsigned char bad : {0x00, 0x09, 0x1f, 0x20, 0x7f, 0x0d}) {
+      std::string target = base;
+      target[i] = static_cast<char>(bad);
+      EXPECT_EQ(requestError("GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n"),
+                ParseError::BadRequest)
+          << "byte " << int(bad) << " at " << i;
+    }
+    for (unsigned char ok : {0x21, 0x7e, 0x80, 0xff, 0x3f, 0x25}) {
+      std::string target = base;
+      target[i] = static_cast<char>(ok);
+      RequestParser p;
+      size_t used = 0;
+      ASSERT_EQ(p.next("GET " + target + " HTTP/1.1\r\nHost: a\r\n\r\n", used).type,
+                Type::HeadComplete)
+          << "byte " << int(ok) << " at " << i;
+      EXPECT_EQ(p.head().target, target);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace portico::http
