@@ -389,6 +389,7 @@ class Translator {
     for (auto& rs : routes_) {
       if (!rs.status.parents.empty()) status_.http_routes[rs.route->key()] = std::move(rs.status);
     }
+    applyBackendTls(rs_, options_, *result.snapshot, status_);
     result.status = std::move(status_);
     return result;
   }

@@ -11,6 +11,7 @@
 
 #include "k8s/resources.h"
 #include "snapshot/snapshot.h"
+#include "translate/backend_tls.h"
 
 namespace portico::translate {
 
@@ -20,6 +21,11 @@ struct Options {
   // lastTransitionTime of every condition set by this run (RFC3339).
   std::string now = "1970-01-01T00:00:00Z";
   uint64_t version = 0;  // Snapshot::version
+  // Backend TLS certificate checks, injected by the caller because OpenSSL
+  // lives in tls/ (see tls/pem.h). Unset: structural PEM checks only.
+  PemInspector inspect_certificates;
+  KeyPairChecker check_key_pair;
+  TlsSettingsChecker check_tls_settings;
 };
 
 struct Condition {
@@ -79,6 +85,11 @@ struct StatusReport {
   // Notes for people (`portico check` prints them), e.g. that every Gateway is
   // served because the input holds no GatewayClass.
   std::vector<std::string> notes;
+  // Problems worth a warning that don't change the translation (e.g. an
+  // expired CA certificate: the handshake will say so too).
+  std::vector<std::string> warnings;
+  // One line per backend cluster: which BackendTLSPolicy governs it.
+  std::vector<std::string> backends;
 };
 
 struct Result {

@@ -1,0 +1,75 @@
+#pragma once
+// The backend TLS pass of translate(): BackendTLSPolicy (v1alpha3 and v1) and
+// the Gateway's spec.tls.backend.clientCertificateRef become Cluster::tls in
+// the snapshot, BackendTLSPolicy status ancestors, a Gateway ResolvedRefs
+// condition, and lines for `portico check`.
+//
+// Pure like the rest of translate/: certificate parsing that needs OpenSSL is
+// injected through Options (see tls/pem.h); without it, PEM is only checked
+// structurally, which is what unit and golden tests use.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace portico::k8s {
+struct ResourceSet;
+}
+namespace portico::snapshot {
+struct Snapshot;
+struct UpstreamTls;
+}  // namespace portico::snapshot
+
+namespace portico::translate {
+
+struct Options;
+struct StatusReport;
+
+// One certificate of a PEM bundle, as an inspector read it.
+struct PemCertificate {
+  std::string subject;     // e.g. "CN=example.com"
+  int64_t not_before = 0;  // unix seconds
+  int64_t not_after = 0;
+};
+
+struct PemInspection {
+  std::vector<PemCertificate> certificates;
+  std::string error;         // non-empty: not a usable certificate bundle
+  bool dates_known = false;  // false for the structural check (no validity dates)
+};
+
+// Parses every certificate of a PEM text.
+using PemInspector = std::function<PemInspection(std::string_view pem)>;
+// "" when `key_pem` holds a private key matching the first certificate of
+// `cert_pem`; otherwise why not.
+using KeyPairChecker =
+    std::function<std::string(std::string_view cert_pem, std::string_view key_pem)>;
+// "" when the TLS library accepts min/max version, cipher_suites and curves.
+using TlsSettingsChecker = std::function<std::string(const snapshot::UpstreamTls& tls)>;
+
+// What translate() uses when no inspector is injected: BEGIN/END CERTIFICATE
+// blocks with base64 between them (no dates, no DER parsing).
+PemInspection inspectPemStructurally(std::string_view pem);
+
+// Runs the pass on a translated snapshot: sets Cluster::tls, fills
+// status.backend_tls_policies, adds the Gateway ResolvedRefs condition for
+// backend client certificates, and appends to status.notes / warnings /
+// backends. Uses the HTTPRoute statuses already in `status` to know which
+// Gateways reach which clusters.
+void applyBackendTls(const k8s::ResourceSet& resources, const Options& options,
+                     snapshot::Snapshot& snap, StatusReport& status);
+
+// Stable 64-bit FNV-1a over every field of `tls` that changes a connection
+// (never 0): the upstream pool and client-context key.
+uint64_t upstreamTlsFingerprint(const snapshot::UpstreamTls& tls);
+
+// Gateway API PreciseHostname (lower-case RFC 1123 subdomain, no wildcard),
+// and not an IP address literal.
+bool isPreciseHostname(std::string_view host);
+
+// RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac]Z" <-> unix seconds (UTC only).
+bool parseRfc3339(std::string_view text, int64_t& seconds);
+std::string formatRfc3339(int64_t seconds);
+
+}  // namespace portico::translate
