@@ -990,14 +990,26 @@ class Portico:
         self.proc.send_signal(signal.SIGTERM)
 
     def wait(self, timeout: float = 15.0) -> int:
+        """Waits for exit; an AssertionError (not a crash of the test) on timeout."""
         assert self.proc is not None
-        self.returncode = self.proc.wait(timeout=timeout)
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"portico still running {timeout}s later\n"
+                                 f"{self.stderr()[-2000:]}") from None
         _unregister(self.proc)
+        self._close_logs()
         return self.returncode
+
+    def _close_logs(self) -> None:
+        for f in (getattr(self, "_out", None), getattr(self, "_err", None)):
+            with contextlib.suppress(Exception):
+                f.close()
 
     def stop(self, check: bool = True, timeout: float = 15.0) -> int | None:
         """SIGTERM and wait; SIGKILL after timeout. Returns the exit code."""
         if self.proc is None:
+            self._close_logs()
             return self.returncode
         p, self.proc = self.proc, None
         killed = False
@@ -1011,9 +1023,7 @@ class Portico:
                 p.wait(timeout=5)
         _unregister(p)
         self.returncode = p.returncode
-        for f in (self._out, self._err):
-            with contextlib.suppress(Exception):
-                f.close()
+        self._close_logs()
         if check:
             if killed:
                 raise AssertionError(f"portico did not exit within {timeout}s of SIGTERM")

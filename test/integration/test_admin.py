@@ -23,11 +23,13 @@ def walk(obj):
 
 
 def strip_volatile(obj):
-    """Drops fields that legitimately differ between two observations of the
-    same config (times Portico stamps when it first sees an object)."""
+    """Drops fields that legitimately differ between `check` and a live
+    server: times Portico stamps when it first sees an object, and the
+    Gateway address (check knows no --listen-address; messages may name it)."""
     if isinstance(obj, dict):
         return {k: strip_volatile(v) for k, v in obj.items()
-                if k not in ("lastTransitionTime", "creationTimestamp", "resourceVersion", "uid")}
+                if k not in ("lastTransitionTime", "creationTimestamp", "resourceVersion", "uid",
+                             "addresses", "message")}
     if isinstance(obj, list):
         return [strip_volatile(v) for v in obj]
     return obj
