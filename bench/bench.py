@@ -171,10 +171,10 @@ class PorticoProxy(Proxy):
     def cmd(self):
         return [str(self.binary), "run", "--config", str(self.cfg), "--workers", "1",
                 "--admin-address", f"127.0.0.1:{self.admin}", "--listen-address", "127.0.0.1",
-                "--log-level", "warn"]
+                "--log-level", "warning", "--access-log", "off"]
 
     def start(self):
-        # The access log goes to stdout; send it to /dev/null like the peers' `access_log off`.
+        # --access-log off matches the peers' `access_log off`; stdout is discarded anyway.
         self.proc = subprocess.Popen(["taskset", "-c", PROXY_CPU, *self.cmd()],
                                      stdout=subprocess.DEVNULL,
                                      stderr=open(self.work / "portico.log", "wb"),
