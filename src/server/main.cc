@@ -14,6 +14,8 @@
 #include "k8s/object_tracker.h"
 #include "server/config_source.h"
 #include "server/server.h"
+#include "tls/pem.h"
+#include "tls/tls.h"
 #include "translate/status.h"
 #include "translate/translate.h"
 
@@ -134,10 +136,25 @@ int checkCommand(const std::vector<std::string>& args) {
   gmtime_r(&secs, &tm);
   std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
   topts.now = buf;
+  topts.inspect_certificates = [](std::string_view pem) {
+    portico::tls::PemBundleInfo b = portico::tls::inspectPemCertificates(pem);
+    portico::translate::PemInspection out;
+    out.error = b.error;
+    out.dates_known = true;
+    for (const auto& c : b.certificates)
+      out.certificates.push_back({c.subject, c.not_before, c.not_after});
+    return out;
+  };
+  topts.check_key_pair = portico::tls::checkCertificateKeyPair;
+  topts.check_tls_settings = portico::tls::validateClientSettings;
   auto result = portico::translate::translate(set, topts);
   std::cout << portico::translate::renderStatusList(set, result.status, format);
   std::cout.flush();
   for (const auto& note : result.status.notes) std::cerr << "note: " << note << "\n";
+  // Which BackendTLSPolicy governs each backend port, and certificate dates:
+  // informational, so the exit code is unchanged.
+  for (const auto& line : result.status.backends) std::cerr << line << "\n";
+  for (const auto& w : result.status.warnings) std::cerr << "warning: " << w << "\n";
   for (const auto& e : errors) std::cerr << e << "\n";
   return errors.empty() ? 0 : 1;
 }

@@ -25,6 +25,8 @@
 #include "server/worker.h"
 #include "snapshot/dump.h"
 #include "stats/stats.h"
+#include "tls/pem.h"
+#include "tls/tls.h"
 #include "translate/status.h"
 #include "translate/translate.h"
 
@@ -263,7 +265,20 @@ class MainServer {
     topts.listen_address = opts_.listen_address;
     topts.now = rfc3339(now);
     topts.version = ++version_;
+    // OpenSSL-backed certificate checks for the backend TLS pass.
+    topts.inspect_certificates = [](std::string_view pem) {
+      tls::PemBundleInfo b = tls::inspectPemCertificates(pem);
+      translate::PemInspection out;
+      out.error = b.error;
+      out.dates_known = true;
+      for (const auto& c : b.certificates)
+        out.certificates.push_back({c.subject, c.not_before, c.not_after});
+      return out;
+    };
+    topts.check_key_pair = tls::checkCertificateKeyPair;
+    topts.check_tls_settings = tls::validateClientSettings;
     translate::Result result = translate::translate(set, topts);
+    for (const auto& w : result.status.warnings) PORTICO_LOG(Warn, "config: {}", w);
     resolveExternalNames(*result.snapshot);
     publish(result.snapshot);
     resources_ = std::move(set);
