@@ -8,7 +8,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 build="${1:-$root/build}"
 [ $# -gt 0 ] && shift
-export PORTICO_BIN="${PORTICO_BIN:-$build/portico}"
+build="$(cd "$build" 2>/dev/null && pwd || echo "$build")"  # tests run from this dir
+export PORTICO_BIN="$(realpath -m "${PORTICO_BIN:-$build/portico}")"
 export PYTHONDONTWRITEBYTECODE=1
 if [ ! -x "$PORTICO_BIN" ]; then
   echo "run.sh: $PORTICO_BIN is not built" >&2

@@ -68,7 +68,10 @@ class DrainTest(PorticoCase):
                 break
             time.sleep(0.05)
         self.assertTrue(refused, "listener still accepting 1.5s after SIGTERM")
-        self.assertTrue(self.p.alive(), "exited before the in-flight request finished")
+        if not self.p.alive():
+            t.join(15)
+            self.fail(f"exited (code {self.p.proc.returncode}) before the in-flight request "
+                      f"finished; client saw {result}\n{self.p.stderr()[-1500:]}")
 
         t.join(15)
         self.assertEqual(result.get("error"), None)

@@ -1,0 +1,547 @@
+"""Backend TLS end to end (issue 3, "Done means"): the real portico against
+real nginx TLS backends on 127.0.0.1, certificates generated at test time.
+
+One portico and one set of nginx backends serve every case: each case has its
+own Service (-> its own cluster kube_default_<svc>_<port>), BackendTLSPolicy
+and HTTPRoute hostname, so the static cases load once; the live cases
+(rotation, observedGeneration) edit only their own files and wait for the
+reload through /config_dump's version.
+
+The nginx backends echo $ssl_server_name, $ssl_protocol, $ssl_client_s_dn and
+$ssl_client_verify as JSON, so the tests see what portico really sent.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import shutil
+import unittest
+from pathlib import Path
+
+import harness as h
+import tls_helpers as t
+
+EXAMPLES = h.REPO_ROOT / "examples" / "backend-tls"
+GW_NS = "kgateway-system"
+SPIFFE = "spiffe://portico.test/ns/default/sa/backend"
+SPIFFE_OTHER = "spiffe://portico.test/ns/default/sa/other"
+VERIFY_FAILED = ("upstream connect error or disconnect/reset before headers. reset reason: "
+                 "connection failure, transport failure reason: TLS_error: "
+                 "CERTIFICATE_VERIFY_FAILED: ")
+
+
+def cluster(svc: str, port: int = 443) -> str:
+    return h.cluster_name(svc, port)
+
+
+class BackendTlsTest(h.PorticoCase):
+    """Static and live backend TLS cases on one shared portico."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        f = h.CertFactory(cls.tmp / "certs")
+        cls.root = f.ca("root-ca")
+        cls.other_root = f.ca("other-ca")
+        cls.main_leaf = f.leaf("main", cls.root, dns=["backend.example.com", "other.example.com"],
+                               uris=[SPIFFE])
+        cls.seed_leaf = f.self_signed_example_com()
+        cls.expired_leaf = f.expired(cls.root)
+        cls.chain_leaf = f.chain(cls.root)
+        cls.client_ca = f.ca("client-ca")
+        cls.client_cert = f.client(cls.client_ca, cn="portico-client")
+        cls.https_cert = f.leaf("gw-https", cls.root, dns=["secure.test"])
+
+        cls.n_main = cls.start_nginx("main", tls=cls.main_leaf)
+        cls.n_seed = cls.start_nginx("seed", tls=cls.seed_leaf, ssl_protocols="TLSv1.2")
+        cls.n_expired = cls.start_nginx("expired", tls=cls.expired_leaf)
+        cls.n_chain = cls.start_nginx("chain", tls=cls.chain_leaf)
+        cls.n_tls12 = cls.start_nginx("tls12", tls=cls.main_leaf, ssl_protocols="TLSv1.2")
+        cls.n_tls13 = cls.start_nginx("tls13", tls=cls.main_leaf, ssl_protocols="TLSv1.3")
+        cls.n_mtls = cls.start_nginx("mtls", tls=cls.main_leaf, client_ca=cls.client_ca.cert)
+        # Every request needs a new upstream connection: resumption shows.
+        cls.n_resume = cls.start_nginx("resume", tls=cls.main_leaf, keepalive_requests=1)
+
+        cls.gw_port, cls.https_port, cls.nocert_port = (h.free_port() for _ in range(3))
+        cls.p = cls.make_portico()
+        cls.write_static_config(cls.p)
+        cls.p.start(wait_ports=[cls.gw_port, cls.https_port, cls.nocert_port])
+
+    # ------------------------------------------------------------------ config
+    @classmethod
+    def gateway_manifests(cls) -> list[dict]:
+        http = h.listener(cls.gw_port, name="http")
+        https = h.listener(cls.https_port, name="https", protocol="HTTPS",
+                           hostname="secure.test")
+        https["tls"] = {"mode": "Terminate",
+                        "certificateRefs": [{"kind": "Secret", "name": "gw-https-cert"}]}
+        gw = h.gateway("http", [http, https], namespace=GW_NS)
+        gw["spec"]["tls"] = {"backend": {"clientCertificateRef": {
+            "group": "", "kind": "Secret", "name": "gw-client-cert"}}}
+        nocert = h.gateway("nocert", [h.listener(cls.nocert_port, name="http")], namespace=GW_NS)
+        return [h.gateway_class(), gw, nocert,
+                t.tls_secret("gw-https-cert", cls.https_cert, namespace=GW_NS),
+                t.tls_secret("gw-client-cert", cls.client_cert, namespace=GW_NS)]
+
+    @classmethod
+    def case(cls, svc: str, nginx: h.Nginx, policies: list[dict],
+             parent: str = "http") -> list[dict]:
+        return [*t.tls_backend(svc, nginx.port), *policies,
+                t.route_to(svc, f"{svc}.test", svc, parent=parent)]
+
+    @classmethod
+    def write_static_config(cls, p: h.Portico) -> None:
+        p.write("00-gateway.yaml", cls.gateway_manifests())
+
+        # The seed's own files, as examples/backend-tls ships them.
+        for name in ("backend-tls-policy.yaml", "httproute.yaml"):
+            shutil.copy(EXAMPLES / name, p.config_dir / f"seed-{name}")
+        svc = (EXAMPLES / "nginx-service.yaml").read_text()
+        head, sep, slice_part = svc.partition("kind: EndpointSlice")
+        p.write("seed-nginx-service.yaml",
+                head + sep + slice_part.replace("port: 8443", f"port: {cls.n_seed.port}"))
+        p.write("seed-ca-configmap.yaml", t.ca_config_map("ca", cls.seed_leaf.pem()) | {
+            "metadata": {"name": "ca", "labels": {"app": "nginx"}}})
+
+        root_pem = cls.root.pem()
+        root_cm = t.ca_config_map("root-ca", root_pem)
+        other_cm = t.ca_config_map("other-ca", cls.other_root.pem())
+        root = [t.ca_ref("root-ca")]
+        pol = t.backend_tls_policy
+        docs: list[dict] = [root_cm, other_cm,
+                            t.ca_config_map("empty-ca", ""),
+                            t.ca_secret("seed-ca-secret", cls.seed_leaf.pem())]
+        m = cls.n_main
+        docs += cls.case("sni", m, [pol("sni", "sni", "backend.example.com", root)])
+        docs += cls.case("mismatch", m, [pol("mismatch", "mismatch", "nomatch.example.com", root)])
+        docs += cls.case("wrongca", m, [pol("wrongca", "wrongca", "backend.example.com",
+                                            [t.ca_ref("other-ca")])])
+        # subjectAltNames: the hostname is only the SNI, never checked.
+        docs += cls.case("san-dns-ok", m, [pol("san-dns-ok", "san-dns-ok", "sni-only.example.com",
+                                               root, sans=[t.san_hostname("other.example.com")])])
+        docs += cls.case("san-dns-bad", m, [pol("san-dns-bad", "san-dns-bad", "backend.example.com",
+                                                root, sans=[t.san_hostname("nope.example.com")])])
+        docs += cls.case("san-uri-ok", m, [pol("san-uri-ok", "san-uri-ok", "sni-only.example.com",
+                                               root, sans=[t.san_uri(SPIFFE)])])
+        docs += cls.case("san-uri-bad", m, [pol("san-uri-bad", "san-uri-bad", "backend.example.com",
+                                                root, sans=[t.san_uri(SPIFFE_OTHER)])])
+        docs += cls.case("san-both-ok", m, [pol(
+            "san-both-ok", "san-both-ok", "sni-only.example.com", root,
+            sans=[t.san_hostname("nope.example.com"), t.san_uri(SPIFFE)])])
+        docs += cls.case("san-both-bad", m, [pol(
+            "san-both-bad", "san-both-bad", "backend.example.com", root,
+            sans=[t.san_hostname("nope.example.com"), t.san_uri(SPIFFE_OTHER)])])
+        docs += cls.case("missingcm", m, [pol("missingcm", "missingcm", "backend.example.com",
+                                              [t.ca_ref("does-not-exist")])])
+        docs += cls.case("emptyca", m, [pol("emptyca", "emptyca", "backend.example.com",
+                                            [t.ca_ref("empty-ca")])])
+        docs += cls.case("badkind", m, [pol("badkind", "badkind", "backend.example.com",
+                                            [t.ca_ref("root-ca", kind="Pod")])])
+        docs += cls.case("badhost", m, [pol("badhost", "badhost", "*.example.com", root)])
+        docs += cls.case("selfsigned", cls.n_seed, [pol(
+            "selfsigned", "selfsigned", "example.com", [t.ca_ref("seed-ca-secret", kind="Secret")],
+            api=t.POLICY_API_V1)])
+        docs += cls.case("expired", cls.n_expired, [pol("expired", "expired", "expired.example.com",
+                                                        root)])
+        docs += cls.case("chain", cls.n_chain, [pol("chain", "chain", "chain.example.com", root)])
+        v12 = {"portico.dev/min-tls-version": "1.2", "portico.dev/max-tls-version": "1.2"}
+        docs += cls.case("tls12", cls.n_tls12, [pol("tls12", "tls12", "backend.example.com", root,
+                                                    options=v12)])
+        docs += cls.case("tls12-min13", cls.n_tls12, [pol(
+            "tls12-min13", "tls12-min13", "backend.example.com", root,
+            options={"portico.dev/min-tls-version": "1.3"})])
+        docs += cls.case("tls13", cls.n_tls13, [pol(
+            "tls13", "tls13", "backend.example.com", root,
+            options={"portico.dev/min-tls-version": "1.3"})])
+        docs += cls.case("tls13-max12", cls.n_tls13, [pol(
+            "tls13-max12", "tls13-max12", "backend.example.com", root,
+            options={"portico.dev/max-tls-version": "1.2"})])
+        docs += cls.case("mtls", cls.n_mtls, [pol("mtls", "mtls", "backend.example.com", root)])
+        docs.append(t.route_to("mtls-nocert", "mtls.test", "mtls", parent="nocert"))
+        docs += cls.case("resume", cls.n_resume, [pol("resume", "resume", "backend.example.com",
+                                                      root)])
+        docs += cls.case("system", m, [pol("system", "system", "backend.example.com",
+                                           well_known="System")])
+        docs.append(t.route_to("secure", "secure.test", "sni", section="https"))
+
+        # Conflicts. By creationTimestamp: the older wins although its name
+        # sorts last. By name (same timestamp, both on sectionName https).
+        docs += cls.case("conflict-ts", m, [
+            pol("aa-newer", "conflict-ts", "other.example.com", root,
+                created="2024-06-01T00:00:00Z"),
+            pol("zz-older", "conflict-ts", "backend.example.com", root,
+                created="2024-01-01T00:00:00Z")])
+        docs += cls.case("conflict-name", m, [
+            pol("b-policy", "conflict-name", "other.example.com", root, section="https",
+                created="2024-01-01T00:00:00Z"),
+            pol("a-policy", "conflict-name", "backend.example.com", root, section="https",
+                created="2024-01-01T00:00:00Z")])
+        # A policy with a sectionName and one without do not conflict.
+        docs += [t.multi_port_service("sect", [("https-a", 443), ("https-b", 8443)]),
+                 {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                  "metadata": {"name": "sect-slice", "namespace": "default",
+                               "labels": {"kubernetes.io/service-name": "sect"}},
+                  "addressType": "IPv4",
+                  "ports": [{"name": "https-a", "port": m.port, "protocol": "TCP"},
+                            {"name": "https-b", "port": m.port, "protocol": "TCP"}],
+                  "endpoints": [{"addresses": ["127.0.0.1"], "conditions": {"ready": True}}]},
+                 pol("sect-all", "sect", "backend.example.com", root,
+                     created="2024-06-01T00:00:00Z"),
+                 pol("sect-b", "sect", "other.example.com", root, section="https-b",
+                     created="2024-01-01T00:00:00Z"),
+                 t.route_to("sect-a", "sect-a.test", "sect", port=443),
+                 t.route_to("sect-b", "sect-b.test", "sect", port=8443)]
+        # Live cases: their own files, edited by the tests.
+        docs += [*t.tls_backend("rot", m.port),
+                 pol("rot", "rot", "backend.example.com", [t.ca_ref("rot-ca")]),
+                 t.route_to("rot", "rot.test", "rot")]
+        p.write("10-cases.yaml", docs)
+        p.write("20-gen.yaml", cls.case("gen", m, [pol("gen", "gen", "backend.example.com",
+                                                       root)]))
+
+    # ------------------------------------------------------------------ helpers
+    def get(self, host: str, port: int | None = None) -> h.Response:
+        return t.get(port or self.gw_port, host)
+
+    def echo(self, host: str, port: int | None = None) -> dict:
+        r = self.get(host, port)
+        self.assertEqual(r.status, 200, f"{host}: {r.status} {r.text[:400]}")
+        return r.json()
+
+    def assertVerifyFailed(self, host: str, reason: str, port: int | None = None) -> h.Response:
+        r = self.get(host, port)
+        self.assertEqual(r.status, 503, f"{host}: expected 503, got {r.status} {r.text[:300]}")
+        self.assertIn(VERIFY_FAILED + reason, r.text)
+        return r
+
+    def policy(self, name: str, gateway: str | None = "http") -> dict[str, dict]:
+        return t.policy_conditions(t.status_items(self.p), name, gateway=gateway)
+
+    def assertPolicy(self, name: str, accepted: tuple[str, str],
+                     resolved: tuple[str, str] | None = None,
+                     gateway: str | None = "http") -> dict[str, dict]:
+        conds = self.policy(name, gateway)
+        self.assertEqual(t.cond(conds, "Accepted"), accepted, json.dumps(conds))
+        if resolved is not None:
+            self.assertEqual(t.cond(conds, "ResolvedRefs"), resolved, json.dumps(conds))
+        return conds
+
+    def ssl(self, svc: str, port: int = 443) -> dict[str, int]:
+        return t.cluster_stats(self.p, cluster(svc, port))
+
+    # ------------------------------------------------------------------ the seed
+    def test_seed_flow(self):
+        """The seed's manifests (examples/backend-tls): 200 and the seed's stats."""
+        before = self.ssl("nginx", 8443)
+        r = t.curl("-i", f"http://127.0.0.1:{self.gw_port}/", "-H",
+                   f"host: example.com:{self.gw_port}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith("HTTP/1.1 200 OK"), r.stdout[:300])
+        body = json.loads(r.stdout.split("\r\n\r\n", 1)[1])
+        self.assertEqual(body["backend"], "seed")
+        self.assertEqual(body["ssl_server_name"], "example.com")
+        self.assertEqual(body["ssl_protocol"], "TLSv1.2")
+        after = self.ssl("nginx", 8443)
+        self.assertGreaterEqual(t.delta(before, after, "handshake"), 1, after)
+        self.assertGreaterEqual(t.delta(before, after, "versions.TLSv1.2"), 1, after)
+        # The exact names the seed tells users to look for.
+        stats = self.p.stats()
+        self.assertIn("cluster.kube_default_nginx_8443.ssl.handshake", stats)
+        self.assertIn("cluster.kube_default_nginx_8443.ssl.versions.TLSv1.2", stats)
+        self.assertPolicy("nginx-tls-policy", ("True", "Accepted"), ("True", "ResolvedRefs"))
+        prom = self.p.admin("/stats/prometheus")[1]
+        self.assertRegex(prom, r'envoy_cluster_ssl_handshake\{envoy_cluster_name='
+                               r'"kube_default_nginx_8443"\} [1-9]')
+
+    def test_self_signed_leaf_as_anchor_v1_secret(self):
+        """A self-signed leaf is its own trust anchor (v1 policy, CA in a Secret)."""
+        body = self.echo("selfsigned.test")
+        self.assertEqual(body["backend"], "seed")
+        self.assertEqual(body["ssl_server_name"], "example.com")
+        self.assertPolicy("selfsigned", ("True", "Accepted"), ("True", "ResolvedRefs"))
+
+    # ------------------------------------------------------------------ verification
+    def test_sni_is_validation_hostname(self):
+        body = self.echo("sni.test")
+        self.assertEqual(body["backend"], "main")
+        self.assertEqual(body["ssl_server_name"], "backend.example.com")
+        self.assertIn(body["ssl_protocol"], ("TLSv1.2", "TLSv1.3"))
+        # The Host header is the client's, not the SNI.
+        self.assertEqual(body["host"], "sni.test")
+
+    def test_hostname_mismatch(self):
+        before = self.ssl("mismatch")
+        self.assertVerifyFailed("mismatch.test", "hostname mismatch")
+        after = self.ssl("mismatch")
+        self.assertGreaterEqual(t.delta(before, after, "fail_verify_san"), 1, after)
+        self.assertEqual(t.delta(before, after, "handshake"), 0, after)
+        self.assertIn("cluster=" + cluster("mismatch"), self.p.logs())
+
+    def test_wrong_ca(self):
+        before = self.ssl("wrongca")
+        self.assertVerifyFailed("wrongca.test", "unable to get local issuer certificate")
+        after = self.ssl("wrongca")
+        self.assertGreaterEqual(t.delta(before, after, "fail_verify_error"), 1, after)
+        self.assertEqual(t.delta(before, after, "handshake"), 0, after)
+
+    def test_san_hostname_match(self):
+        body = self.echo("san-dns-ok.test")
+        self.assertEqual(body["ssl_server_name"], "sni-only.example.com")
+
+    def test_san_hostname_mismatch(self):
+        # validation.hostname is in the certificate, but with subjectAltNames
+        # only they count.
+        before = self.ssl("san-dns-bad")
+        self.assertVerifyFailed("san-dns-bad.test", "hostname mismatch")
+        self.assertGreaterEqual(t.delta(before, self.ssl("san-dns-bad"), "fail_verify_san"), 1)
+
+    def test_san_uri_match(self):
+        body = self.echo("san-uri-ok.test")
+        self.assertEqual(body["ssl_server_name"], "sni-only.example.com")
+
+    def test_san_uri_mismatch(self):
+        before = self.ssl("san-uri-bad")
+        r = self.get("san-uri-bad.test")
+        self.assertEqual(r.status, 503, r.text)
+        self.assertIn(VERIFY_FAILED, r.text)
+        self.assertGreaterEqual(t.delta(before, self.ssl("san-uri-bad"), "fail_verify_san"), 1)
+
+    def test_san_both_types_one_matches(self):
+        body = self.echo("san-both-ok.test")
+        self.assertEqual(body["ssl_server_name"], "sni-only.example.com")
+
+    def test_san_both_types_none_match(self):
+        r = self.get("san-both-bad.test")
+        self.assertEqual(r.status, 503, r.text)
+        self.assertIn(VERIFY_FAILED, r.text)
+
+    def test_expired_backend_certificate(self):
+        before = self.ssl("expired")
+        self.assertVerifyFailed("expired.test", "certificate has expired")
+        self.assertGreaterEqual(t.delta(before, self.ssl("expired"), "fail_verify_error"), 1)
+
+    def test_chain_with_only_root_trusted(self):
+        # nginx sends leaf + intermediate; only the root is in the ConfigMap.
+        self.assertEqual(self.chain_leaf.chain.read_text().count("BEGIN CERTIFICATE"), 2)
+        body = self.echo("chain.test")
+        self.assertEqual(body["backend"], "chain")
+        self.assertEqual(body["ssl_server_name"], "chain.example.com")
+
+    # ------------------------------------------------------------------ bad policies
+    def assertFailsClosed(self, host: str) -> h.Response:
+        r = self.get(host)
+        self.assertGreaterEqual(r.status, 500, f"{host}: {r.status} {r.text[:300]}")
+        self.assertNotIn('"backend"', r.text, "a request reached the backend")
+        return r
+
+    def test_missing_configmap(self):
+        self.assertFailsClosed("missingcm.test")
+        conds = self.assertPolicy("missingcm", ("False", "NoValidCACertificate"),
+                                  ("False", "InvalidCACertificateRef"))
+        self.assertIn("does-not-exist", conds["ResolvedRefs"]["message"])
+
+    def test_empty_ca_crt(self):
+        self.assertFailsClosed("emptyca.test")
+        self.assertPolicy("emptyca", ("False", "NoValidCACertificate"),
+                          ("False", "InvalidCACertificateRef"))
+
+    def test_invalid_kind(self):
+        self.assertFailsClosed("badkind.test")
+        self.assertPolicy("badkind", ("False", "NoValidCACertificate"), ("False", "InvalidKind"))
+
+    def test_invalid_hostname(self):
+        self.assertFailsClosed("badhost.test")
+        conds = self.assertPolicy("badhost", ("False", "Invalid"))
+        self.assertIn("hostname", conds["Accepted"]["message"])
+
+    def test_check_reports_the_same_conditions(self):
+        """`portico check -o json` on the same config agrees with /status."""
+        r = self.p.check(self.p.config_dir, output="json")
+        items = json.loads(r.stdout)["items"]
+        for name, accepted in (("missingcm", "NoValidCACertificate"), ("badkind",
+                               "NoValidCACertificate"), ("sni", "Accepted"),
+                               ("aa-newer", "Conflicted")):
+            conds = t.policy_conditions(items, name, gateway="http")
+            self.assertEqual(conds["Accepted"]["reason"], accepted, name)
+        text = self.p.check(self.p.config_dir)
+        self.assertIn("backend default/sni:443 (cluster kube_default_sni_443): "
+                      "BackendTLSPolicy default/sni", text.stdout + text.stderr)
+
+    # ------------------------------------------------------------------ conflicts
+    def test_conflict_by_creation_timestamp(self):
+        body = self.echo("conflict-ts.test")
+        self.assertEqual(body["ssl_server_name"], "backend.example.com")  # zz-older's
+        self.assertPolicy("zz-older", ("True", "Accepted"))
+        conds = self.assertPolicy("aa-newer", ("False", "Conflicted"))
+        self.assertIn("zz-older", conds["Accepted"]["message"])
+
+    def test_conflict_by_name_with_section_name(self):
+        body = self.echo("conflict-name.test")
+        self.assertEqual(body["ssl_server_name"], "backend.example.com")  # a-policy's
+        self.assertPolicy("a-policy", ("True", "Accepted"))
+        self.assertPolicy("b-policy", ("False", "Conflicted"))
+
+    def test_section_name_and_whole_service_do_not_conflict(self):
+        self.assertEqual(self.echo("sect-a.test")["ssl_server_name"], "backend.example.com")
+        self.assertEqual(self.echo("sect-b.test")["ssl_server_name"], "other.example.com")
+        self.assertPolicy("sect-all", ("True", "Accepted"))
+        self.assertPolicy("sect-b", ("True", "Accepted"))
+
+    # ------------------------------------------------------------------ versions
+    def test_tls12_only_backend(self):
+        before = self.ssl("tls12")
+        self.assertEqual(self.echo("tls12.test")["ssl_protocol"], "TLSv1.2")
+        self.assertGreaterEqual(t.delta(before, self.ssl("tls12"), "versions.TLSv1.2"), 1)
+        r = self.get("tls12-min13.test")
+        self.assertEqual(r.status, 503, r.text)
+        self.assertIn("TLS_error", r.text)
+
+    def test_tls13_only_backend(self):
+        before = self.ssl("tls13")
+        self.assertEqual(self.echo("tls13.test")["ssl_protocol"], "TLSv1.3")
+        self.assertGreaterEqual(t.delta(before, self.ssl("tls13"), "versions.TLSv1.3"), 1)
+        r = self.get("tls13-max12.test")
+        self.assertEqual(r.status, 503, r.text)
+        self.assertIn("TLS_error", r.text)
+
+    # ------------------------------------------------------------------ connections
+    def test_session_resumption(self):
+        before = self.ssl("resume")
+        n = 8
+        conn = http.client.HTTPConnection("127.0.0.1", self.gw_port, timeout=10)
+        try:
+            seen = set()
+            for _ in range(n):
+                r = h.request(self.gw_port, "/", host="resume.test", conn=conn)
+                self.assertEqual(r.status, 200, r.text)
+                seen.add(r.json()["connection"])
+        finally:
+            conn.close()
+        self.assertEqual(len(seen), n, "nginx should have seen a new connection per request")
+        after = self.ssl("resume")
+        self.assertGreaterEqual(t.delta(before, after, "handshake"), n, after)
+        self.assertGreaterEqual(t.delta(before, after, "session_reused"), n // 2, after)
+
+    def test_gateway_client_certificate(self):
+        body = self.echo("mtls.test")
+        self.assertIn("CN=portico-client", body["ssl_client_s_dn"])
+        self.assertEqual(body["ssl_client_verify"], "SUCCESS")
+        # The other Gateway has no client certificate: nginx refuses.
+        r = self.get("mtls.test", self.nocert_port)
+        self.assertEqual(r.status, 400, r.text[:300])
+        self.assertIn("No required SSL certificate was sent", r.text)
+        items = t.status_items(self.p)
+        self.assertEqual(t.cond(t.gateway_conditions(items, "http", GW_NS), "ResolvedRefs"),
+                         ("True", "ResolvedRefs"))
+
+    def test_reencrypt_from_https_listener(self):
+        r = t.curl("--cacert", str(self.root.cert), "--resolve",
+                   f"secure.test:{self.https_port}:127.0.0.1",
+                   f"https://secure.test:{self.https_port}/", "-w", "\n%{http_code}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        body, _, code = r.stdout.rpartition("\n")
+        self.assertEqual(code, "200", r.stdout[:300])
+        echo = json.loads(body)
+        self.assertEqual(echo["ssl_server_name"], "backend.example.com")
+        self.assertEqual(echo["x_forwarded_proto"], "https")
+        listener = f"listener.127.0.0.1_{self.https_port}.ssl.handshake"
+        self.assertGreaterEqual(self.p.stat(listener), 1)
+
+    def test_system_trust_without_ssl_cert_file(self):
+        # The test root is in no system store: wellKnownCACertificates: System
+        # must fail verification here (see SystemTrustTest for the positive).
+        self.assertVerifyFailed("system.test", "unable to get local issuer certificate")
+        self.assertPolicy("system", ("True", "Accepted"))
+
+    # ------------------------------------------------------------------ live changes
+    def test_observed_generation_after_edit(self):
+        conds = self.assertPolicy("gen", ("True", "Accepted"))
+        self.assertEqual(conds["Accepted"]["observedGeneration"], 1)
+        self.assertEqual(self.echo("gen.test")["ssl_server_name"], "backend.example.com")
+        docs = self.case("gen", self.n_main, [t.backend_tls_policy(
+            "gen", "gen", "other.example.com", [t.ca_ref("root-ca")])])
+        t.write_and_wait(self.p, "20-gen.yaml", docs)
+        conds = self.assertPolicy("gen", ("True", "Accepted"), ("True", "ResolvedRefs"))
+        self.assertEqual(conds["Accepted"]["observedGeneration"], 2)
+        self.assertEqual(conds["ResolvedRefs"]["observedGeneration"], 2)
+        obj = t.find_object(t.status_items(self.p), "BackendTLSPolicy", "gen")
+        self.assertEqual(obj["metadata"]["generation"], 2)
+        # Live: the next request uses the new SNI (no pooled connection reused).
+        self.assertEqual(self.echo("gen.test")["ssl_server_name"], "other.example.com")
+
+    def test_ca_rotation_without_restart(self):
+        pid = self.p.pid
+        # 1. policy refers to a ConfigMap that does not exist yet.
+        self.assertFailsClosed("rot.test")
+        self.assertPolicy("rot", ("False", "NoValidCACertificate"),
+                          ("False", "InvalidCACertificateRef"))
+        # 2. created with the right CA.
+        t.write_and_wait(self.p, "30-rot-ca.yaml", t.ca_config_map("rot-ca", self.root.pem()))
+        self.assertPolicy("rot", ("True", "Accepted"), ("True", "ResolvedRefs"))
+        conn = http.client.HTTPConnection("127.0.0.1", self.gw_port,
+                                                                timeout=10)
+        try:
+            r = h.request(self.gw_port, "/", host="rot.test", conn=conn)
+            self.assertEqual(r.status, 200, r.text)
+            # 3. emptied: the pooled connection opened under the old CA must not
+            # carry the next request.
+            t.write_and_wait(self.p, "30-rot-ca.yaml", t.ca_config_map("rot-ca", ""))
+            self.assertPolicy("rot", ("False", "NoValidCACertificate"),
+                              ("False", "InvalidCACertificateRef"))
+            r = h.request(self.gw_port, "/", host="rot.test", conn=conn)
+            self.assertGreaterEqual(r.status, 500, r.text)
+            self.assertNotIn('"backend"', r.text)
+            # 3b. the wrong CA: a verification failure, not a pooled success.
+            t.write_and_wait(self.p, "30-rot-ca.yaml",
+                             t.ca_config_map("rot-ca", self.other_root.pem()))
+            self.assertPolicy("rot", ("True", "Accepted"), ("True", "ResolvedRefs"))
+            r = h.request(self.gw_port, "/", host="rot.test", conn=conn)
+            self.assertEqual(r.status, 503, r.text)
+            self.assertIn("unable to get local issuer certificate", r.text)
+            # 4. restored.
+            t.write_and_wait(self.p, "30-rot-ca.yaml", t.ca_config_map("rot-ca", self.root.pem()))
+            self.assertPolicy("rot", ("True", "Accepted"), ("True", "ResolvedRefs"))
+            r = h.request(self.gw_port, "/", host="rot.test", conn=conn)
+            self.assertEqual(r.status, 200, r.text)
+        finally:
+            conn.close()
+        self.assertEqual(self.p.pid, pid)
+        self.assertTrue(self.p.alive())
+
+
+class SystemTrustTest(h.PorticoCase):
+    """wellKnownCACertificates: System honours SSL_CERT_FILE on the process."""
+
+    def test_system_trust_via_ssl_cert_file(self):
+        f = h.CertFactory(self.tmp / "certs")
+        root = f.ca("sys-root")
+        leaf = f.leaf("sys-leaf", root, dns=["backend.example.com"])
+        n = self.start_nginx("sys", tls=leaf)
+        port = h.free_port()
+        p = self.make_portico(env={"SSL_CERT_FILE": str(root.cert)})
+        p.write("all.yaml", [
+            h.gateway_class(), h.gateway("gw", [h.listener(port)]),
+            *t.tls_backend("sys", n.port),
+            t.backend_tls_policy("sys", "sys", "backend.example.com", well_known="System",
+                                 api=t.POLICY_API_V1),
+            t.route_to("sys", "sys.test", "sys", parent="gw", parent_namespace=None)])
+        p.start(wait_ports=[port])
+        r = t.get(port, "sys.test")
+        self.assertEqual(r.status, 200, r.text[:300])
+        self.assertEqual(r.json()["ssl_server_name"], "backend.example.com")
+        # Any other value of wellKnownCACertificates is Invalid and fails closed.
+        t.write_and_wait(p, "all.yaml", [
+            h.gateway_class(), h.gateway("gw", [h.listener(port)]),
+            *t.tls_backend("sys", n.port),
+            t.backend_tls_policy("sys", "sys", "backend.example.com", well_known="Mozilla",
+                                 api=t.POLICY_API_V1),
+            t.route_to("sys", "sys.test", "sys", parent="gw", parent_namespace=None)])
+        r = t.get(port, "sys.test")
+        self.assertGreaterEqual(r.status, 500, r.text[:300])
+        conds = t.policy_conditions(t.status_items(p), "sys")
+        self.assertEqual(t.cond(conds, "Accepted"), ("False", "Invalid"))
+
+
+if __name__ == "__main__":
+    unittest.main()
