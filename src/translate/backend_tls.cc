@@ -676,7 +676,10 @@ class BackendTlsPass {
       info.governing = p;
       snapshot::UpstreamTls tls = p->tls;
       if (!p->usable()) {
-        // Fail closed: never plaintext, never unverified.
+        // Fail closed: never plaintext, never unverified. Nothing else is
+        // carried, so no half-valid setting looks as if it were in use.
+        tls = snapshot::UpstreamTls{};
+        tls.policy = p->key;
         tls.fail_closed = true;
         tls.fail_reason = p->failReason();
       } else {
