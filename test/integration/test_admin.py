@@ -50,6 +50,10 @@ class AdminTest(PorticoCase):
         cls.p = cls.make_portico()
         cls.p.write("admin.yaml", docs)
         cls.p.start(wait_ports=[cls.port])
+        # start() probed the listener with one connection; let a worker count
+        # it before the baseline is taken, or it lands in the deltas.
+        lst = f"listener.127.0.0.1_{cls.port}.downstream_cx_total"
+        cls.p.wait_for(lambda: cls.p.stat(lst) >= 1, 3)
         cls.before = cls.p.stats()
         for i in range(N):  # N requests, each on its own client connection
             r = request(cls.port, f"/{i}", host="a.example.com")
