@@ -251,18 +251,26 @@ class BackendTlsPass {
     for (auto& c : snap_.clusters) {
       ClusterInfo info;
       info.cluster = &c;
-      for (const auto& [key, svc] : services_) {
-        std::string prefix = "kube_" + svc->metadata.ns + "_" + svc->metadata.name + "_";
-        if (c.name.size() <= prefix.size() || c.name.compare(0, prefix.size(), prefix) != 0)
-          continue;
-        std::string rest = c.name.substr(prefix.size());
-        if (!std::all_of(rest.begin(), rest.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
-          continue;
-        info.service = svc;
-        info.port = static_cast<int32_t>(std::stol(rest.substr(0, 9)));
-        for (const auto& p : svc->ports)
+      // "kube_<ns>_<service>_<port>": Kubernetes names never hold '_'.
+      std::vector<std::string> parts;
+      size_t start = 0;
+      while (start <= c.name.size()) {
+        size_t end = c.name.find('_', start);
+        if (end == std::string::npos) end = c.name.size();
+        parts.push_back(c.name.substr(start, end - start));
+        start = end + 1;
+      }
+      bool numeric = parts.size() == 4 && !parts[3].empty() && parts[3].size() <= 5 &&
+                     std::all_of(parts[3].begin(), parts[3].end(),
+                                 [](char ch) { return ch >= '0' && ch <= '9'; });
+      auto sit = numeric && parts[0] == "kube" ? services_.find(parts[1] + "/" + parts[2])
+                                               : services_.end();
+      if (sit != services_.end()) {
+        info.service = sit->second;
+        info.port = std::stoi(parts[3]);
+        for (const auto& p : sit->second->ports)
           if (p.port == info.port) info.port_name = p.name;
-        break;
+        by_service_[sit->first].push_back(c.name);
       }
       clusters_.emplace(c.name, std::move(info));
     }
@@ -715,8 +723,10 @@ class BackendTlsPass {
   // Clusters a target of `st` covers.
   std::vector<const ClusterInfo*> clustersOf(const TargetKey& t) const {
     std::vector<const ClusterInfo*> out;
-    for (const auto& [name, info] : clusters_) {
-      if (!info.service || info.service->key() != t.service) continue;
+    auto it = by_service_.find(t.service);
+    if (it == by_service_.end()) return out;
+    for (const auto& name : it->second) {
+      const ClusterInfo& info = clusters_.at(name);
       if (!t.section.empty() && info.port_name != t.section) continue;
       out.push_back(&info);
     }
@@ -865,8 +875,9 @@ class BackendTlsPass {
   std::map<std::string, const k8s::Service*> services_;
   std::map<std::string, const k8s::ConfigMap*> config_maps_;
   std::map<std::string, const k8s::Secret*> secrets_;
-  std::map<std::string, ClusterInfo> clusters_;  // by cluster name
-  std::vector<PolicyState> policies_;            // by namespace/name
+  std::map<std::string, ClusterInfo> clusters_;                 // by cluster name
+  std::map<std::string, std::vector<std::string>> by_service_;  // service -> cluster names
+  std::vector<PolicyState> policies_;                           // by namespace/name
   // Per target, policies in precedence order; competing_ holds schema-valid ones.
   std::map<TargetKey, std::vector<PolicyState*>> competing_;
   std::map<TargetKey, std::vector<PolicyState*>> invalid_;

@@ -7,6 +7,30 @@
 // Pure like the rest of translate/: certificate parsing that needs OpenSSL is
 // injected through Options (see tls/pem.h); without it, PEM is only checked
 // structurally, which is what unit and golden tests use.
+//
+// Decisions where the spec is silent or leaves a choice:
+// - Rules the API server would enforce (OpenAPI/CEL: targetRefs 1..16 and
+//   distinct, hostname, caCertificateRefs XOR wellKnownCACertificates, SANs,
+//   options <= 16, wellKnownCACertificates enum) give Accepted=False Invalid.
+//   Such a policy could not exist in a real cluster, so it takes no part in
+//   conflict resolution; but when no other policy covers its target, the
+//   target fails closed (the user asked for TLS; we never send plaintext).
+// - Implementation-specific problems (portico.dev options, unusable CA refs)
+//   don't change precedence: the winner fails closed if it can't be honoured.
+// - A targetRef that resolves to nothing (non-Service kind, missing Service,
+//   unknown port name) has no Gateway to report under: it is named in
+//   status.notes and in the Accepted message of ancestors reached otherwise.
+//   A policy with no ancestor at all gets a note instead of status.
+// - Un-prefixed option keys are reserved for Gateway API, which defines none
+//   yet: Invalid (we can't honour them). Other domains' keys are ignored.
+// - Expired / not-yet-valid certificates are warnings, not errors: the
+//   handshake fails with a precise reason anyway.
+// - One client certificate per cluster: when Gateways with different
+//   certificates reach the same cluster, the first Gateway by namespace/name
+//   with a valid one wins; the others say so in their ResolvedRefs message.
+//   The Gateway ResolvedRefs condition is only set when clientCertificateRef is.
+//   An unusable client certificate is simply not presented (the policy still
+//   verifies the backend); the Secret's type isn't checked, its keys are.
 #include <cstdint>
 #include <functional>
 #include <string>

@@ -974,3 +974,49 @@ TEST(BackendTlsHelpers, StructuralPem) {
 
 }  // namespace
 }  // namespace portico::translate
+
+namespace portico::translate {
+namespace {
+
+TEST(BackendTls, ExternalNameServiceWithSystemTrust) {
+  auto r = run(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: c
+  listeners:
+  - {name: http, protocol: HTTP, port: 8080}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs: [{name: ext, port: 443}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: ext}
+spec: {type: ExternalName, externalName: api.example.com}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: p}
+spec:
+  targetRefs: [{group: "", kind: Service, name: ext}]
+  validation:
+    hostname: api.example.com
+    wellKnownCACertificates: System
+)");
+  const auto* c = cluster(r, "kube_default_ext_443");
+  ASSERT_TRUE(c && c->tls);
+  EXPECT_EQ(c->dns_name, "api.example.com");
+  EXPECT_TRUE(c->tls->use_system_trust);
+  EXPECT_EQ(c->tls->sni, "api.example.com");
+  EXPECT_EQ(policyCondition(r, "p", "Accepted").status, "True");
+}
+
+}  // namespace
+}  // namespace portico::translate
