@@ -1136,6 +1136,8 @@ class PorticoCase(unittest.TestCase):
         cls.tmp = Path(tempfile.mkdtemp(prefix=f"portico-it-{cls.__name__}-"))
         if not KEEP_TMP:
             cls.addClassCleanup(shutil.rmtree, cls.tmp, ignore_errors=True)
+            # Also at exit: a runner that skips class cleanups must not leave it behind.
+            atexit.register(shutil.rmtree, cls.tmp, ignore_errors=True)
 
     @classmethod
     def start_nginx(cls, name: str, **kw) -> Nginx:
