@@ -44,7 +44,8 @@ class BackendTlsTest(h.PorticoCase):
         f = h.CertFactory(cls.tmp / "certs")
         cls.root = f.ca("root-ca")
         cls.other_root = f.ca("other-ca")
-        cls.main_leaf = f.leaf("main", cls.root, dns=["backend.example.com", "other.example.com"],
+        cls.main_leaf = f.leaf("main", cls.root, dns=["backend.example.com", "other.example.com",
+                                                         "*.wild.example.com"],
                                uris=[SPIFFE])
         cls.seed_leaf = f.self_signed_example_com()
         cls.expired_leaf = f.expired(cls.root)
@@ -132,6 +133,30 @@ class BackendTlsTest(h.PorticoCase):
         docs += cls.case("san-both-bad", m, [pol(
             "san-both-bad", "san-both-bad", "backend.example.com", root,
             sans=[t.san_hostname("nope.example.com"), t.san_uri(SPIFFE_OTHER)])])
+        docs += cls.case("wild", m, [pol("wild", "wild", "a.wild.example.com", root)])
+        docs += cls.case("wild-deep", m, [pol("wild-deep", "wild-deep", "a.b.wild.example.com",
+                                              root)])
+        # Several refs: the usable ones are combined; a bad one is reported.
+        docs += [t.ca_secret("root-ca-secret", root_pem),
+                 t.ca_config_map("pem-bundle", cls.other_root.pem() + root_pem)]
+        docs += cls.case("multiref", m, [pol("multiref", "multiref", "backend.example.com",
+                                             [t.ca_ref("other-ca"),
+                                              t.ca_ref("root-ca-secret", kind="Secret")])])
+        docs += cls.case("pembundle", m, [pol("pembundle", "pembundle", "backend.example.com",
+                                              [t.ca_ref("pem-bundle")])])
+        docs += cls.case("partialref", m, [pol("partialref", "partialref", "backend.example.com",
+                                               [t.ca_ref("does-not-exist"), t.ca_ref("root-ca")])])
+        # Options: other domains' keys are ignored (and named); ours are checked.
+        docs += cls.case("foreignopt", m, [pol("foreignopt", "foreignopt", "backend.example.com",
+                                               root, options={"kgateway.dev/some-option": "x"})])
+        docs += cls.case("badopt", m, [pol("badopt", "badopt", "backend.example.com", root,
+                                           options={"portico.dev/bogus": "1"})])
+        docs += cls.case("cipher", cls.n_tls12, [pol(
+            "cipher", "cipher", "backend.example.com", root,
+            options={"portico.dev/cipher-suites": "ECDHE-ECDSA-AES128-GCM-SHA256"})])
+        docs += cls.case("curve", cls.n_tls13, [pol(
+            "curve", "curve", "backend.example.com", root,
+            options={"portico.dev/curves": "P-256"})])
         docs += cls.case("missingcm", m, [pol("missingcm", "missingcm", "backend.example.com",
                                               [t.ca_ref("does-not-exist")])])
         docs += cls.case("emptyca", m, [pol("emptyca", "emptyca", "backend.example.com",
@@ -314,6 +339,23 @@ class BackendTlsTest(h.PorticoCase):
         self.assertVerifyFailed("san-both-bad.test", "verify SAN list")
         self.assertGreaterEqual(t.delta(before, self.ssl("san-both-bad"), "fail_verify_san"), 1)
 
+    def test_wildcard_san_left_most_label_only(self):
+        self.assertEqual(self.echo("wild.test")["ssl_server_name"], "a.wild.example.com")
+        self.assertVerifyFailed("wild-deep.test", "hostname mismatch")
+
+    def test_ca_refs_are_combined(self):
+        # A ConfigMap with the wrong CA plus a Secret with the right one.
+        self.assertEqual(self.echo("multiref.test")["backend"], "main")
+        self.assertPolicy("multiref", ("True", "Accepted"), ("True", "ResolvedRefs"))
+        # One ConfigMap holding a PEM bundle of two CAs.
+        self.assertEqual(self.echo("pembundle.test")["backend"], "main")
+
+    def test_one_bad_ref_among_good_ones(self):
+        self.assertEqual(self.echo("partialref.test")["backend"], "main")
+        conds = self.assertPolicy("partialref", ("True", "Accepted"),
+                                  ("False", "InvalidCACertificateRef"))
+        self.assertIn("does-not-exist", conds["ResolvedRefs"]["message"])
+
     def test_expired_backend_certificate(self):
         before = self.ssl("expired")
         self.assertVerifyFailed("expired.test", "certificate has expired")
@@ -358,6 +400,16 @@ class BackendTlsTest(h.PorticoCase):
         self.assertFailsClosed("badhost.test")
         conds = self.assertPolicy("badhost", ("False", "Invalid"))
         self.assertIn("hostname", conds["Accepted"]["message"])
+
+    def test_foreign_option_ignored_and_named(self):
+        self.assertEqual(self.echo("foreignopt.test")["backend"], "main")
+        conds = self.assertPolicy("foreignopt", ("True", "Accepted"))
+        self.assertIn("kgateway.dev/some-option", conds["Accepted"]["message"])
+
+    def test_unknown_portico_option_is_invalid(self):
+        self.assertFailsClosed("badopt.test")
+        conds = self.assertPolicy("badopt", ("False", "Invalid"))
+        self.assertIn("portico.dev/bogus", conds["Accepted"]["message"])
 
     def test_check_reports_the_same_conditions(self):
         """`portico check -o json` on the same config agrees with /status."""
@@ -408,6 +460,22 @@ class BackendTlsTest(h.PorticoCase):
         r = self.get("tls13-max12.test")
         self.assertEqual(r.status, 503, r.text)
         self.assertIn("TLS_error", r.text)
+
+    def test_cipher_suites_option_and_envoy_cipher_name(self):
+        # Envoy (BoringSSL) names TLS 1.2 ciphers the OpenSSL way:
+        # ssl.ciphers.ECDHE-ECDSA-AES128-GCM-SHA256.
+        before = self.ssl("cipher")
+        self.assertEqual(self.echo("cipher.test")["ssl_protocol"], "TLSv1.2")
+        after = self.ssl("cipher")
+        self.assertGreaterEqual(t.delta(before, after, "ciphers.ECDHE-ECDSA-AES128-GCM-SHA256"),
+                                1, after)
+
+    def test_curves_option(self):
+        before = self.ssl("curve")
+        self.assertEqual(self.echo("curve.test")["ssl_protocol"], "TLSv1.3")
+        after = self.ssl("curve")
+        self.assertGreaterEqual(t.delta(before, after, "curves.P-256"), 1, after)
+        self.assertEqual(t.delta(before, after, "curves.X25519"), 0, after)
 
     # ------------------------------------------------------------------ connections
     def test_session_resumption(self):
@@ -520,6 +588,107 @@ class BackendTlsTest(h.PorticoCase):
             conn.close()
         self.assertEqual(self.p.pid, pid)
         self.assertTrue(self.p.alive())
+
+
+# The seed's ConfigMap certificate, verbatim: public, expired 2025-04-09.
+SEED_CA_PEM = """-----BEGIN CERTIFICATE-----
+MIIC6zCCAdOgAwIBAgIJAPdgL5W5vugOMA0GCSqGSIb3DQEBCwUAMBYxFDASBgNV
+BAMMC2V4YW1wbGUuY29tMB4XDTI1MDMxMDIyMDY0OVoXDTI1MDQwOTIyMDY0OVow
+FjEUMBIGA1UEAwwLZXhhbXBsZS5jb20wggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAw
+ggEKAoIBAQC46DSkpngZavNVgByw/h7rbKyvgzp2wGDW/fPGL0/rkLcKIsIiNgHH
+6vA0UPTSI3YsHeu+CnQCEhZWk9KhQ2q8etSynUoizIrj2iuxKTEsL3SJ7cI03cpH
+iQoMuUqp4L4lA6/YXsLkXjHWtnTLKjsvsrjBFiu96ueoje6B2sfcSlYRFI1WgMgZ
+QP+LALy9tVtMManIqKVr63BG0884AghF3sPo5ryOEP/1Oc9F6Ivf67JfNjMhuBHa
+hT500hYyuxzjgUPoMWyX1FQ7NL/OWUJ5EXuSnxpDb7edVDVCz+z199S76wpAKEe0
+hoJG5Ahw1vWNRRBO8gnsSjLAHEw0nXpvAgMBAAGjPDA6MBYGA1UdEQQPMA2CC2V4
+YW1wbGUuY29tMAsGA1UdDwQEAwIHgDATBgNVHSUEDDAKBggrBgEFBQcDATANBgkq
+hkiG9w0BAQsFAAOCAQEANRIdAdlJgSsgBdUcO7fmAKAZtlUUPWHa1nq5hzxCkdBj
+hnGBCE4d8tyffTkL4kZ3cQZmDjeb7KiVL9/OBDjbe3coaKrNeFRZ+0XTJtcnRzrB
+gRpnXAJvYCbq4AIOkGdUfp2mw1fLdoNaoW8snb6RMV/7YrOSmhUa8H9YeiW3bZIh
+oOhsl5u5DXaInkTUR4ZOVV6UJVsG+JnN71nFGikcKKMGgOC2rpFP658M3jCHX5yx
+EGqH5JRIpCX9epfIvFeJWJY8u8G4pg3Sryko72RWwUQBQ5HGInO0nYGU1ff/enW6
+ywK+felXBiCUKrWKFjChgwmrs2bGAUfegKF/TQtvWQ==
+-----END CERTIFICATE-----
+"""
+
+
+class CheckTest(h.PorticoCase):
+    """`portico check -o json` on small configs: statuses that need no traffic."""
+
+    def check(self, name: str, docs: list[dict]) -> tuple[list[dict], str]:
+        d = self.tmp / name
+        d.mkdir()
+        (d / "all.yaml").write_text(h.to_yaml(docs))
+        r = h.run_check(h.portico_binary(), d, output="json")
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        return json.loads(r.stdout)["items"], r.stderr + r.stdout
+
+    def pem(self) -> str:
+        return h.CertFactory(self.tmp / "certs").ca("check-ca").pem()
+
+    def base(self, gw: dict | None = None) -> list[dict]:
+        return [h.gateway_class(), gw or h.gateway("gw", [h.listener(8080)]),
+                *t.tls_backend("svc", 9443),
+                t.route_to("r", "svc.test", "svc", parent="gw", parent_namespace=None)]
+
+    def test_seed_expired_ca_warning(self):
+        items, out = self.check("seed", self.base() + [
+            t.ca_config_map("ca", SEED_CA_PEM),
+            t.backend_tls_policy("nginx-tls-policy", "svc", "example.com", [t.ca_ref("ca")])])
+        self.assertIn("warning: BackendTLSPolicy default/nginx-tls-policy: ConfigMap default/ca "
+                      "ca.crt: certificate 1 (CN=example.com) expired at 2025-04-09T22:06:49Z", out)
+        # An expired anchor is still a parsable one: the handshake decides.
+        self.assertEqual(t.cond(t.policy_conditions(items, "nginx-tls-policy"), "Accepted"),
+                         ("True", "Accepted"))
+
+    def test_schema_violations_are_invalid(self):
+        pol = t.backend_tls_policy
+        ca = [t.ca_ref("ca")]
+        cases = {
+            "ip-hostname": pol("ip-hostname", "svc", "10.0.0.1", ca),
+            "both-trust": pol("both-trust", "svc", "a.example.com", ca, well_known="System"),
+            "no-trust": pol("no-trust", "svc", "a.example.com"),
+            "other-wellknown": pol("other-wellknown", "svc", "a.example.com",
+                                   well_known="Mozilla"),
+            "san-wrong-field": pol("san-wrong-field", "svc", "a.example.com", ca,
+                                   sans=[{"type": "Hostname", "uri": "spiffe://x/y"}]),
+            "bad-version": pol("bad-version", "svc", "a.example.com", ca,
+                               options={"portico.dev/min-tls-version": "1.1"}),
+            "min-above-max": pol("min-above-max", "svc", "a.example.com", ca,
+                                 options={"portico.dev/min-tls-version": "1.3",
+                                          "portico.dev/max-tls-version": "1.2"}),
+        }
+        # The control is alone on its Service (invalid policies still take
+        # part in conflict resolution on theirs).
+        control = pol("valid", "svc2", "a.example.com", [t.ca_ref("ca")])
+        items, _ = self.check("schema", self.base() + [t.ca_config_map("ca", self.pem())]
+                              + list(cases.values()) + [control, *t.tls_backend("svc2", 9444),
+                              t.route_to("r2", "svc2.test", "svc2", parent="gw",
+                                         parent_namespace=None)])
+        self.assertEqual(t.cond(t.policy_conditions(items, "valid"), "Accepted"),
+                         ("True", "Accepted"))
+        for name in cases:
+            conds = t.policy_conditions(items, name)
+            self.assertEqual(t.cond(conds, "Accepted"), ("False", "Invalid"),
+                             f"{name}: {json.dumps(conds.get('Accepted'))}")
+            self.assertIn("spec.", conds["Accepted"]["message"], name)
+
+    def test_gateway_client_certificate_ref_missing(self):
+        gw = h.gateway("gw", [h.listener(8080)])
+        gw["spec"]["tls"] = {"backend": {"clientCertificateRef": {"kind": "Secret",
+                                                                   "name": "absent"}}}
+        items, _ = self.check("clientcert", self.base(gw))
+        conds = t.gateway_conditions(items, "gw", "default")
+        self.assertEqual(t.cond(conds, "Accepted"), ("True", "Accepted"))
+        self.assertEqual(t.cond(conds, "ResolvedRefs"), ("False", "InvalidClientCertificateRef"))
+
+    def test_https_listener_bad_certificate_ref(self):
+        ln = h.listener(8443, name="https", protocol="HTTPS", hostname="secure.test")
+        ln["tls"] = {"mode": "Terminate", "certificateRefs": [{"kind": "Secret",
+                                                               "name": "absent"}]}
+        items, _ = self.check("listener", self.base(h.gateway("gw", [ln])))
+        conds = t.listener_conditions(items, "gw", "default", "https")
+        self.assertEqual(t.cond(conds, "ResolvedRefs"), ("False", "InvalidCertificateRef"))
 
 
 class SystemTrustTest(h.PorticoCase):
