@@ -1,5 +1,5 @@
 """Backend TLS helpers on top of harness.py: BackendTLSPolicy / CA / Secret
-manifests, Gateway API status lookups, reload waits and an HTTPS client.
+manifests, Gateway API status lookups, reload waits, per-cluster ssl stats.
 
 Python 3 stdlib only, like the harness.
 """
@@ -9,12 +9,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
-import socket
-import ssl
 import subprocess
 import time
-from pathlib import Path
-from typing import Callable
 
 import harness as h
 
@@ -209,12 +205,6 @@ def write_and_wait(p: h.Portico, filename: str, content, timeout: float = 5.0) -
     return wait_reload(p, before, timeout)
 
 
-def remove_and_wait(p: h.Portico, filename: str, timeout: float = 5.0) -> int:
-    before = config_version(p)
-    p.remove(filename)
-    return wait_reload(p, before, timeout)
-
-
 def cluster_stats(p: h.Portico, cluster: str) -> dict[str, int]:
     """cluster.<name>.ssl.* counters, keyed by the part after `ssl.`."""
     prefix = f"cluster.{cluster}.ssl."
@@ -234,36 +224,7 @@ def get(port: int, host: str, path: str = "/", timeout: float = 10.0) -> h.Respo
     return h.request(port, path, host=host, timeout=timeout)
 
 
-def https_get(port: int, server_name: str, ca_file: Path, path: str = "/",
-              timeout: float = 10.0) -> tuple[h.Response, str]:
-    """GET over TLS to 127.0.0.1:port with SNI/Host server_name, verifying
-    against ca_file. Returns (response, negotiated TLS version)."""
-    ctx = ssl.create_default_context(cafile=str(ca_file))
-    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=ctx)
-    # SNI and the certificate check use the name; the socket goes to loopback.
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    conn.sock = ctx.wrap_socket(sock, server_hostname=server_name)
-    try:
-        version = conn.sock.version() or ""
-        r = h.request(port, path, host=server_name, timeout=timeout, conn=conn)
-        return r, version
-    finally:
-        conn.close()
-
-
 def curl(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
     return subprocess.run(["curl", "-sS", *args], capture_output=True, text=True,
                           timeout=timeout)
 
-
-def eventually(predicate: Callable[[], bool], timeout: float = 5.0,
-               interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return True
-        except Exception:  # noqa: BLE001 - keep polling
-            pass
-        time.sleep(interval)
-    return False
