@@ -301,7 +301,9 @@ class BackendTlsTest(h.PorticoCase):
         after = self.ssl("mismatch")
         self.assertGreaterEqual(t.delta(before, after, "fail_verify_san"), 1, after)
         self.assertEqual(t.delta(before, after, "handshake"), 0, after)
-        self.assertIn("cluster=" + cluster("mismatch"), self.p.logs())
+        # One log line naming cluster, endpoint and reason.
+        self.assertRegex(self.p.logs(), rf"cluster={cluster('mismatch')} "
+                                        rf"endpoint=127\.0\.0\.1:{self.n_main.port} .*hostname mismatch")
 
     def test_wrong_ca(self):
         before = self.ssl("wrongca")
