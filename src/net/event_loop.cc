@@ -44,6 +44,7 @@ EventLoop::EventLoop() {
 }
 
 EventLoop::~EventLoop() {
+  for (IoHandler* h : graveyard_) delete h;
   if (wakefd_ >= 0) ::close(wakefd_);
   if (epfd_ >= 0) ::close(epfd_);
 }
@@ -124,6 +125,11 @@ void EventLoop::run() {
       handler->onIoEvent(events[i].events);
     }
     runTimers();
+    if (!graveyard_.empty()) {
+      auto dead = std::move(graveyard_);
+      graveyard_.clear();
+      for (IoHandler* h : dead) delete h;
+    }
   }
 }
 

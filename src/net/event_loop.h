@@ -54,6 +54,11 @@ class EventLoop {
   bool modify(int fd, uint32_t events, IoHandler* handler);
   void remove(int fd);
 
+  // Frees `h` after the current batch of events: a handler deleted while a
+  // batch is being dispatched may still have an event later in that batch.
+  // The handler must already have removed its fd and disarmed its timers.
+  void deleteLater(IoHandler* h) { graveyard_.push_back(h); }
+
   // Thread-safe: runs fn on the loop thread.
   void post(std::function<void()> fn);
   // Runs until stop(). Returns when stopped.
@@ -80,6 +85,7 @@ class EventLoop {
   bool stopping_ = false;
   uint64_t now_ms_ = 0;
   std::vector<Timer*> heap_;
+  std::vector<IoHandler*> graveyard_;
   std::mutex post_mu_;
   std::vector<std::function<void()>> posted_;
   bool stop_requested_ = false;  // guarded by post_mu_

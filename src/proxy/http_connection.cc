@@ -163,6 +163,7 @@ HttpConnection::~HttpConnection() {
     up_ = nullptr;
   }
   if (fd_ >= 0) {
+    transport_.reset();
     ctx_.loop.remove(fd_);
     ::close(fd_);
   }
@@ -189,10 +190,16 @@ void HttpConnection::start() {
 }
 
 void HttpConnection::drain() {
+  startDrain();
+  if (state_ == State::Closed) pump();  // deletes this
+}
+
+// Idle: close now. Busy: close after the current response. Never deletes
+// `this` (callers inside pump() rely on that; pump() does the deleting).
+void HttpConnection::startDrain() {
   draining_ = true;
   if (state_ == State::ReadingHead && !head_started_ && in_.empty()) {
     close();
-    pump();  // deletes this
     return;
   }
   close_after_ = true;
@@ -218,13 +225,14 @@ bool HttpConnection::refreshSnapshot() {
 }
 
 void HttpConnection::onIoEvent(uint32_t events) {
+  if (state_ == State::Closed) return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ds_readable_ = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ds_writable_ = true;
   pump();
 }
 
 void HttpConnection::onUpstreamEvent(upstream::UpstreamConnection& conn, uint32_t events) {
-  if (&conn != up_) return;
+  if (&conn != up_ || state_ == State::Closed) return;
   if (!conn.connected && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
     int err = net::connectResult(conn.fd());
     if (err != 0) {
@@ -334,9 +342,15 @@ void HttpConnection::pump() {
     if (up_ != nullptr && processUpstreamInput()) progress = true;
     if (readDownstream()) progress = true;
   }
-  if (state_ == State::Closed) {
+  if (state_ == State::Closed && fd_ >= 0) {
+    // Socket first (TLS close_notify needs it), then the fd; the object is
+    // freed after this batch of events, which may still mention it.
+    transport_.reset();
+    ctx_.loop.remove(fd_);
+    ::close(fd_);
+    fd_ = -1;
     if (ctx_.on_close != nullptr) ctx_.on_close(ctx_.worker, this);
-    delete this;
+    ctx_.loop.deleteLater(this);
   }
 }
 
@@ -508,6 +522,7 @@ void HttpConnection::onRequestHead() {
   head_started_ = false;
   req_done_ = false;
   resp_started_ = false;
+  resp_done_ = false;
   retried_ = false;
   connect_attempts_ = 0;
   status_ = 0;
@@ -652,15 +667,16 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude) {
   reused_upstream_ = up_ != nullptr;
   if (up_ == nullptr) {
     std::string err;
-    up_ = ctx_.pool.connect(key, endpoint_->address, cluster_, this,
-                            cluster_->config->connect_timeout_ms, err);
+    up_ = ctx_.pool.connect(key, endpoint_, cluster_, this, cluster_->config->connect_timeout_ms,
+                            err);
     if (up_ == nullptr) {
       onUpstreamFailure(Failure::ConnectFailure, err, false);
       return state_ == State::Proxying;
     }
   }
   ++up_->requests;
-  ++endpoint_->active_requests;
+  endpoint_->rq_total.inc();
+  endpoint_->rq_active.add();
   return true;
 }
 
@@ -674,8 +690,9 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
       cluster_->stats.upstream_cx_connect_fail->inc();
       endpoint_->connect_failures_in_a_row++;
       endpoint_->last_failure_ms = ctx_.loop.nowMs();
+      endpoint_->cx_connect_fail.inc();
     }
-    if (endpoint_) --endpoint_->active_requests;
+    endpointDone(false, failure == Failure::UpstreamTimeout);
     up_->owner = nullptr;
     ctx_.pool.destroy(up_, remote);
     up_ = nullptr;
@@ -683,6 +700,7 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
     cluster_->stats.upstream_cx_connect_fail->inc();
     endpoint_->connect_failures_in_a_row++;
     endpoint_->last_failure_ms = ctx_.loop.nowMs();
+    endpoint_->cx_connect_fail.inc();
   }
   PORTICO_LOG(Debug, "upstream failure cluster={} endpoint={} reason={} {}",
               cluster_ ? cluster_->name : "-", upstream_host_, localReplyFor(failure).flag, detail);
@@ -697,7 +715,12 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
     connectUpstream(failure == Failure::ConnectFailure ? endpoint_ : nullptr);
     return;
   }
-  if (cluster_ != nullptr) cluster_->stats.upstream_rq_active->sub();
+  if (cluster_ != nullptr) {
+    cluster_->stats.upstream_rq_active->sub();
+    // Like Envoy's router, a reply caused by the upstream counts as that
+    // upstream's response code.
+    if (!resp_started_) cluster_->stats.recordResponseCode(localReplyFor(failure).status);
+  }
   rq_timer_.disarm();
   if (resp_started_ || state_ == State::Tunnel) {
     // Too late for a clean answer: the client sees the connection end.
@@ -834,8 +857,9 @@ bool HttpConnection::processUpstreamInput() {
           return true;
         }
         cluster_->stats.upstream_rq_active->sub();
+        cluster_->stats.recordResponseCode(502);
         rq_timer_.disarm();
-        if (endpoint_) --endpoint_->active_requests;
+        endpointDone(false, false);
         up_->owner = nullptr;
         ctx_.pool.destroy(up_, false);
         up_ = nullptr;
@@ -905,6 +929,7 @@ void HttpConnection::onResponseComplete() {
     out_.append(last);
   }
   rq_timer_.disarm();
+  resp_done_ = true;
   const uint64_t elapsed = ctx_.loop.nowMs() - rq_start_ms_;
   cluster_->stats.upstream_rq_completed->inc();
   cluster_->stats.upstream_rq_active->sub();
@@ -923,9 +948,17 @@ void HttpConnection::onResponseComplete() {
   }
 }
 
+// One upstream attempt on endpoint_ ended: per-host accounting.
+void HttpConnection::endpointDone(bool success, bool timeout) {
+  if (endpoint_ == nullptr) return;
+  endpoint_->rq_active.sub();
+  (success ? endpoint_->rq_success : endpoint_->rq_error).inc();
+  if (timeout) endpoint_->rq_timeout.inc();
+}
+
 void HttpConnection::releaseUpstream(bool reusable) {
   if (up_ == nullptr) return;
-  if (endpoint_) --endpoint_->active_requests;
+  endpointDone(resp_done_ && status_ < 500, false);
   if (reusable && !ctx_.draining && cluster_->config != nullptr) {
     up_->readable = false;
     ctx_.pool.release(up_, cluster_->config->idle_timeout_ms);
@@ -1022,7 +1055,7 @@ void HttpConnection::finishRequest() {
   bytes_in_ = 0;
   bytes_out_ = 0;
   ds_timer_.arm(ctx_.settings.idle_timeout_ms);
-  if (draining_ || ctx_.draining) drain();
+  if (draining_ || ctx_.draining) startDrain();
 }
 
 void HttpConnection::writeAccessLog() {

@@ -61,6 +61,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   enum class State { ReadingHead, Proxying, LocalReply, Tunnel, Closing, Closed };
 
   void pump();
+  void startDrain();
   bool readDownstream();
   bool flushDownstream();
   bool processDownstreamInput();
@@ -81,6 +82,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void onResponseComplete();
   void finishRequest();
   void releaseUpstream(bool reusable);
+  void endpointDone(bool success, bool timeout);
   void sendLocalReply(Failure failure, const std::string& detail);
   void sendResponse(int status, std::string_view body, const http::Headers* extra);
   void sendRedirect(const snapshot::RequestRedirect& redirect);
@@ -127,6 +129,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool req_done_ = false;  // downstream request fully read
   bool req_chunked_out_ = false;
   bool resp_started_ = false;  // response head written downstream
+  bool resp_done_ = false;     // upstream response fully received
   bool resp_chunked_out_ = false;
   bool upgrade_ = false;
   bool head_request_ = false;

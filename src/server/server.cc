@@ -61,16 +61,25 @@ class AdminConnection final : public net::IoHandler {
     timer_.arm(10000);
   }
   ~AdminConnection() override {
-    loop_.remove(fd_);
-    ::close(fd_);
+    if (fd_ >= 0) ::close(fd_);
   }
   void onIoEvent(uint32_t) override {
+    if (fd_ < 0) return;
     if (!responded_) readRequest();
-    if (responded_) flush();
+    if (responded_ && fd_ >= 0) flush();
   }
 
  private:
-  static void onTimeout(void* self) { delete static_cast<AdminConnection*>(self); }
+  static void onTimeout(void* self) { static_cast<AdminConnection*>(self)->finish(); }
+  // Closes now; the object is freed after this batch of events.
+  void finish() {
+    if (fd_ < 0) return;
+    timer_.disarm();
+    loop_.remove(fd_);
+    ::close(fd_);
+    fd_ = -1;
+    loop_.deleteLater(this);
+  }
   void readRequest() {
     for (;;) {
       char* dst = in_.reserve(4096);
@@ -81,7 +90,7 @@ class AdminConnection final : public net::IoHandler {
       }
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
       if (n < 0 && errno == EINTR) continue;
-      delete this;  // peer closed before a full request
+      finish();  // peer closed before a full request
       return;
     }
     size_t used = 0;
@@ -117,7 +126,7 @@ class AdminConnection final : public net::IoHandler {
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
       break;
     }
-    delete this;
+    finish();
   }
 
   net::EventLoop& loop_;
@@ -206,9 +215,7 @@ class MainServer {
     sources_.status_list_json = [this] {
       return translate::renderStatusList(resources_, status_, translate::OutputFormat::Json);
     };
-    sources_.clusters_text = [this] {
-      return snapshot_ ? admin::renderClustersText(admin::clusterInfos(*snapshot_)) : std::string();
-    };
+    sources_.clusters_text = [this] { return clustersText(); };
     auto start = std::chrono::steady_clock::now();
     sources_.uptime_seconds = [start] {
       return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -
@@ -217,6 +224,26 @@ class MainServer {
     };
     admin_handler_ = std::make_unique<FdHandler>([this] { acceptAdmin(); });
     return loop_.add(admin_fd_, EPOLLIN, admin_handler_.get());
+  }
+
+  std::string clustersText() const {
+    if (!snapshot_) return {};
+    std::unordered_map<std::string, upstream::ClusterManager::HostTotals> totals;
+    for (const auto& w : workers_) w->addHostTotals(totals);
+    auto infos = admin::clusterInfos(*snapshot_);
+    for (auto& c : infos) {
+      for (auto& h : c.hosts) {
+        net::Address addr;
+        if (!net::parseAddress(h.address, h.port, addr)) continue;
+        h.stats = admin::HostStats{};
+        auto it = totals.find(c.name + "/" + addr.text);
+        if (it == totals.end()) continue;
+        const auto& t = it->second;
+        h.stats = admin::HostStats{t.cx_active, t.cx_connect_fail, t.cx_total, t.rq_active,
+                                   t.rq_error,  t.rq_success,      t.rq_timeout, t.rq_total};
+      }
+    }
+    return admin::renderClustersText(infos);
   }
 
   void acceptAdmin() {

@@ -19,11 +19,16 @@ class Worker::Acceptor final : public net::IoHandler {
   Acceptor(Worker& w, ListenSocket s) : socket_(std::move(s)), worker_(w) {
     listener_stats_ = stats::ListenerStats::make(w.ctx_.store, socket_.name);
   }
-  ~Acceptor() override {
+  ~Acceptor() override { closeSocket(); }
+  void closeSocket() {
+    if (socket_.fd < 0) return;
     worker_.loop_.remove(socket_.fd);
     ::close(socket_.fd);
+    socket_.fd = -1;
   }
-  void onIoEvent(uint32_t) override { worker_.accept(*this); }
+  void onIoEvent(uint32_t) override {
+    if (socket_.fd >= 0) worker_.accept(*this);
+  }
   ListenSocket socket_;
   stats::ListenerStats listener_stats_;
   // HTTPS listeners: contexts for this snapshot's certificates (rebuilt per
@@ -95,7 +100,8 @@ void Worker::onSnapshot(std::shared_ptr<const snapshot::Snapshot> snap,
     }
     next.emplace(s.name, std::move(acc));
   }
-  acceptors_ = std::move(next);  // the remaining old ones close here
+  retireAcceptors();  // the listeners no longer wanted
+  acceptors_ = std::move(next);
   for (const auto& l : ctx_.snapshot->listeners) {
     auto it = acceptors_.find(l.name);
     if (it == acceptors_.end()) continue;
@@ -111,6 +117,16 @@ void Worker::onSnapshot(std::shared_ptr<const snapshot::Snapshot> snap,
           std::make_unique<stats::SslStats>(stats::SslStats::make(ctx_.store, "listener", l.name));
     }
   }
+}
+
+// Stops accepting on every acceptor in acceptors_ now; frees them after this
+// batch of events (one of which may be theirs).
+void Worker::retireAcceptors() {
+  for (auto& [name, acc] : acceptors_) {
+    acc->closeSocket();
+    loop_.deleteLater(acc.release());
+  }
+  acceptors_.clear();
 }
 
 void Worker::accept(Acceptor& acceptor) {
@@ -162,7 +178,7 @@ void Worker::drain(std::function<void()> done) {
   loop_.post([this, done = std::move(done)]() mutable {
     ctx_.draining = true;
     drained_ = std::move(done);
-    acceptors_.clear();  // stop accepting: new connections are refused
+    retireAcceptors();  // stop accepting: new connections are refused
     ctx_.pool.closeIdle();
     // Copy: drain() may close (and remove) connections.
     std::vector<proxy::HttpConnection*> conns(connections_.begin(), connections_.end());

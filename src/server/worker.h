@@ -37,6 +37,11 @@ class Worker {
   void drain(std::function<void()> done);
   void stop();
   void join();
+  // Thread-safe (takes the cluster manager's lock): per-host counters for /clusters.
+  void addHostTotals(
+      std::unordered_map<std::string, upstream::ClusterManager::HostTotals>& out) const {
+    ctx_.clusters.addHostTotals(out);
+  }
 
  private:
   class Acceptor;
@@ -45,6 +50,7 @@ class Worker {
   void accept(Acceptor& acceptor);
   static void onConnectionClosed(void* self, proxy::HttpConnection* conn);
   void checkDrained();
+  void retireAcceptors();
 
   int index_;
   net::EventLoop loop_;

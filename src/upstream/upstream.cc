@@ -9,23 +9,32 @@
 
 namespace portico::upstream {
 
-UpstreamConnection::UpstreamConnection(Pool& pool, PoolKey key, int fd, ClusterRuntime* cluster)
+UpstreamConnection::UpstreamConnection(Pool& pool, PoolKey key, int fd, ClusterRuntime* cluster,
+                                       EndpointState* endpoint)
     : connect_timer(pool.loop(), &UpstreamConnection::onConnectTimeout, this),
       idle_timer(pool.loop(), &UpstreamConnection::onIdleTimeout, this),
       pool_(pool),
       key_(std::move(key)),
       fd_(fd),
       cluster_(cluster),
+      endpoint_(endpoint),
       transport_(std::make_unique<net::PlainTransport>(fd)) {}
 
-UpstreamConnection::~UpstreamConnection() {
-  if (fd_ >= 0) {
-    pool_.loop().remove(fd_);
-    ::close(fd_);
-  }
+UpstreamConnection::~UpstreamConnection() { shutdown(); }
+
+void UpstreamConnection::shutdown() {
+  if (fd_ < 0) return;
+  connect_timer.disarm();
+  idle_timer.disarm();
+  owner = nullptr;
+  transport_.reset();  // TLS may write close_notify: before the fd goes
+  pool_.loop().remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
 }
 
 void UpstreamConnection::onIoEvent(uint32_t events) {
+  if (fd_ < 0) return;  // shut down earlier in this batch of events
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable = true;
   if (owner != nullptr) {
@@ -60,12 +69,12 @@ UpstreamConnection* Pool::takeIdle(const PoolKey& key, ConnectionOwner* owner) {
   return c;
 }
 
-UpstreamConnection* Pool::connect(const PoolKey& key, const net::Address& addr,
+UpstreamConnection* Pool::connect(const PoolKey& key, EndpointState* endpoint,
                                   ClusterRuntime* cluster, ConnectionOwner* owner,
                                   uint32_t connect_timeout_ms, std::string& err) {
-  int fd = net::connectTcp(addr, err);
+  int fd = net::connectTcp(endpoint->address, err);
   if (fd < 0) return nullptr;
-  auto* c = new UpstreamConnection(*this, key, fd, cluster);
+  auto* c = new UpstreamConnection(*this, key, fd, cluster, endpoint);
   c->owner = owner;
   c->connect_start_ms = loop_.nowMs();
   if (!loop_.add(fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, c)) {
@@ -76,6 +85,8 @@ UpstreamConnection* Pool::connect(const PoolKey& key, const net::Address& addr,
   c->connect_timer.arm(connect_timeout_ms);
   cluster->stats.upstream_cx_total->inc();
   cluster->stats.upstream_cx_active->add();
+  endpoint->cx_total.inc();
+  endpoint->cx_active.add();
   return c;
 }
 
@@ -98,7 +109,9 @@ void Pool::destroy(UpstreamConnection* conn, bool remote) {
   s.upstream_cx_destroy->inc();
   (remote ? s.upstream_cx_destroy_remote : s.upstream_cx_destroy_local)->inc();
   s.upstream_cx_active->sub();
-  delete conn;
+  conn->endpoint_->cx_active.sub();
+  conn->shutdown();
+  loop_.deleteLater(conn);
 }
 
 void Pool::onIdleEvent(UpstreamConnection& conn, uint32_t events) {
@@ -127,6 +140,7 @@ size_t Pool::idleCount() const {
 // ---- clusters -------------------------------------------------------------
 
 void ClusterManager::update(const snapshot::Snapshot& snap) {
+  std::lock_guard<std::mutex> lock(mu_);
   for (const auto& cfg : snap.clusters) {
     auto& rt = clusters_[cfg.name];
     if (!rt) {
@@ -190,7 +204,7 @@ EndpointState* ClusterManager::pick(ClusterRuntime& c, uint64_t now_ms,
     EndpointState* a = c.endpoints[rand_state_ % n];
     EndpointState* b = c.endpoints[(rand_state_ >> 32) % n];
     if (!usable(a)) std::swap(a, b);
-    if (usable(a) && usable(b)) return a->active_requests <= b->active_requests ? a : b;
+    if (usable(a) && usable(b)) return a->rq_active.value() <= b->rq_active.value() ? a : b;
     if (usable(a)) return a;
   }
   for (size_t i = 0; i < n; ++i) {
@@ -204,6 +218,27 @@ EndpointState* ClusterManager::pick(ClusterRuntime& c, uint64_t now_ms,
     if (e != exclude) return e;
   }
   return c.endpoints[0];
+}
+
+}  // namespace portico::upstream
+
+namespace portico::upstream {
+
+void ClusterManager::addHostTotals(std::unordered_map<std::string, HostTotals>& out) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, rt] : clusters_) {
+    for (const auto& [key, e] : rt->known) {
+      auto& t = out[name + "/" + key];
+      t.cx_total += e->cx_total.value();
+      t.cx_active += static_cast<uint64_t>(std::max<int64_t>(0, e->cx_active.value()));
+      t.cx_connect_fail += e->cx_connect_fail.value();
+      t.rq_total += e->rq_total.value();
+      t.rq_active += static_cast<uint64_t>(std::max<int64_t>(0, e->rq_active.value()));
+      t.rq_success += e->rq_success.value();
+      t.rq_error += e->rq_error.value();
+      t.rq_timeout += e->rq_timeout.value();
+    }
+  }
 }
 
 }  // namespace portico::upstream

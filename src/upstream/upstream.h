@@ -4,6 +4,7 @@
 // worker thread; nothing is shared, nothing is locked.
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -22,7 +23,10 @@ class Pool;
 // One backend address of a cluster, kept across snapshots by "ip:port".
 struct EndpointState {
   net::Address address;
-  uint32_t active_requests = 0;
+  // Envoy's per-host counters (admin /clusters). Written by this worker only;
+  // read by the admin thread, hence the relaxed atomics of stats::Counter.
+  stats::Counter cx_total, cx_connect_fail, rq_total, rq_success, rq_error, rq_timeout;
+  stats::Gauge cx_active, rq_active;  // rq_active also drives least-request
   uint64_t connect_failures_in_a_row = 0;
   uint64_t last_failure_ms = 0;
 };
@@ -65,13 +69,16 @@ class ConnectionOwner {
 
 class UpstreamConnection final : public net::IoHandler {
  public:
-  UpstreamConnection(Pool& pool, PoolKey key, int fd, ClusterRuntime* cluster);
+  UpstreamConnection(Pool& pool, PoolKey key, int fd, ClusterRuntime* cluster,
+                     EndpointState* endpoint);
   ~UpstreamConnection() override;
 
   // portico::net::IoHandler
   void onIoEvent(uint32_t epoll_events) override;
 
   int fd() const { return fd_; }
+  // Closes the socket now; the object itself is freed later (deleteLater).
+  void shutdown();
   const PoolKey& key() const { return key_; }
   net::Transport& transport() { return *transport_; }
   void setTransport(std::unique_ptr<net::Transport> t) { transport_ = std::move(t); }
@@ -95,6 +102,7 @@ class UpstreamConnection final : public net::IoHandler {
   PoolKey key_;
   int fd_;
   ClusterRuntime* cluster_;
+  EndpointState* endpoint_;
   std::unique_ptr<net::Transport> transport_;
 };
 
@@ -107,7 +115,7 @@ class Pool {
   // Returns an idle pooled connection for `key` (reused) or nullptr.
   UpstreamConnection* takeIdle(const PoolKey& key, ConnectionOwner* owner);
   // Opens a new connection (connect in progress). nullptr + err on failure.
-  UpstreamConnection* connect(const PoolKey& key, const net::Address& addr, ClusterRuntime* cluster,
+  UpstreamConnection* connect(const PoolKey& key, EndpointState* endpoint, ClusterRuntime* cluster,
                               ConnectionOwner* owner, uint32_t connect_timeout_ms,
                               std::string& err);
   // Gives a connection back after a complete exchange; it idles for at most
@@ -142,8 +150,19 @@ class ClusterManager {
   // `exclude` lets a retry avoid the endpoint that just failed.
   EndpointState* pick(ClusterRuntime& c, uint64_t now_ms, const EndpointState* exclude);
 
+  // Per-host counters, for the admin thread: adds this worker's values into
+  // `out` (keyed "<cluster>/<ip:port>").
+  struct HostTotals {
+    uint64_t cx_total = 0, cx_active = 0, cx_connect_fail = 0, rq_total = 0, rq_active = 0,
+             rq_success = 0, rq_error = 0, rq_timeout = 0;
+  };
+  void addHostTotals(std::unordered_map<std::string, HostTotals>& out) const;
+
  private:
   stats::Store& store_;
+  // Guards the maps' structure (changed only in update()) against the admin
+  // thread's addHostTotals(); the request path never takes it.
+  mutable std::mutex mu_;
   std::unordered_map<std::string, std::unique_ptr<ClusterRuntime>> clusters_;
   uint64_t rand_state_ = 0x2545F4914F6CDD1Dull;
 };
