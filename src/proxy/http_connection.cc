@@ -266,7 +266,10 @@ void HttpConnection::onUpstreamConnected() {
   // TLS per the backend's policy; the connect timer keeps running through
   // the handshake.
   std::string error;
-  auto client = ctx_.tls_contexts.get(*tls, error);
+  // The client certificate is the one of the Gateway the request came in on.
+  const auto& cert = listener_->backend_client_certificate;
+  auto client = ctx_.tls_contexts.get(*tls, cert ? &*cert : nullptr,
+                                      listener_->backend_client_fingerprint, error);
   if (!client) {
     onUpstreamFailure(Failure::ConnectFailure, "TLS_error: " + error, false);
     return;
@@ -655,7 +658,9 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude) {
     onUpstreamFailure(Failure::NoHealthyUpstream, "", false);
     return false;
   }
-  upstream::PoolKey key{endpoint_->address.text, cluster_->tls_fingerprint};
+  const uint64_t client_fp =
+      cluster_->tls_fingerprint != 0 ? listener_->backend_client_fingerprint : 0;
+  upstream::PoolKey key{endpoint_->address.text, cluster_->tls_fingerprint, client_fp};
   upstream_host_ = endpoint_->address.text;
   up_in_.clear();
   up_out_.clear();

@@ -114,7 +114,6 @@ json upstreamTlsJson(const UpstreamTls& t) {
     sans.push_back(
         {{"type", s.type == SanMatcher::Type::Hostname ? "Hostname" : "URI"}, {"value", s.value}});
   j["subject_alt_names"] = sans;
-  if (t.client_certificate) j["client_certificate"] = certJson(*t.client_certificate);
   if (!t.min_version.empty()) j["min_version"] = t.min_version;
   if (!t.max_version.empty()) j["max_version"] = t.max_version;
   if (!t.cipher_suites.empty()) j["cipher_suites"] = t.cipher_suites;
@@ -138,6 +137,10 @@ std::string dumpSnapshotJson(const Snapshot& s) {
     lj["address"] = l.address;
     lj["port"] = l.port;
     lj["stat_prefix"] = l.stat_prefix;
+    if (!l.gateway.empty()) lj["gateway"] = l.gateway;
+    if (l.backend_client_certificate) {
+      lj["backend_client_certificate"] = certJson(*l.backend_client_certificate);
+    }
     json vhosts = json::array();
     for (const auto& vh : l.virtual_hosts) {
       json routes = json::array();

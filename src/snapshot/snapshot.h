@@ -147,7 +147,6 @@ struct UpstreamTls {
   // Empty: the certificate must carry `sni` as a DNS SAN. Otherwise it must
   // match at least one of these.
   std::vector<SanMatcher> subject_alt_names;
-  std::optional<CertificateKeyPair> client_certificate;  // Gateway tls.backend
   std::string min_version;  // "1.2" / "1.3" / "" (library default)
   std::string max_version;
   std::string cipher_suites;  // OpenSSL syntax, "" = default
@@ -170,6 +169,11 @@ struct Listener {
   std::string stat_prefix;  // http.<stat_prefix>.downstream_*
   std::vector<VirtualHost> virtual_hosts;
   std::optional<DownstreamTls> tls;  // HTTPS listeners (all share one port)
+  std::string gateway;               // "<namespace>/<name>" owning this port
+  // The Gateway's spec.tls.backend.clientCertificateRef: presented on every
+  // backend TLS connection made for requests arriving here (and only here).
+  std::optional<CertificateKeyPair> backend_client_certificate;
+  uint64_t backend_client_fingerprint = 0;  // mixed into the upstream pool key
 };
 
 struct Endpoint {

@@ -7,6 +7,8 @@
 
 #include <cctype>
 #include <cstring>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include "common/log.h"
@@ -67,7 +69,10 @@ bool loadCertificates(X509_STORE* store, const std::string& pem, int& count, std
 
 class ClientContext {
  public:
-  explicit ClientContext(const snapshot::UpstreamTls& cfg) : cfg_(cfg) {}
+  ClientContext(const snapshot::UpstreamTls& cfg, const snapshot::CertificateKeyPair* client)
+      : cfg_(cfg) {
+    if (client != nullptr) client_ = *client;
+  }
   ~ClientContext() {
     for (auto& [k, s] : sessions_) SSL_SESSION_free(s);
   }
@@ -87,6 +92,7 @@ class ClientContext {
  private:
   static int onNewSession(SSL* ssl, SSL_SESSION* session);
   snapshot::UpstreamTls cfg_;
+  std::optional<snapshot::CertificateKeyPair> client_;
   std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx_;
   std::unordered_map<std::string, SSL_SESSION*> sessions_;
 };
@@ -308,8 +314,9 @@ class TlsTransport final : public net::Transport {
     if (SSL_session_reused(ssl_)) stats_->session_reused->inc();
     const char* version = SSL_get_version(ssl_);
     const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_);
-    // Envoy (BoringSSL) spells ciphers by their standard names.
-    const char* cipher_name = cipher ? SSL_CIPHER_standard_name(cipher) : nullptr;
+    // Envoy (BoringSSL) spells TLS 1.2 ciphers the OpenSSL way
+    // (ECDHE-RSA-AES128-GCM-SHA256) and TLS 1.3 ones by RFC name.
+    const char* cipher_name = cipher ? SSL_CIPHER_get_name(cipher) : nullptr;
     std::string curve;
     int nid = SSL_get_negotiated_group(ssl_);
     if (nid != 0) {
@@ -503,35 +510,7 @@ bool ClientContext::init(std::string& error) {
       return false;
     }
   }
-  if (cfg_.client_certificate) {
-    const auto& cc = *cfg_.client_certificate;
-    std::unique_ptr<BIO, BioDeleter> cb(
-        BIO_new_mem_buf(cc.cert_pem.data(), static_cast<int>(cc.cert_pem.size())));
-    X509* cert = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr);
-    if (cert == nullptr || SSL_CTX_use_certificate(c, cert) != 1) {
-      if (cert) X509_free(cert);
-      error = "invalid client certificate " + cc.name;
-      ERR_clear_error();
-      return false;
-    }
-    X509_free(cert);
-    // Intermediates after the leaf form the chain we present.
-    while (X509* extra = PEM_read_bio_X509(cb.get(), nullptr, nullptr, nullptr)) {
-      SSL_CTX_add0_chain_cert(c, extra);
-    }
-    ERR_clear_error();
-    std::unique_ptr<BIO, BioDeleter> kb(
-        BIO_new_mem_buf(cc.key_pem.data(), static_cast<int>(cc.key_pem.size())));
-    EVP_PKEY* key = PEM_read_bio_PrivateKey(kb.get(), nullptr, nullptr, nullptr);
-    if (key == nullptr || SSL_CTX_use_PrivateKey(c, key) != 1 ||
-        SSL_CTX_check_private_key(c) != 1) {
-      if (key) EVP_PKEY_free(key);
-      error = "invalid client certificate key " + cc.name;
-      ERR_clear_error();
-      return false;
-    }
-    EVP_PKEY_free(key);
-  }
+  if (client_ && !loadCertificateKey(c, *client_, error)) return false;
   // Client-side resumption: we keep one session per endpoint ourselves.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
   SSL_CTX_sess_set_new_cb(c, &ClientContext::onNewSession);
@@ -543,24 +522,27 @@ bool ClientContext::init(std::string& error) {
 ClientContextCache::ClientContextCache() = default;
 ClientContextCache::~ClientContextCache() = default;
 
-std::shared_ptr<ClientContext> ClientContextCache::get(const snapshot::UpstreamTls& tls,
-                                                       std::string& error) {
-  auto it = contexts_.find(tls.fingerprint);
+std::shared_ptr<ClientContext> ClientContextCache::get(
+    const snapshot::UpstreamTls& tls, const snapshot::CertificateKeyPair* client_certificate,
+    uint64_t client_fingerprint, std::string& error) {
+  const auto key = std::make_pair(tls.fingerprint, client_fingerprint);
+  auto it = contexts_.find(key);
   if (it != contexts_.end()) return it->second;
-  auto ctx = std::make_shared<ClientContext>(tls);
+  auto ctx = std::make_shared<ClientContext>(tls, client_certificate);
   if (!ctx->init(error)) return nullptr;
-  contexts_.emplace(tls.fingerprint, ctx);
+  contexts_.emplace(key, ctx);
   return ctx;
 }
 
 void ClientContextCache::retainOnly(const snapshot::Snapshot& snap) {
-  std::unordered_map<uint64_t, std::shared_ptr<ClientContext>> keep;
+  std::set<uint64_t> upstream, client{0};
   for (const auto& c : snap.clusters) {
-    if (!c.tls) continue;
-    auto it = contexts_.find(c.tls->fingerprint);
-    if (it != contexts_.end()) keep.emplace(it->first, it->second);
+    if (c.tls) upstream.insert(c.tls->fingerprint);
   }
-  contexts_ = std::move(keep);  // live connections hold their own reference
+  for (const auto& l : snap.listeners) client.insert(l.backend_client_fingerprint);
+  std::erase_if(contexts_, [&](const auto& entry) {
+    return !upstream.count(entry.first.first) || !client.count(entry.first.second);
+  });  // live connections hold their own reference
 }
 
 std::unique_ptr<net::Transport> makeClientTransport(std::shared_ptr<ClientContext> ctx, int fd,
@@ -583,7 +565,7 @@ std::unique_ptr<net::Transport> makeServerTransport(std::shared_ptr<ServerContex
 }
 
 std::string validateClientSettings(const snapshot::UpstreamTls& tls) {
-  ClientContext ctx(tls);
+  ClientContext ctx(tls, nullptr);
   std::string error;
   return ctx.init(error) ? std::string() : error;
 }

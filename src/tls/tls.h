@@ -4,9 +4,10 @@
 // session resumption) and a Transport that speaks TLS over a socket. OpenSSL
 // is visible only in src/tls/*.cc; this header is lean on purpose.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
-#include <unordered_map>
+#include <utility>
 
 #include "net/transport.h"
 #include "snapshot/snapshot.h"
@@ -16,20 +17,23 @@ namespace portico::tls {
 
 class ClientContext;
 
-// One worker's client contexts, keyed by UpstreamTls::fingerprint. A context
-// is built when a fingerprint is first used and dropped when no snapshot
-// uses it any more (retain()).
+// One worker's client contexts, keyed by the backend's UpstreamTls
+// fingerprint and the client certificate's (the Gateway's
+// tls.backend.clientCertificateRef, which depends on the listener a request
+// came through). Built on first use, dropped when no snapshot uses it.
 class ClientContextCache {
  public:
   ClientContextCache();
   ~ClientContextCache();
   // nullptr + `error` when the settings can't be honoured (bad PEM, bad
   // cipher list...): the caller fails the request closed.
-  std::shared_ptr<ClientContext> get(const snapshot::UpstreamTls& tls, std::string& error);
+  std::shared_ptr<ClientContext> get(const snapshot::UpstreamTls& tls,
+                                     const snapshot::CertificateKeyPair* client_certificate,
+                                     uint64_t client_fingerprint, std::string& error);
   void retainOnly(const snapshot::Snapshot& snap);
 
  private:
-  std::unordered_map<uint64_t, std::shared_ptr<ClientContext>> contexts_;
+  std::map<std::pair<uint64_t, uint64_t>, std::shared_ptr<ClientContext>> contexts_;
 };
 
 // Starts a client TLS session on a connected socket. `session_key` (the

@@ -206,7 +206,6 @@ struct GatewayCert {
   std::string reason;
   std::string message;
   snapshot::CertificateKeyPair pair;
-  std::vector<std::string> shared_notes;  // clusters where another Gateway's cert is used
 };
 
 class BackendTlsPass {
@@ -235,6 +234,7 @@ class BackendTlsPass {
     resolveConflicts();
     gatewayCertificates();
     programClusters();
+    programListeners();
     writePolicyStatus();
     writeGatewayStatus();
     describeBackends();
@@ -676,6 +676,21 @@ class BackendTlsPass {
   }
 
   // ---- the snapshot ------------------------------------------------------------------------
+  // A Gateway's backend client certificate travels with its listeners, so a
+  // backend reached from two Gateways sees each Gateway's own certificate
+  // (or none), never another Gateway's.
+  void programListeners() {
+    for (auto& l : snap_.listeners) {
+      auto it = gateway_certs_.find(l.gateway);
+      if (it == gateway_certs_.end() || !it->second.ok) continue;
+      l.backend_client_certificate = it->second.pair;
+      Fnv h;
+      h.field(it->second.pair.cert_pem);
+      h.field(it->second.pair.key_pem);
+      l.backend_client_fingerprint = h.value() | 1;  // never 0 when set
+    }
+  }
+
   void programClusters() {
     for (auto& [name, info] : clusters_) {
       if (!info.service) continue;
@@ -690,23 +705,6 @@ class BackendTlsPass {
         tls.policy = p->key;
         tls.fail_closed = true;
         tls.fail_reason = p->failReason();
-      } else {
-        // One client certificate per cluster: the first Gateway (by
-        // namespace/name) reaching it that has a valid one.
-        const GatewayCert* chosen = nullptr;
-        for (const auto& gw : info.gateways) {
-          auto it = gateway_certs_.find(gw);
-          if (it == gateway_certs_.end() || !it->second.ok) continue;
-          if (!chosen) {
-            chosen = &it->second;
-            continue;
-          }
-          const auto& other = it->second.pair;
-          if (other.cert_pem != chosen->pair.cert_pem || other.key_pem != chosen->pair.key_pem)
-            it->second.shared_notes.push_back(name + " gets the client certificate of Gateway " +
-                                              chosen->gateway->key());
-        }
-        if (chosen) tls.client_certificate = chosen->pair;
       }
       tls.fingerprint = upstreamTlsFingerprint(tls);
       info.cluster->tls = std::move(tls);
@@ -810,11 +808,6 @@ class BackendTlsPass {
       int64_t gen = gc.gateway->metadata.generation;
       if (gc.ok) {
         std::string msg = "All references are resolved";
-        if (!gc.shared_notes.empty())
-          msg +=
-              "; one client certificate per backend cluster (the first Gateway by "
-              "namespace/name): " +
-              joined(gc.shared_notes, ", ");
         it->second.conditions.push_back(condition("ResolvedRefs", true, "ResolvedRefs", msg, gen));
       } else {
         it->second.conditions.push_back(
@@ -860,8 +853,6 @@ class BackendTlsPass {
                 "-" + (tls->max_version.empty() ? std::string("1.3") : tls->max_version);
       if (!tls->cipher_suites.empty()) line += ", ciphers " + tls->cipher_suites;
       if (!tls->curves.empty()) line += ", curves " + tls->curves;
-      if (tls->client_certificate)
-        line += ", client certificate Secret " + tls->client_certificate->name;
       status_.backends.push_back(line);
     }
   }
@@ -946,11 +937,6 @@ uint64_t upstreamTlsFingerprint(const snapshot::UpstreamTls& t) {
   for (const auto& s : t.subject_alt_names) {
     h.number(s.type == snapshot::SanMatcher::Type::Hostname ? 1 : 2);
     h.field(s.value);
-  }
-  h.number(t.client_certificate ? 1 : 0);
-  if (t.client_certificate) {
-    h.field(t.client_certificate->cert_pem);
-    h.field(t.client_certificate->key_pem);
   }
   h.field(t.min_version);
   h.field(t.max_version);

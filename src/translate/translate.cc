@@ -763,6 +763,7 @@ class Translator {
       out.port = static_cast<uint16_t>(port);
       out.name = options_.listen_address + "_" + std::to_string(port);
       out.stat_prefix = out.name;
+      out.gateway = listeners.front()->gateway->key();  // one Gateway per port
 
       std::set<std::string> listener_hosts;
       for (ListenerState* ls : listeners)

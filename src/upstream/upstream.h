@@ -45,13 +45,15 @@ struct ClusterRuntime {
 
 // What makes two upstream connections interchangeable.
 struct PoolKey {
-  std::string endpoint;          // "ip:port"
-  uint64_t tls_fingerprint = 0;  // 0: plaintext
+  std::string endpoint;             // "ip:port"
+  uint64_t tls_fingerprint = 0;     // 0: plaintext
+  uint64_t client_fingerprint = 0;  // the client certificate presented, 0: none
   bool operator==(const PoolKey&) const = default;
 };
 struct PoolKeyHash {
   size_t operator()(const PoolKey& k) const {
-    return std::hash<std::string>()(k.endpoint) ^ (k.tls_fingerprint * 0x9E3779B97F4A7C15ull);
+    return std::hash<std::string>()(k.endpoint) ^ (k.tls_fingerprint * 0x9E3779B97F4A7C15ull) ^
+           (k.client_fingerprint * 0xC2B2AE3D27D4EB4Full);
   }
 };
 

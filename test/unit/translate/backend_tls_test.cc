@@ -1,6 +1,7 @@
 #include "translate/backend_tls.h"
 
 #include <gtest/gtest.h>
+#include <map>
 
 #include <algorithm>
 
@@ -708,24 +709,30 @@ const Condition* gatewayCondition(const Result& r, const std::string& key,
 TEST(BackendTls, GatewayClientCertificate) {
   auto r = run(base(clientRef("{name: client}")) + tlsSecret("client", "default") +
                policy("p", kSimpleSpec));
-  const auto* c = cluster(r, "kube_default_svc_8443");
-  ASSERT_TRUE(c->tls && c->tls->client_certificate);
-  EXPECT_EQ(c->tls->client_certificate->name, "default/client");
-  EXPECT_NE(c->tls->client_certificate->key_pem.find("PRIVATE KEY"), std::string::npos);
+  // The certificate belongs to the Gateway's listeners, not to the cluster.
+  ASSERT_EQ(r.snapshot->listeners.size(), 1u);
+  const auto& l = r.snapshot->listeners[0];
+  EXPECT_EQ(l.gateway, "default/gw");
+  ASSERT_TRUE(l.backend_client_certificate);
+  EXPECT_EQ(l.backend_client_certificate->name, "default/client");
+  EXPECT_NE(l.backend_client_certificate->key_pem.find("PRIVATE KEY"), std::string::npos);
+  EXPECT_NE(l.backend_client_fingerprint, 0u);
   const auto* rr = gatewayCondition(r, "default/gw", "ResolvedRefs");
   ASSERT_TRUE(rr);
   EXPECT_EQ(rr->status, "True");
   EXPECT_EQ(rr->observed_generation, 2);
-  EXPECT_NE(r.status.backends.at(0).find("client certificate Secret default/client"),
-            std::string::npos);
 }
 
-TEST(BackendTls, GatewayClientCertificateChangesFingerprint) {
+// The pool key is (cluster trust fingerprint, listener client fingerprint):
+// adding a client certificate changes the second and leaves the first.
+TEST(BackendTls, GatewayClientCertificateChangesListenerFingerprint) {
   auto with = run(base(clientRef("{name: client}")) + tlsSecret("client", "default") +
                   policy("p", kSimpleSpec));
   auto without = run(base() + policy("p", kSimpleSpec));
-  EXPECT_NE(cluster(with, "kube_default_svc_8443")->tls->fingerprint,
+  EXPECT_EQ(cluster(with, "kube_default_svc_8443")->tls->fingerprint,
             cluster(without, "kube_default_svc_8443")->tls->fingerprint);
+  EXPECT_NE(with.snapshot->listeners.at(0).backend_client_fingerprint, 0u);
+  EXPECT_EQ(without.snapshot->listeners.at(0).backend_client_fingerprint, 0u);
 }
 
 TEST(BackendTls, GatewayClientCertificateProblems) {
@@ -761,7 +768,7 @@ TEST(BackendTls, GatewayClientCertificateProblems) {
     EXPECT_EQ(gatewayCondition(r, "default/gw", "Accepted")->status, "True");
     const auto* cl = cluster(r, "kube_default_svc_8443");
     ASSERT_TRUE(cl->tls);
-    EXPECT_FALSE(cl->tls->client_certificate);
+    EXPECT_FALSE(r.snapshot->listeners.at(0).backend_client_certificate);
     EXPECT_FALSE(cl->tls->fail_closed);  // the policy itself is fine
   }
 }
@@ -777,7 +784,7 @@ spec:
 ---
 )" + policy("p", kSimpleSpec));
   EXPECT_EQ(gatewayCondition(r, "default/gw", "ResolvedRefs")->status, "True");
-  EXPECT_EQ(cluster(r, "kube_default_svc_8443")->tls->client_certificate->name, "certs/client");
+  EXPECT_EQ(r.snapshot->listeners.at(0).backend_client_certificate->name, "certs/client");
 }
 
 TEST(BackendTls, NoClientCertificateConditionWithoutRef) {
@@ -785,7 +792,7 @@ TEST(BackendTls, NoClientCertificateConditionWithoutRef) {
   EXPECT_EQ(gatewayCondition(r, "default/gw", "ResolvedRefs"), nullptr);
 }
 
-TEST(BackendTls, TwoGatewaysTwoCertificatesFirstByNameWins) {
+TEST(BackendTls, TwoGatewaysEachPresentTheirOwnCertificate) {
   std::string text = base(clientRef("{name: client}")) + tlsSecret("client", "default") +
                      tlsSecret("other-client", "default", true, kFakeCa2) + R"(
 apiVersion: gateway.networking.k8s.io/v1
@@ -809,14 +816,19 @@ spec:
 ---
 )" + policy("p", kSimpleSpec);
   auto r = run(text);
-  EXPECT_EQ(cluster(r, "kube_default_svc_8443")->tls->client_certificate->name, "default/client");
+  // One cluster, one trust setting; the client certificate follows the
+  // Gateway the request came through.
+  ASSERT_TRUE(cluster(r, "kube_default_svc_8443")->tls);
+  std::map<std::string, std::string> by_gateway;
+  for (const auto& l : r.snapshot->listeners) {
+    ASSERT_TRUE(l.backend_client_certificate) << l.gateway;
+    by_gateway[l.gateway] = l.backend_client_certificate->name;
+  }
+  EXPECT_EQ(by_gateway["default/gw"], "default/client");
+  EXPECT_EQ(by_gateway["default/zz"], "default/other-client");
   const auto* rr = gatewayCondition(r, "default/zz", "ResolvedRefs");
   ASSERT_TRUE(rr);
   EXPECT_EQ(rr->status, "True");
-  EXPECT_NE(rr->message.find("kube_default_svc_8443 gets the client certificate of Gateway "
-                             "default/gw"),
-            std::string::npos)
-      << rr->message;
 }
 
 // ---- injected inspector: validity warnings ------------------------------------------------------
@@ -900,7 +912,6 @@ TEST(BackendTlsHelpers, Fingerprint) {
   EXPECT_TRUE(differs([](auto& u) {
     u.subject_alt_names.push_back({snapshot::SanMatcher::Type::Uri, "x"});
   }));
-  EXPECT_TRUE(differs([](auto& u) { u.client_certificate = snapshot::CertificateKeyPair{}; }));
   EXPECT_TRUE(differs([](auto& u) { u.min_version = "1.3"; }));
   EXPECT_TRUE(differs([](auto& u) { u.max_version = "1.2"; }));
   EXPECT_TRUE(differs([](auto& u) { u.cipher_suites = "X"; }));

@@ -190,7 +190,7 @@ TEST(PemInspector, TranslateWithRealInspector) {
   ASSERT_TRUE(c && c->tls);
   EXPECT_FALSE(c->tls->fail_closed);
   EXPECT_EQ(c->tls->ca_pem, ca.cert_pem);
-  ASSERT_TRUE(c->tls->client_certificate);
+  ASSERT_TRUE(r.snapshot->listeners.at(0).backend_client_certificate);
   EXPECT_TRUE(r.status.warnings.empty());
   // The data plane accepts what translate produced.
   EXPECT_EQ(tls::validateClientSettings(*c->tls), "");
