@@ -712,8 +712,10 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
   const bool body_replayable = req_parser_.framing() == http::BodyFraming::None;
   const bool can_retry =
       !resp_started_ && up_in_.empty() && state_ == State::Proxying &&
+      // Another endpoint may work; the same one again would fail the same way
+      // (a refused port, a certificate that does not verify).
       ((failure == Failure::ConnectFailure && connect_attempts_ < 3 &&
-        connect_attempts_ < static_cast<int>(cluster_->endpoints.size()) + 1 && body_replayable) ||
+        connect_attempts_ < static_cast<int>(cluster_->endpoints.size()) && body_replayable) ||
        (failure == Failure::UpstreamReset && reused_upstream_ && !retried_ && body_replayable));
   if (can_retry) {
     if (failure == Failure::UpstreamReset) retried_ = true;
