@@ -169,7 +169,8 @@ HttpConnection::~HttpConnection() {
   }
 }
 
-void HttpConnection::start() {
+void HttpConnection::start(stats::Gauge* listener_cx_active) {
+  listener_cx_active_ = listener_cx_active;
   refreshSnapshot();
   if (http_stats_ != nullptr) {
     http_stats_->downstream_cx_total->inc();
@@ -1099,6 +1100,7 @@ void HttpConnection::close() {
     finishRequest();
   }
   if (http_stats_ != nullptr) http_stats_->downstream_cx_active->sub();
+  if (listener_cx_active_ != nullptr) listener_cx_active_->sub();
   ds_timer_.disarm();
   rq_timer_.disarm();
   state_ = State::Closed;

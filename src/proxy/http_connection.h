@@ -47,7 +47,9 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
-  void start();
+  // `listener_cx_active`: listener.<name>.downstream_cx_active, decremented
+  // when this connection closes (the worker incremented it on accept).
+  void start(stats::Gauge* listener_cx_active);
   // The worker is draining: close now if idle, else after this response.
   void drain();
 
@@ -114,6 +116,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   std::shared_ptr<const snapshot::Snapshot> snap_;
   const snapshot::Listener* listener_ = nullptr;
   stats::HttpStats* http_stats_ = nullptr;
+  stats::Gauge* listener_cx_active_ = nullptr;
 
   // ---- the current request ----
   bool head_started_ = false;

@@ -163,7 +163,8 @@ void Worker::accept(Acceptor& acceptor) {
     auto* conn = new proxy::HttpConnection(ctx_, fd, acceptor.socket_.name, net::peerIp(fd),
                                            std::move(transport));
     connections_.insert(conn);
-    conn->start();  // may close (and delete) itself immediately
+    acceptor.listener_stats_.downstream_cx_active->add();
+    conn->start(acceptor.listener_stats_.downstream_cx_active);  // may close itself at once
   }
 }
 

@@ -335,6 +335,13 @@ snapshot::Cluster buildCluster(const Index& index, const k8s::Service& svc,
                                const k8s::ServicePort* port, int32_t port_number) {
   snapshot::Cluster c;
   c.name = clusterName(svc.metadata.ns, svc.metadata.name, port_number);
+  // The Gateway API has no load-balancing field; like other implementations
+  // we take it from the Service (an annotation, since standalone mode has no
+  // policy CRD for it). Anything else is round robin.
+  auto lb = svc.metadata.annotations.find("portico.dev/load-balancer");
+  if (lb != svc.metadata.annotations.end() && lb->second == "least-request") {
+    c.lb_policy = snapshot::LbPolicy::LeastRequest;
+  }
   if (svc.type == "ExternalName") {
     c.dns_name = svc.external_name;
     c.dns_port = static_cast<uint16_t>(port_number);

@@ -3,6 +3,7 @@ real traffic."""
 
 import json
 import re
+import socket
 import unittest
 
 from harness import (PorticoCase, backend, backend_ref, cluster_name, free_port, gateway,
@@ -188,6 +189,35 @@ class AdminTest(PorticoCase):
     def test_unknown_path_404(self):
         st, _ = self.p.admin("/no-such-endpoint")
         self.assertEqual(st, 404)
+
+
+class ConnectionGaugeTest(PorticoCase):
+    """Its own Portico: it opens connections that AdminTest's deltas must not see."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ng = cls.start_nginx("svc-g")
+        cls.port = free_port()
+        docs = [gateway_class(), gateway("gw", [listener(cls.port)])]
+        docs += backend("svc-g", cls.ng.port)
+        docs += [http_route("g", [rule([backend_ref("svc-g", 80)])], hostnames=["g.example.com"])]
+        cls.p = cls.make_portico()
+        cls.p.write("gauge.yaml", docs)
+        cls.p.start(wait_ports=[cls.port])
+
+    def test_active_connection_gauges_follow_open_connections(self):
+        lst = f"listener.127.0.0.1_{self.port}.downstream_cx_active"
+        before = self.p.stat(lst)
+        conns = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(3)]
+        try:
+            self.assertEventually(lambda: self.p.stat(lst) == before + 3, 5,
+                                  f"{lst} did not count 3 open connections")
+        finally:
+            for c in conns:
+                c.close()
+        self.assertEventually(lambda: self.p.stat(lst) == before, 5,
+                              f"{lst} did not return to {before} after the closes")
 
 
 if __name__ == "__main__":
