@@ -1,10 +1,11 @@
 #include "common/log.h"
 
+#include "common/time.h"
+
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <ctime>
 #include <string>
 
 namespace portico::common {
@@ -54,15 +55,9 @@ bool parseLogLevel(std::string_view text, LogLevel& out) {
 }
 
 void logWrite(LogLevel level, std::string_view message) {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::system_clock::to_time_t(now);
-  auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::string line = fmt::format("[{}.{:03d}Z] [{}] {}\n", stamp, ms, levelName(level), message);
+  std::string line =
+      fmt::format("[{}] [{}] {}\n", formatRfc3339(std::chrono::system_clock::now(), true),
+                  levelName(level), message);
   writeAll(STDERR_FILENO, line);
 }
 

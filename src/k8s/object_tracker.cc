@@ -1,17 +1,10 @@
 #include "k8s/object_tracker.h"
 
+#include "common/time.h"
+
 #include <ctime>
 
 namespace portico::k8s {
-
-std::string formatRfc3339(std::chrono::system_clock::time_point t) {
-  std::time_t secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 template <typename T>
 void ObjectTracker::stampAll(std::vector<T>& objects, const std::string& now,
@@ -38,7 +31,7 @@ void ObjectTracker::stampAll(std::vector<T>& objects, const std::string& now,
 }
 
 void ObjectTracker::stamp(ResourceSet& set, std::chrono::system_clock::time_point now) {
-  std::string ts = formatRfc3339(now);
+  std::string ts = common::formatRfc3339(now);
   std::unordered_map<std::string, Seen> next;
   stampAll(set.gateway_classes, ts, next);
   stampAll(set.gateways, ts, next);

@@ -11,9 +11,6 @@
 
 namespace portico::k8s {
 
-// "2024-05-01T12:00:00Z" (UTC, whole seconds), the API server's format.
-std::string formatRfc3339(std::chrono::system_clock::time_point t);
-
 class ObjectTracker final {
  public:
   // Fills in absent generation / creationTimestamp of every object in `set`.

@@ -5,11 +5,11 @@
 
 #include <chrono>
 #include <cstring>
-#include <ctime>
 
 #include <fmt/format.h>
 
 #include "common/log.h"
+#include "common/time.h"
 #include "snapshot/match.h"
 #include "tls/tls.h"
 
@@ -107,18 +107,6 @@ std::string modifyPath(const snapshot::PathModifier& m, std::string_view path,
   if (out.empty() || out.back() != '/') out.push_back('/');
   out.append(rest);
   return out;
-}
-
-std::string nowRfc3339() {
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::system_clock::to_time_t(now);
-  auto ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  return fmt::format("{}.{:03d}Z", buf, ms);
 }
 
 std::string jsonEscape(std::string_view s) {
@@ -1077,16 +1065,18 @@ void HttpConnection::writeAccessLog() {
   if (ctx_.settings.access_log == AccessLogFormat::Json) {
     common::accessLogWrite(fmt::format(
         R"({{"start_time":"{}","method":"{}","path":"{}","protocol":"HTTP/1.{}","response_code":{},"response_flags":"{}","bytes_received":{},"bytes_sent":{},"duration":{},"downstream_remote_address":"{}","user_agent":"{}","authority":"{}","route_name":"{}","upstream_cluster":"{}","upstream_host":"{}"}})",
-        nowRfc3339(), jsonEscape(head.method), jsonEscape(head.target), head.version_minor, status_,
-        flag_, bytes_in_, bytes_out_, duration, client_ip_, jsonEscape(ua), jsonEscape(host),
+        common::formatRfc3339(std::chrono::system_clock::now(), true), jsonEscape(head.method),
+        jsonEscape(head.target), head.version_minor, status_, flag_, bytes_in_, bytes_out_,
+        duration, client_ip_, jsonEscape(ua), jsonEscape(host),
         route_ ? jsonEscape(route_->name) : "-", cluster, upstream));
     return;
   }
   common::accessLogWrite(fmt::format(
       "[{}] \"{} {} HTTP/1.{}\" {} {} {} {} {} \"{}\" \"{}\" \"{}\" \"{}\" \"{}\" \"{}\"",
-      nowRfc3339(), head.method, head.target, head.version_minor, status_, flag_, bytes_in_,
-      bytes_out_, duration, client_ip_, ua.empty() ? "-" : ua, host.empty() ? "-" : host, cluster,
-      upstream, route_ ? route_->name : "-"));
+      common::formatRfc3339(std::chrono::system_clock::now(), true), head.method, head.target,
+      head.version_minor, status_, flag_, bytes_in_, bytes_out_, duration, client_ip_,
+      ua.empty() ? "-" : ua, host.empty() ? "-" : host, cluster, upstream,
+      route_ ? route_->name : "-"));
 }
 
 void HttpConnection::close() {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "common/time.h"
 #include "k8s/object_tracker.h"
 #include "server/config_source.h"
 #include "server/server.h"
@@ -130,12 +131,7 @@ int checkCommand(const std::vector<std::string>& args) {
   portico::k8s::ObjectTracker tracker;
   tracker.stamp(set, now);
   portico::translate::Options topts;
-  auto secs = std::chrono::system_clock::to_time_t(now);
-  char buf[32];
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  topts.now = buf;
+  topts.now = portico::common::formatRfc3339(now);
   topts.inspect_certificates = [](std::string_view pem) {
     portico::tls::PemBundleInfo b = portico::tls::inspectPemCertificates(pem);
     portico::translate::PemInspection out;

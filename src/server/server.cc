@@ -16,6 +16,7 @@
 #include "admin/admin.h"
 #include "admin/clusters.h"
 #include "common/log.h"
+#include "common/time.h"
 #include "http/http1.h"
 #include "k8s/object_tracker.h"
 #include "net/buffer.h"
@@ -32,15 +33,6 @@
 
 namespace portico::server {
 namespace {
-
-std::string rfc3339(std::chrono::system_clock::time_point t) {
-  auto secs = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Calls a member function when an fd becomes readable.
 class FdHandler final : public net::IoHandler {
@@ -239,7 +231,7 @@ class MainServer {
         auto it = totals.find(c.name + "/" + addr.text);
         if (it == totals.end()) continue;
         const auto& t = it->second;
-        h.stats = admin::HostStats{t.cx_active, t.cx_connect_fail, t.cx_total, t.rq_active,
+        h.stats = admin::HostStats{t.cx_active, t.cx_connect_fail, t.cx_total,   t.rq_active,
                                    t.rq_error,  t.rq_success,      t.rq_timeout, t.rq_total};
       }
     }
@@ -290,7 +282,7 @@ class MainServer {
     translate::Options topts;
     topts.controller_name = opts_.controller_name;
     topts.listen_address = opts_.listen_address;
-    topts.now = rfc3339(now);
+    topts.now = common::formatRfc3339(now);
     topts.version = ++version_;
     // OpenSSL-backed certificate checks for the backend TLS pass.
     topts.inspect_certificates = [](std::string_view pem) {

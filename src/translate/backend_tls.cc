@@ -1,5 +1,7 @@
 #include "translate/backend_tls.h"
 
+#include "common/time.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
@@ -557,9 +559,10 @@ class BackendTlsPass {
       std::string cert = what + ": certificate " + std::to_string(i + 1) +
                          (c.subject.empty() ? "" : " (" + c.subject + ")");
       if (now_ > c.not_after)
-        status_.warnings.push_back(cert + " expired at " + formatRfc3339(c.not_after));
+        status_.warnings.push_back(cert + " expired at " + common::formatRfc3339(c.not_after));
       else if (now_ < c.not_before)
-        status_.warnings.push_back(cert + " is not valid before " + formatRfc3339(c.not_before));
+        status_.warnings.push_back(cert + " is not valid before " +
+                                   common::formatRfc3339(c.not_before));
     }
   }
 
@@ -974,26 +977,6 @@ bool parseRfc3339(std::string_view s, int64_t& seconds) {
   seconds = daysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
             h * 3600 + mi * 60 + se;
   return true;
-}
-
-std::string formatRfc3339(int64_t seconds) {
-  int64_t days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400;
-  int64_t rem = seconds - days * 86400;
-  int64_t z = days + 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const auto doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  int64_t y = static_cast<int64_t>(yoe) + era * 400;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  const unsigned d = doy - (153 * mp + 2) / 5 + 1;
-  const unsigned m = mp < 10 ? mp + 3 : mp - 9;
-  y += m <= 2;
-  char buf[64];
-  std::snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02d:%02d:%02dZ", static_cast<long long>(y), m,
-                d, static_cast<int>(rem / 3600), static_cast<int>(rem / 60 % 60),
-                static_cast<int>(rem % 60));
-  return buf;
 }
 
 }  // namespace portico::translate

@@ -94,6 +94,5 @@ bool isPreciseHostname(std::string_view host);
 
 // RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac]Z" <-> unix seconds (UTC only).
 bool parseRfc3339(std::string_view text, int64_t& seconds);
-std::string formatRfc3339(int64_t seconds);
 
 }  // namespace portico::translate

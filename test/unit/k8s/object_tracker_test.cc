@@ -1,6 +1,7 @@
 #include "k8s/object_tracker.h"
 
 #include <gtest/gtest.h>
+#include "common/time.h"
 
 #include "k8s/decode.h"
 
@@ -28,8 +29,8 @@ std::string route(const std::string& path, const std::string& label = "a") {
 }
 
 TEST(ObjectTracker, FormatsRfc3339) {
-  EXPECT_EQ(formatRfc3339(kT0), "2024-01-01T00:00:00Z");
-  EXPECT_EQ(formatRfc3339(kT1 + seconds(3723)), "2024-01-02T01:02:03Z");
+  EXPECT_EQ(common::formatRfc3339(kT0), "2024-01-01T00:00:00Z");
+  EXPECT_EQ(common::formatRfc3339(kT1 + seconds(3723)), "2024-01-02T01:02:03Z");
 }
 
 TEST(ObjectTracker, StampsGenerationAndCreationAcrossReloads) {

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <map>
+#include "common/time.h"
 
 #include <algorithm>
 
@@ -855,11 +856,11 @@ TEST(BackendTls, WarnsAboutExpiredAndNotYetValidCertificates) {
   EXPECT_EQ(r.status.warnings[0],
             "BackendTLSPolicy default/p: ConfigMap default/ca ca.crt: certificate 1 "
             "(CN=example.com) expired at " +
-                formatRfc3339(now - 1000));
+                common::formatRfc3339(now - 1000));
   EXPECT_EQ(r.status.warnings[1],
             "Gateway default/gw: client certificate Secret default/client tls.crt: certificate 1 "
             "(CN=client) is not valid before " +
-                formatRfc3339(now + 1000));
+                common::formatRfc3339(now + 1000));
   // Expiry is a warning, not a translation change: the handshake reports it.
   EXPECT_EQ(policyCondition(r, "p", "Accepted").status, "True");
   EXPECT_FALSE(cluster(r, "kube_default_svc_8443")->tls->fail_closed);
@@ -951,9 +952,9 @@ TEST(BackendTlsHelpers, Rfc3339) {
   EXPECT_EQ(s, 0);
   ASSERT_TRUE(parseRfc3339("2025-04-09T22:06:49Z", s));
   EXPECT_EQ(s, 1744236409);
-  EXPECT_EQ(formatRfc3339(1744236409), "2025-04-09T22:06:49Z");
+  EXPECT_EQ(common::formatRfc3339(1744236409), "2025-04-09T22:06:49Z");
   ASSERT_TRUE(parseRfc3339("2024-02-29T12:00:00.123Z", s));
-  EXPECT_EQ(formatRfc3339(s), "2024-02-29T12:00:00Z");
+  EXPECT_EQ(common::formatRfc3339(s), "2024-02-29T12:00:00Z");
   EXPECT_FALSE(parseRfc3339("2024-02-29 12:00:00Z", s));
   EXPECT_FALSE(parseRfc3339("2024-02-29T12:00:00+01:00", s));
   EXPECT_FALSE(parseRfc3339("", s));

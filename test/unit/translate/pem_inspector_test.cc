@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include "common/time.h"
 
 #include <ctime>
 #include <memory>
@@ -75,7 +76,7 @@ Options realOptions(const std::string& now) {
   return o;
 }
 
-std::string nowText() { return formatRfc3339(static_cast<int64_t>(std::time(nullptr))); }
+std::string nowText() { return common::formatRfc3339(static_cast<int64_t>(std::time(nullptr))); }
 
 // YAML block scalar of `pem` indented by `indent` spaces.
 std::string block(const std::string& pem, int indent) {
