@@ -26,6 +26,11 @@ class Transport {
   // Why handshake() returned Failed (Envoy-style "TLS_error:..." text).
   virtual std::string failureReason() const { return {}; }
   virtual bool secure() const { return false; }
+  // True when a read that returned less than asked means the socket had
+  // nothing more at that moment (plain TCP). Edge-triggered readers then skip
+  // the extra read that would only say EAGAIN. TLS may hold decrypted bytes
+  // back, so it says no.
+  virtual bool shortReadDrains() const { return false; }
 };
 
 class PlainTransport final : public Transport {
@@ -33,6 +38,7 @@ class PlainTransport final : public Transport {
   explicit PlainTransport(int fd) : fd_(fd) {}
   IoResult read(char* buf, size_t len) override;
   IoResult write(const char* buf, size_t len) override;
+  bool shortReadDrains() const override { return true; }
 
  private:
   int fd_;

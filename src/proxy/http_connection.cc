@@ -216,6 +216,7 @@ bool HttpConnection::refreshSnapshot() {
 void HttpConnection::onIoEvent(uint32_t events) {
   if (state_ == State::Closed) return;
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ds_readable_ = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ds_hup_ = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ds_writable_ = true;
   pump();
 }
@@ -362,10 +363,13 @@ bool HttpConnection::wantDownstreamRead() const {
 bool HttpConnection::readDownstream() {
   if (!ds_readable_ || ds_eof_ || !wantDownstreamRead()) return false;
   char* dst = in_.reserve(kReadChunk);
-  auto r = transport_->read(dst, in_.writableSize());
+  const size_t want = in_.writableSize();
+  auto r = transport_->read(dst, want);
   switch (r.status) {
     case IoStatus::Ok:
       in_.commit(r.n);
+      // A short read drained the socket: the next bytes bring a new edge.
+      if (r.n < want && !ds_hup_ && transport_->shortReadDrains()) ds_readable_ = false;
       bytes_in_ += r.n;
       if (state_ == State::ReadingHead && !head_started_) {
         head_started_ = true;
@@ -452,9 +456,9 @@ bool HttpConnection::processDownstreamInput() {
         ParseEvent ev = req_parser_.next(in_.view(), used);
         if (ev.type == ParseEvent::Type::Body) {
           if (req_chunked_out_) {
-            std::string framed;
-            http::appendChunk(framed, ev.body);
-            up_out_.append(framed);
+            scratch_.clear();
+            http::appendChunk(scratch_, ev.body);
+            up_out_.append(scratch_);
           } else {
             up_out_.append(ev.body);
           }
@@ -779,10 +783,12 @@ bool HttpConnection::readUpstream() {
     return true;
   }
   char* dst = up_in_.reserve(kReadChunk);
-  auto r = up_->transport().read(dst, up_in_.writableSize());
+  const size_t want = up_in_.writableSize();
+  auto r = up_->transport().read(dst, want);
   switch (r.status) {
     case IoStatus::Ok:
       up_in_.commit(r.n);
+      if (r.n < want && !up_->hup && up_->transport().shortReadDrains()) up_->readable = false;
       return true;
     case IoStatus::WouldBlock:
       up_->readable = false;
@@ -827,9 +833,9 @@ bool HttpConnection::processUpstreamInput() {
         break;
       case ParseEvent::Type::Body:
         if (resp_chunked_out_) {
-          std::string framed;
-          http::appendChunk(framed, ev.body);
-          out_.append(framed);
+          scratch_.clear();
+          http::appendChunk(scratch_, ev.body);
+          out_.append(scratch_);
         } else {
           out_.append(ev.body);
         }
@@ -901,9 +907,9 @@ void HttpConnection::onResponseHead() {
   } else if (req_parser_.head().version_minor == 0) {
     h.set("connection", "keep-alive");
   }
-  std::string head;
-  http::appendResponseHead(head, resp.status, resp.reason, h);
-  out_.append(head);
+  scratch_.clear();
+  http::appendResponseHead(scratch_, resp.status, resp.reason, h);
+  out_.append(scratch_);
   resp_started_ = true;
   if (switching) {
     // The rest of the bytes belong to the tunnel in both directions.
@@ -955,7 +961,7 @@ void HttpConnection::endpointDone(bool success, bool timeout) {
 void HttpConnection::releaseUpstream(bool reusable) {
   if (up_ == nullptr) return;
   endpointDone(resp_done_ && status_ < 500, false);
-  if (reusable && !ctx_.draining && cluster_->config != nullptr) {
+  if (reusable && !up_->hup && !ctx_.draining && cluster_->config != nullptr) {
     up_->readable = false;
     ctx_.pool.release(up_, cluster_->config->idle_timeout_ms);
   } else {
@@ -1050,6 +1056,11 @@ void HttpConnection::finishRequest() {
   head_started_ = false;
   bytes_in_ = 0;
   bytes_out_ = 0;
+  // Between requests a connection keeps no buffers (idle keep-alive
+  // connections are the many; glibc's bins make the next allocation cheap).
+  in_.shrink();
+  up_in_.shrink();
+  up_out_.shrink();
   ds_timer_.arm(ctx_.settings.idle_timeout_ms);
   if (draining_ || ctx_.draining) startDrain();
 }

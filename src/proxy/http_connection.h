@@ -102,6 +102,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool ds_readable_ = false;
   bool ds_writable_ = true;
   bool ds_eof_ = false;
+  bool ds_hup_ = false;            // peer half-closed/errored: read until EOF, no shortcuts
   bool ds_handshake_done_ = true;  // false until an HTTPS handshake completes
   bool close_after_ = false;
   bool draining_ = false;
@@ -128,6 +129,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   net::Buffer up_in_;
   net::Buffer up_out_;
   std::string up_head_;  // serialized request head, kept for one retry
+  std::string scratch_;  // reused for serializing heads and chunk framing
   http::ResponseParser resp_parser_;
   bool req_done_ = false;  // downstream request fully read
   bool req_chunked_out_ = false;

@@ -36,6 +36,7 @@ void UpstreamConnection::shutdown() {
 void UpstreamConnection::onIoEvent(uint32_t events) {
   if (fd_ < 0) return;  // shut down earlier in this batch of events
   if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) readable = true;
+  if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) hup = true;
   if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR)) writable = true;
   if (owner != nullptr) {
     owner->onUpstreamEvent(*this, events);
@@ -182,7 +183,7 @@ void ClusterManager::update(const snapshot::Snapshot& snap) {
 }
 
 ClusterRuntime* ClusterManager::find(std::string_view name) {
-  auto it = clusters_.find(std::string(name));
+  auto it = clusters_.find(name);
   return it == clusters_.end() ? nullptr : it->second.get();
 }
 

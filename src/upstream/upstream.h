@@ -89,6 +89,7 @@ class UpstreamConnection final : public net::IoHandler {
   bool connected = false;       // TCP connect finished
   bool handshake_done = false;  // TLS done (always true for plaintext once connected)
   bool readable = false;        // edge seen, not yet drained
+  bool hup = false;             // the peer half-closed or errored: read to EOF
   bool writable = false;
   uint64_t requests = 0;  // requests sent on this connection
   uint64_t connect_start_ms = 0;
@@ -165,7 +166,13 @@ class ClusterManager {
   // Guards the maps' structure (changed only in update()) against the admin
   // thread's addHostTotals(); the request path never takes it.
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::unique_ptr<ClusterRuntime>> clusters_;
+  // Transparent hashing: find(string_view) per request allocates nothing.
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<ClusterRuntime>, NameHash, std::equal_to<>>
+      clusters_;
   uint64_t rand_state_ = 0x2545F4914F6CDD1Dull;
 };
 
