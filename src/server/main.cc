@@ -34,6 +34,12 @@ constexpr const char* kUsage = R"(usage:
       --log-level LEVEL           trace|debug|info|warning|error|off (default info)
       --access-log FORMAT         text|json|off (default text, to stdout)
       --drain-timeout SECONDS     SIGTERM drain limit (default 30)
+      --max-connections N         downstream connections per process; above it a new
+                                  connection gets 503 and is closed (default 20000 per worker)
+      --request-headers-timeout SECONDS
+                                  a started request head must be complete by then, else
+                                  408 (default 10)
+      --idle-timeout SECONDS      keep-alive idle limit between requests (default 60)
   portico check PATH... [-o yaml|json]
       parse, validate and translate; print every Gateway API object with its status
   portico version
@@ -73,6 +79,18 @@ int runCommand(const std::vector<std::string>& args) {
       if (!value(v) || !parseUint(v, n) || n == 0 || n > 256)
         return usageError("--workers needs 1..256");
       o.workers = static_cast<int>(n);
+    } else if (a == "--max-connections") {
+      uint64_t n = 0;
+      if (!value(v) || !parseUint(v, n) || n == 0)
+        return usageError("--max-connections needs N > 0");
+      o.max_connections = n;
+    } else if (a == "--request-headers-timeout" || a == "--idle-timeout") {
+      uint64_t n = 0;
+      if (!value(v) || !parseUint(v, n) || n == 0 || n > 86400) {
+        return usageError(a + " needs 1..86400 seconds");
+      }
+      (a == "--idle-timeout" ? o.proxy.idle_timeout_ms : o.proxy.header_timeout_ms) =
+          static_cast<uint32_t>(n * 1000);
     } else if (a == "--drain-timeout") {
       uint64_t n = 0;
       if (!value(v) || !parseUint(v, n)) return usageError("--drain-timeout needs seconds");

@@ -148,8 +148,14 @@ class MainServer {
     int n =
         opts_.workers > 0 ? opts_.workers : static_cast<int>(std::thread::hardware_concurrency());
     if (n <= 0) n = 1;
+    proxy::ProxySettings settings = opts_.proxy;
+    if (opts_.max_connections > 0) {
+      // Connections land on workers unevenly (EPOLLEXCLUSIVE wakes one); the
+      // per-worker share rounds up so the total is never below the limit.
+      settings.max_connections = (opts_.max_connections + n - 1) / n;
+    }
     for (int i = 0; i < n; ++i) {
-      workers_.push_back(std::make_unique<Worker>(i, registry_.newStore(), opts_.proxy));
+      workers_.push_back(std::make_unique<Worker>(i, registry_.newStore(), settings));
     }
     for (auto& w : workers_) w->start();
     server_stats_.concurrency->set(n);

@@ -17,6 +17,7 @@ struct RunOptions {
   int workers = 0;  // 0: number of CPUs
   std::string controller_name = "portico.dev/gateway-controller";
   uint32_t drain_timeout_ms = 30000;
+  uint64_t max_connections = 0;  // whole process; 0: ProxySettings' per-worker default
   proxy::ProxySettings proxy;
 };
 
