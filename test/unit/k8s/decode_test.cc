@@ -211,7 +211,6 @@ TEST_P(DecodeErrors, ReportsFileDocumentPathAndMessage) {
                           [](const auto& c) { return c.metadata.name == "ok"; }));
 }
 
-
 INSTANTIATE_TEST_SUITE_P(
     Shapes, DecodeErrors,
     ::testing::Values(
