@@ -1013,8 +1013,9 @@ void HttpConnection::sendRedirect(const snapshot::RequestRedirect& r) {
 void HttpConnection::sendResponse(int status, std::string_view body, const http::Headers* extra) {
   status_ = status;
   rq_timer_.disarm();
-  if (state_ == State::ReadingHead && in_.size() > 0 &&
-      req_parser_.framing() != http::BodyFraming::None) {
+  // A local answer leaves the request body (if any) unread: the connection
+  // can't carry another request, or the body would be parsed as one.
+  if (state_ == State::ReadingHead && req_parser_.framing() != http::BodyFraming::None) {
     close_after_ = true;
   }
   http::Headers h;
