@@ -466,6 +466,7 @@ bool HttpConnection::processDownstreamInput() {
         in_.consume(used);
         if (ev.type == ParseEvent::Type::MessageComplete) {
           req_done_ = true;
+          progress = true;
           if (req_chunked_out_) {
             std::string last;
             http::appendLastChunk(last);
@@ -474,6 +475,7 @@ bool HttpConnection::processDownstreamInput() {
         } else if (ev.type == ParseEvent::Type::Error) {
           // A broken request body: the upstream exchange can't be completed.
           close_after_ = true;
+          endUpstreamRequest();
           if (!resp_started_) {
             releaseUpstream(false);
             sendLocalReply(Failure::BadRequest, http::toString(ev.error));
@@ -632,6 +634,7 @@ void HttpConnection::dispatch() {
 
   cluster_->stats.upstream_rq_total->inc();
   cluster_->stats.upstream_rq_active->add();
+  rq_active_ = true;
   state_ = State::Proxying;
   uint32_t timeout =
       route_->timeout_ms != 0 ? route_->timeout_ms : cluster_->config->request_timeout_ms;
@@ -716,7 +719,7 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
     return;
   }
   if (cluster_ != nullptr) {
-    cluster_->stats.upstream_rq_active->sub();
+    endUpstreamRequest();
     // Like Envoy's router, a reply caused by the upstream counts as that
     // upstream's response code.
     if (!resp_started_) cluster_->stats.recordResponseCode(localReplyFor(failure).status);
@@ -858,7 +861,7 @@ bool HttpConnection::processUpstreamInput() {
           close();
           return true;
         }
-        cluster_->stats.upstream_rq_active->sub();
+        endUpstreamRequest();
         cluster_->stats.recordResponseCode(502);
         rq_timer_.disarm();
         endpointDone(false, false);
@@ -934,7 +937,7 @@ void HttpConnection::onResponseComplete() {
   resp_done_ = true;
   const uint64_t elapsed = ctx_.loop.nowMs() - rq_start_ms_;
   cluster_->stats.upstream_rq_completed->inc();
-  cluster_->stats.upstream_rq_active->sub();
+  endUpstreamRequest();
   cluster_->stats.recordResponseCode(status_);
   cluster_->stats.upstream_rq_time->record(static_cast<double>(elapsed));
   // Reuse only when both messages ended cleanly and nothing extra arrived.
@@ -948,6 +951,14 @@ void HttpConnection::onResponseComplete() {
   } else {
     state_ = State::LocalReply;  // i.e. "writing the rest of a response"
   }
+}
+
+// The request to the cluster is over (however it ended): upstream_rq_active
+// goes down exactly once per dispatch.
+void HttpConnection::endUpstreamRequest() {
+  if (!rq_active_) return;
+  rq_active_ = false;
+  cluster_->stats.upstream_rq_active->sub();
 }
 
 // One upstream attempt on endpoint_ ended: per-host accounting.
@@ -1093,10 +1104,8 @@ void HttpConnection::writeAccessLog() {
 
 void HttpConnection::close() {
   if (state_ == State::Closed) return;
-  if (up_ != nullptr) {
-    if (cluster_ && state_ == State::Proxying) cluster_->stats.upstream_rq_active->sub();
-    releaseUpstream(false);
-  }
+  endUpstreamRequest();  // aborted mid-exchange, or a tunnel ending
+  if (up_ != nullptr) releaseUpstream(false);
   if (status_ != 0 && http_stats_ != nullptr && state_ != State::Closing) {
     // A response was underway: count it once.
     finishRequest();

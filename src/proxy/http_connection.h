@@ -85,6 +85,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void finishRequest();
   void releaseUpstream(bool reusable);
   void endpointDone(bool success, bool timeout);
+  void endUpstreamRequest();
   void sendLocalReply(Failure failure, const std::string& detail);
   void sendResponse(int status, std::string_view body, const http::Headers* extra);
   void sendRedirect(const snapshot::RequestRedirect& redirect);
@@ -134,7 +135,8 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool req_done_ = false;  // downstream request fully read
   bool req_chunked_out_ = false;
   bool resp_started_ = false;  // response head written downstream
-  bool resp_done_ = false;     // upstream response fully received
+  bool resp_done_ = false;
+  bool rq_active_ = false;  // counted in upstream_rq_active     // upstream response fully received
   bool resp_chunked_out_ = false;
   bool upgrade_ = false;
   bool head_request_ = false;

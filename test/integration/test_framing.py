@@ -55,5 +55,34 @@ class LocalReplyFramingTest(PorticoCase):
         self.assertIn(b"connection: close", first.lower())
 
 
+    def test_active_gauges_return_to_zero_after_a_broken_request_body(self):
+        cl = "cluster.kube_default_svc-f_80"
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        try:
+            s.sendall(b"PUT /upload/broken HTTP/1.1\r\nHost: f.example.com\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            time.sleep(0.2)  # dispatched upstream, body streaming
+            s.sendall(b"zz\r\n")  # not a chunk size
+            s.settimeout(3)
+            got = b""
+            while True:
+                try:
+                    chunk = s.recv(65536)
+                except (socket.timeout, ConnectionResetError):
+                    break
+                if not chunk:
+                    break
+                got += chunk
+        finally:
+            s.close()
+        rs = parse_responses(got)
+        self.assertEqual([r.status for r in rs], [400], got[:300])
+        self.assertEventually(lambda: self.p.stat(f"{cl}.upstream_rq_active", -1) == 0, 5,
+                              "upstream_rq_active did not return to 0")
+        self.assertEventually(
+            lambda: self.p.stat(f"http.127.0.0.1_{self.port}.downstream_rq_active", -1) == 0, 5,
+            "downstream_rq_active did not return to 0")
+
+
 if __name__ == "__main__":
     unittest.main()
