@@ -534,13 +534,16 @@ void HttpConnection::onRequestHead() {
   upgrade_ = req_parser_.isUpgrade();
   if (!req_parser_.keepAlive() || draining_ || ctx_.draining) close_after_ = true;
 
-  if (!refreshSnapshot()) {
+  const bool listener_live = refreshSnapshot();
+  if (http_stats_ != nullptr) {  // finishRequest() balances these
+    http_stats_->downstream_rq_total->inc();
+    http_stats_->downstream_rq_active->add();
+  }
+  if (!listener_live) {
     close_after_ = true;
     sendLocalReply(Failure::NoRoute, "listener removed");
     return;
   }
-  http_stats_->downstream_rq_total->inc();
-  http_stats_->downstream_rq_active->add();
 
   // Envoy answers 100-continue itself and strips Expect, so a backend never
   // sees it; the client sends the body once routing has accepted the request.
