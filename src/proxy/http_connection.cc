@@ -245,7 +245,7 @@ void HttpConnection::onUpstreamConnectTimeout(upstream::UpstreamConnection& conn
 void HttpConnection::onUpstreamConnected() {
   up_->connected = true;
   endpoint_->connect_failures_in_a_row = 0;
-  const auto& tls = cluster_->config->tls;
+  const auto& tls = cluster_cfg_->tls;
   if (!tls) {
     up_->handshake_done = true;
     up_->connect_timer.disarm();
@@ -437,6 +437,8 @@ bool HttpConnection::processDownstreamInput() {
       }
       if (ev.type == ParseEvent::Type::Error) {
         close_after_ = true;
+        rq_start_ms_ = ctx_.loop.nowMs();
+        beginDownstreamRequest();
         if (http_stats_) http_stats_->downstream_cx_protocol_error->inc();
         sendLocalReply(failureForParse(ev.error), http::toString(ev.error));
         return true;
@@ -535,10 +537,7 @@ void HttpConnection::onRequestHead() {
   if (!req_parser_.keepAlive() || draining_ || ctx_.draining) close_after_ = true;
 
   const bool listener_live = refreshSnapshot();
-  if (http_stats_ != nullptr) {  // finishRequest() balances these
-    http_stats_->downstream_rq_total->inc();
-    http_stats_->downstream_rq_active->add();
-  }
+  beginDownstreamRequest();
   if (!listener_live) {
     close_after_ = true;
     sendLocalReply(Failure::NoRoute, "listener removed");
@@ -578,21 +577,24 @@ void HttpConnection::onRequestHead() {
   }
   const auto* backend = snapshot::pickBackend(*route_, ctx_.random());
   cluster_ = backend ? ctx_.clusters.find(backend->cluster) : nullptr;
-  if (cluster_ == nullptr || cluster_->config == nullptr) {
+  // The cluster as this request's snapshot defines it: a reload during the
+  // exchange must not change its TLS settings or pool key halfway.
+  cluster_cfg_ = backend ? snap_->findCluster(backend->cluster) : nullptr;
+  if (cluster_ == nullptr || cluster_cfg_ == nullptr) {
     sendLocalReply(Failure::NoBackend, "");
     return;
   }
-  if (cluster_->config->tls && cluster_->config->tls->fail_closed) {
+  if (cluster_cfg_->tls && cluster_cfg_->tls->fail_closed) {
     // A BackendTLSPolicy targets this backend but can't be honoured: never
     // fall back to plaintext or to an unverified connection.
     upstream_host_.clear();
     PORTICO_LOG(Warn,
                 "upstream request refused: cluster={} reason=backend TLS policy {} not usable: {}",
-                cluster_->name, cluster_->config->tls->policy, cluster_->config->tls->fail_reason);
+                cluster_->name, cluster_cfg_->tls->policy, cluster_cfg_->tls->fail_reason);
     sendLocalReply(Failure::ConnectFailure,
                    ", transport failure reason: TLS_error: backend TLS policy " +
-                       cluster_->config->tls->policy +
-                       " not usable: " + cluster_->config->tls->fail_reason);
+                       cluster_cfg_->tls->policy +
+                       " not usable: " + cluster_cfg_->tls->fail_reason);
     return;
   }
   dispatch();
@@ -632,15 +634,17 @@ void HttpConnection::dispatch() {
     default:
       break;
   }
-  up_head_.clear();
-  http::appendRequestHead(up_head_, head.method, target, h);
+  up_target_ = std::move(target);
+  // HTTP/1.0 allows no Host; HTTP/1.1 backends require one. Use the address
+  // we connect to (set per attempt in connectUpstream()).
+  missing_host_ = !h.has("host");
 
   cluster_->stats.upstream_rq_total->inc();
   cluster_->stats.upstream_rq_active->add();
   rq_active_ = true;
   state_ = State::Proxying;
   uint32_t timeout =
-      route_->timeout_ms != 0 ? route_->timeout_ms : cluster_->config->request_timeout_ms;
+      route_->timeout_ms != 0 ? route_->timeout_ms : cluster_cfg_->request_timeout_ms;
   if (timeout != 0 && !upgrade_) rq_timer_.arm(timeout);
   if (!connectUpstream(nullptr)) return;
   if (req_parser_.expectsContinue() && !req_done_) {
@@ -657,13 +661,17 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude) {
     onUpstreamFailure(Failure::NoHealthyUpstream, "", false);
     return false;
   }
-  const uint64_t client_fp =
-      cluster_->tls_fingerprint != 0 ? listener_->backend_client_fingerprint : 0;
-  upstream::PoolKey key{endpoint_->address.text, cluster_->tls_fingerprint, client_fp};
+  const uint64_t client_fp = cluster_cfg_->tls ? listener_->backend_client_fingerprint : 0;
+  upstream::PoolKey key{endpoint_->address.text,
+                        cluster_cfg_->tls ? cluster_cfg_->tls->fingerprint : 0, client_fp};
   upstream_host_ = endpoint_->address.text;
   up_in_.clear();
   up_out_.clear();
-  up_out_.append(up_head_);
+  auto& head = req_parser_.head();
+  if (missing_host_) head.headers.set("host", endpoint_->address.text);
+  scratch_.clear();
+  http::appendRequestHead(scratch_, head.method, up_target_, head.headers);
+  up_out_.append(scratch_);
   resp_parser_.reset();
   resp_parser_.expect(req_parser_.head().method);
   ++connect_attempts_;
@@ -671,8 +679,7 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude) {
   reused_upstream_ = up_ != nullptr;
   if (up_ == nullptr) {
     std::string err;
-    up_ = ctx_.pool.connect(key, endpoint_, cluster_, this, cluster_->config->connect_timeout_ms,
-                            err);
+    up_ = ctx_.pool.connect(key, endpoint_, cluster_, this, cluster_cfg_->connect_timeout_ms, err);
     if (up_ == nullptr) {
       onUpstreamFailure(Failure::ConnectFailure, err, false);
       return state_ == State::Proxying;
@@ -709,13 +716,19 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
   PORTICO_LOG(Debug, "upstream failure cluster={} endpoint={} reason={} {}",
               cluster_ ? cluster_->name : "-", upstream_host_, localReplyFor(failure).flag, detail);
   const bool body_replayable = req_parser_.framing() == http::BodyFraming::None;
+  // After the request was written, only idempotent methods may be sent again
+  // (RFC 9110 9.2.2): the backend may have acted on the first copy.
+  const std::string& m = req_parser_.head().method;
+  const bool idempotent =
+      m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
   const bool can_retry =
       !resp_started_ && up_in_.empty() && state_ == State::Proxying &&
       // Another endpoint may work; the same one again would fail the same way
       // (a refused port, a certificate that does not verify).
       ((failure == Failure::ConnectFailure && connect_attempts_ < 3 &&
         connect_attempts_ < static_cast<int>(cluster_->endpoints.size()) && body_replayable) ||
-       (failure == Failure::UpstreamReset && reused_upstream_ && !retried_ && body_replayable));
+       (failure == Failure::UpstreamReset && reused_upstream_ && !retried_ && body_replayable &&
+        idempotent));
   if (can_retry) {
     if (failure == Failure::UpstreamReset) retried_ = true;
     connectUpstream(failure == Failure::ConnectFailure ? endpoint_ : nullptr);
@@ -781,10 +794,9 @@ bool HttpConnection::readUpstream() {
       up_->readable = false;
       return false;
     }
-    // Upstream ended the tunnel: deliver what is buffered, then close.
-    up_->owner = nullptr;
-    ctx_.pool.destroy(up_, true);
-    up_ = nullptr;
+    // Upstream ended the tunnel: deliver what is buffered, then close
+    // (close() ends the request's accounting).
+    releaseUpstream(false);
     state_ = State::Closing;
     return true;
   }
@@ -892,6 +904,9 @@ void HttpConnection::onResponseHead() {
   const bool switching = resp.status == 101 && upgrade_;
   http::removeHopByHop(h, switching);
   if (route_->response_header_modifier) applyHeaderModifier(h, *route_->response_header_modifier);
+  // The backend answered before the request body was all read: this
+  // connection can't carry another request, so say so in this very head.
+  if (!req_done_ && !switching) close_after_ = true;
   resp_chunked_out_ = false;
   const bool no_body = head_request_ || resp.status == 204 || resp.status == 304 ||
                        (resp.status >= 100 && resp.status < 200);
@@ -925,8 +940,7 @@ void HttpConnection::onResponseHead() {
       out_.append(up_in_.view());
       up_in_.consume(up_in_.size());
     }
-    cluster_->stats.recordResponseCode(101);
-    http_stats_->recordResponseCode(101);
+    cluster_->stats.recordResponseCode(101);  // the downstream side counts at finishRequest()
   }
 }
 
@@ -956,6 +970,17 @@ void HttpConnection::onResponseComplete() {
   }
 }
 
+// A request (or what parsed of one) is being answered: counted now,
+// balanced exactly once by finishRequest().
+void HttpConnection::beginDownstreamRequest() {
+  if (ds_rq_open_) return;
+  ds_rq_open_ = true;
+  if (http_stats_ != nullptr) {
+    http_stats_->downstream_rq_total->inc();
+    http_stats_->downstream_rq_active->add();
+  }
+}
+
 // The request to the cluster is over (however it ended): upstream_rq_active
 // goes down exactly once per dispatch.
 void HttpConnection::endUpstreamRequest() {
@@ -975,9 +1000,11 @@ void HttpConnection::endpointDone(bool success, bool timeout) {
 void HttpConnection::releaseUpstream(bool reusable) {
   if (up_ == nullptr) return;
   endpointDone(resp_done_ && status_ < 500, false);
-  if (reusable && !up_->hup && !ctx_.draining && cluster_->config != nullptr) {
+  // Unsent request bytes (a backend that answered before reading the whole
+  // body) would be read by the backend as the start of the next request.
+  if (reusable && up_out_.empty() && !up_->hup && !ctx_.draining) {
     up_->readable = false;
-    ctx_.pool.release(up_, cluster_->config->idle_timeout_ms);
+    ctx_.pool.release(up_, cluster_cfg_->idle_timeout_ms);
   } else {
     up_->owner = nullptr;
     ctx_.pool.destroy(up_, false);
@@ -1057,14 +1084,18 @@ void HttpConnection::sendResponse(int status, std::string_view body, const http:
 // The response is fully written (or queued before a close): account, log and
 // get ready for the next request on this connection.
 void HttpConnection::finishRequest() {
-  if (http_stats_ != nullptr && status_ != 0) {
-    http_stats_->recordResponseCode(status_);
-    http_stats_->downstream_rq_active->sub();
-    http_stats_->downstream_rq_time->record(static_cast<double>(ctx_.loop.nowMs() - rq_start_ms_));
+  if (ds_rq_open_) {
+    ds_rq_open_ = false;
+    if (http_stats_ != nullptr) {
+      if (status_ != 0) http_stats_->recordResponseCode(status_);
+      http_stats_->downstream_rq_active->sub();
+      http_stats_->downstream_rq_time->record(
+          static_cast<double>(ctx_.loop.nowMs() - rq_start_ms_));
+    }
+    writeAccessLog();  // status 0: the exchange was cut short (see flag_)
   }
-  if (status_ != 0) writeAccessLog();
   status_ = 0;
-  if (state_ == State::Closing) return;
+  if (state_ == State::Closing || state_ == State::Closed) return;
   req_parser_.reset();
   route_ = nullptr;
   state_ = State::ReadingHead;
@@ -1109,8 +1140,10 @@ void HttpConnection::close() {
   if (state_ == State::Closed) return;
   endUpstreamRequest();  // aborted mid-exchange, or a tunnel ending
   if (up_ != nullptr) releaseUpstream(false);
-  if (status_ != 0 && http_stats_ != nullptr && state_ != State::Closing) {
-    // A response was underway: count it once.
+  if (ds_rq_open_) {
+    // The request never finished normally: count and log it once.
+    if (status_ == 0 && flag_[0] == '-') flag_ = "DC";
+    state_ = State::Closing;
     finishRequest();
   }
   if (http_stats_ != nullptr) http_stats_->downstream_cx_active->sub();
@@ -1135,6 +1168,7 @@ void HttpConnection::onDownstreamTimer(void* self) {
     c->close_after_ = true;
     if (c->refreshSnapshot() && c->http_stats_) c->http_stats_->downstream_rq_timeout->inc();
     c->rq_start_ms_ = c->ctx_.loop.nowMs();
+    c->beginDownstreamRequest();
     c->sendLocalReply(Failure::RequestTimeout, "");
   } else {
     c->close();

@@ -86,6 +86,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void releaseUpstream(bool reusable);
   void endpointDone(bool success, bool timeout);
   void endUpstreamRequest();
+  void beginDownstreamRequest();
   void sendLocalReply(Failure failure, const std::string& detail);
   void sendResponse(int status, std::string_view body, const http::Headers* extra);
   void sendRedirect(const snapshot::RequestRedirect& redirect);
@@ -125,18 +126,22 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   uint64_t rq_start_ms_ = 0;
   const snapshot::Route* route_ = nullptr;
   upstream::ClusterRuntime* cluster_ = nullptr;
+  const snapshot::Cluster* cluster_cfg_ = nullptr;  // in snap_, pinned for the request
   upstream::EndpointState* endpoint_ = nullptr;
   upstream::UpstreamConnection* up_ = nullptr;
   net::Buffer up_in_;
   net::Buffer up_out_;
-  std::string up_head_;  // serialized request head, kept for one retry
+  std::string up_target_;  // request-target sent upstream (after any rewrite)
+  bool missing_host_ = false;
   std::string scratch_;  // reused for serializing heads and chunk framing
   http::ResponseParser resp_parser_;
   bool req_done_ = false;  // downstream request fully read
   bool req_chunked_out_ = false;
   bool resp_started_ = false;  // response head written downstream
   bool resp_done_ = false;
-  bool rq_active_ = false;  // counted in upstream_rq_active     // upstream response fully received
+  bool rq_active_ = false;  // counted in upstream_rq_active
+  bool ds_rq_open_ =
+      false;  // counted in downstream_rq_active     // upstream response fully received
   bool resp_chunked_out_ = false;
   bool upgrade_ = false;
   bool head_request_ = false;

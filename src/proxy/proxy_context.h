@@ -26,11 +26,13 @@ struct ProxySettings {
 class HttpConnection;
 
 struct ProxyContext {
-  ProxyContext(net::EventLoop& l, stats::Store& s) : loop(l), store(s), pool(l), clusters(s) {}
+  ProxyContext(net::EventLoop& l, stats::Store& s) : loop(l), store(s), clusters(s), pool(l) {}
   net::EventLoop& loop;
   stats::Store& store;
-  upstream::Pool pool;
+  // Declared before the pool: pooled connections point at cluster runtimes,
+  // so those must outlive the pool's destruction.
   upstream::ClusterManager clusters;
+  upstream::Pool pool;
   tls::ClientContextCache tls_contexts;
   std::shared_ptr<const snapshot::Snapshot> snapshot;  // the worker's current one
   ProxySettings settings;

@@ -8,7 +8,7 @@ void Snapshot::buildIndex() {
 }
 
 const Cluster* Snapshot::findCluster(std::string_view name) const {
-  auto it = cluster_index.find(std::string(name));
+  auto it = cluster_index.find(name);
   return it == cluster_index.end() ? nullptr : &clusters[it->second];
 }
 

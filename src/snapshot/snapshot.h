@@ -203,7 +203,11 @@ struct Snapshot {
   std::vector<Cluster> clusters;
 
   // Index by name; filled by buildIndex() (translate() calls it).
-  std::unordered_map<std::string, size_t> cluster_index;
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> cluster_index;
   void buildIndex();
   const Cluster* findCluster(std::string_view name) const;
 };

@@ -144,6 +144,9 @@ class ServerContext {
       }
       SSL_CTX* c = entry.ctx.get();
       SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+      // Our output buffers move when they grow between a WANT_WRITE and the
+      // retry; partial writes let the proxy's own buffer track what was sent.
+      SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
       if (!loadCertificateKey(c, e.cert, error)) return false;
       SSL_CTX_set_tlsext_servername_callback(c, &ServerContext::onServerName);
       SSL_CTX_set_tlsext_servername_arg(c, this);
@@ -472,6 +475,9 @@ bool ClientContext::init(std::string& error) {
     if (!loadCertificates(SSL_CTX_get_cert_store(c), cfg_.ca_pem, count, error)) return false;
   }
   SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
+  // Our output buffers move when they grow between a WANT_WRITE and the
+  // retry; partial writes let the proxy's own buffer track what was sent.
+  SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
   if (!cfg_.min_version.empty())
     SSL_CTX_set_min_proto_version(c, versionFromText(cfg_.min_version));
   if (!cfg_.max_version.empty())
