@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -49,11 +50,14 @@ class RunResult:
     rps: float = 0.0
     p50_ms: float = float("nan")
     p99_ms: float = float("nan")
+    p999_ms: float = float("nan")
     requests: int = 0
     errors: int = 0
     cpu_s: float = 0.0
     cpu_util: float = 0.0  # proxy CPU seconds / wall seconds: < ~0.95 means it was not the bottleneck
     peak_rss_kib: int = 0
+    noise: float = 0.0  # CPU time on CPUs 0+1 of anything but proxy/backend/wrk, plus steal
+    cpu1_busy: float = 0.0  # CPU 1 (wrk + backend) busy fraction: ~1.0 means the load side saturated
 
     @property
     def cpu_per_10k(self) -> float:
@@ -79,6 +83,13 @@ def parse_wrk(out: str) -> RunResult:
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
         r.errors += sum(int(x) for x in m.groups())
+    # Exact percentiles (and p99.9, which --latency does not print) from bench/report.lua.
+    m = re.search(r"^BENCH (.*)$", out, re.M)
+    if m:
+        kv = dict(x.split("=", 1) for x in m.group(1).split())
+        r.p50_ms = float(kv["p50_us"]) / 1e3
+        r.p99_ms = float(kv["p99_us"]) / 1e3
+        r.p999_ms = float(kv["p999_us"]) / 1e3
     return r
 
 
@@ -90,6 +101,32 @@ def proc_cpu_seconds(pids: list[int]) -> float:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / tick
+
+
+def cpu_times() -> dict[str, tuple[int, ...]]:
+    """Per-CPU (busy, total, task, steal) jiffies from /proc/stat; task = user+nice+system
+    (time charged to processes; irq/softirq time is not charged to any process)."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        f = line.split()
+        if f and f[0].startswith("cpu") and f[0] != "cpu":
+            v = [int(x) for x in f[1:9]]  # user nice system idle iowait irq softirq steal
+            out[f[0][3:]] = (sum(v) - v[3] - v[4], sum(v), v[0] + v[1] + v[2], v[7])
+    return out
+
+
+def cpu_busy(before: dict, after: dict, cpu: str, field: int = 0) -> tuple[float, float]:
+    """(seconds of `field` -- 0 busy, 2 task, 3 steal --, wall seconds) of one CPU between two
+    cpu_times() samples."""
+    tick = os.sysconf("SC_CLK_TCK")
+    b = after[cpu][field] - before[cpu][field]
+    t = after[cpu][1] - before[cpu][1]
+    return b / tick, t / tick
+
+
+def children_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def proc_hwm_kib(pids: list[int]) -> int:
@@ -257,6 +294,8 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:{self.port}
+  # Header parity: Portico and nginx both send X-Forwarded-For and X-Forwarded-Proto.
+  http-request set-header X-Forwarded-Proto http
   default_backend be
 backend be
   server s1 127.0.0.1:{self.backend_port}{tls}
@@ -275,12 +314,73 @@ class TlsSetup:
 # driver
 # ---------------------------------------------------------------------------
 
-def wrk(port: int, seconds: int, connections: int) -> tuple[RunResult, str]:
+REPORT_LUA = """
+-- Exact percentiles (wrk --latency prints no p99.9) in one machine-readable line.
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "BENCH requests=%d duration_us=%d p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency:percentile(99.9), latency.max))
+end
+"""
+
+
+def wrk_script(work: Path, delay_ms: int) -> Path:
+    path = work / f"wrk-delay{delay_ms}.lua"
+    text = REPORT_LUA
+    if delay_ms:
+        # Paced load: each connection waits delay_ms after a response before its next request,
+        # so the offered rate is about connections / (delay + latency) for every proxy alike.
+        text += f"\nfunction delay() return {delay_ms} end\n"
+    path.write_text(text)
+    return path
+
+
+def wrk(port: int, seconds: int, connections: int, script: Path) -> tuple[RunResult, str]:
     out = subprocess.run(
         ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-         "--latency", "-H", f"Host: {HOST}", f"http://127.0.0.1:{port}/"],
+         "--latency", "-s", str(script), "-H", f"Host: {HOST}", f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, timeout=seconds + 60).stdout
     return parse_wrk(out), out
+
+
+def measure(p: "Proxy", backend_pids: list[int], seconds: int, connections: int,
+            script: Path) -> tuple[RunResult, str]:
+    pids = p.pids()
+    cpu0, be0, wrk0, t0 = (proc_cpu_seconds(pids), proc_cpu_seconds(backend_pids),
+                           children_cpu_seconds(), cpu_times())
+    res, out = wrk(p.port, seconds, connections, script)
+    t1 = cpu_times()
+    res.cpu_s = proc_cpu_seconds(pids) - cpu0
+    res.cpu_util = res.cpu_s / seconds
+    res.peak_rss_kib = proc_hwm_kib(pids)
+    busy1, wall = cpu_busy(t0, t1, LOAD_CPU)
+    res.cpu1_busy = busy1 / wall if wall else float("nan")
+    # Everything else that ran on our two CPUs: other people's builds and tests, and the
+    # hypervisor's steal. Runs with much of it are retried (see --max-noise).
+    ours = res.cpu_s + proc_cpu_seconds(backend_pids) - be0 + children_cpu_seconds() - wrk0
+    task = sum(cpu_busy(t0, t1, c, 2)[0] for c in (PROXY_CPU, LOAD_CPU))
+    steal = sum(cpu_busy(t0, t1, c, 3)[0] for c in (PROXY_CPU, LOAD_CPU))
+    res.noise = (max(0.0, task - ours) + steal) / wall if wall else float("nan")
+    return res, out
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.10) -> float:
+    """Wait until both CPUs were under threshold busy for a whole second (others share this
+    machine: builds and tests land on either CPU) or max_wait passes. Returns seconds waited."""
+    start = time.monotonic()
+    while True:
+        t0 = cpu_times()
+        time.sleep(1.0)
+        t1 = cpu_times()
+        worst = max(b / w if w else 0.0 for b, w in (cpu_busy(t0, t1, c) for c in t0))
+        waited = time.monotonic() - start
+        if worst < threshold or waited >= max_wait:
+            if worst >= threshold:
+                print(f"  machine still busy ({100 * worst:.0f}%) after {waited:.0f}s; "
+                      "measuring anyway (see CPU 0 other %)", file=sys.stderr)
+            return waited
 
 
 def sanity(proxy: Proxy) -> str | None:
@@ -297,20 +397,22 @@ def sanity(proxy: Proxy) -> str | None:
 class Column:
     runs: list[RunResult] = field(default_factory=list)
     error: str | None = None
+    retried: int = 0  # runs repeated because other load landed on the machine
 
     def med(self, attr: str) -> float:
         vals = [getattr(r, attr) for r in self.runs]
         return statistics.median(vals) if vals else float("nan")
 
 
-def run_scenario(num: int, args, work: Path, certs: CertFactory, binary: Path) -> str:
+def start_backend(num: int, work: Path, certs: CertFactory) -> tuple[Nginx, "TlsSetup | None"]:
     tls = None
     backend_cert = None
     if num == 1:
         backend_cert = certs.self_signed_example_com()
         tls = TlsSetup(backend_cert)
+    # One backend worker (the harness default): it shares CPU 1 with wrk.
     be = Nginx(work, f"backend-s{num}", tls=backend_cert, keepalive_requests=100000,
-               raw_server=None)
+               raw_server=None, worker_processes=1)
     # Small fixed response instead of the integration echo.
     be.raw_server = f"""
   server {{
@@ -322,6 +424,17 @@ def run_scenario(num: int, args, work: Path, certs: CertFactory, binary: Path) -
     # nginx was started without taskset; pin the running backend to the load CPU.
     for pid in children(be.proc.pid):
         subprocess.run(["taskset", "-pc", LOAD_CPU, str(pid)], capture_output=True)
+    return be, tls
+
+
+PROXIES = {c.name: c for c in (PorticoProxy, NginxProxy, HaproxyProxy)}
+
+
+def run_scenario(num: int, args, work: Path, certs: CertFactory, binary: Path) -> str:
+    be, tls = start_backend(num, work, certs)
+    be_pids = children(be.proc.pid)
+    sat_script = wrk_script(work, 0)
+    paced_script = wrk_script(work, args.paced_delay) if args.paced_delay else None
     proxies: list[Proxy] = []
     try:
         for cls in (PorticoProxy, NginxProxy, HaproxyProxy):
@@ -330,68 +443,120 @@ def run_scenario(num: int, args, work: Path, certs: CertFactory, binary: Path) -
             port = free_port()
             kw = {"binary": binary} if cls is PorticoProxy else {}
             proxies.append(cls(work, port, be.port, tls, **kw))
-        cols = {p.name: Column() for p in proxies}
+        sat = {p.name: Column() for p in proxies}
+        paced = {p.name: Column() for p in proxies}
         for rnd in range(args.rounds):
+            # Alternate A B C A B C: slow drift on a shared machine hits every proxy alike.
             for p in proxies:
-                if cols[p.name].error:
+                if sat[p.name].error:
                     continue
+                if args.quiet_wait > 0:
+                    wait_quiet(args.quiet_wait)
                 try:
                     p.start()
                 except Exception as e:  # noqa: BLE001
-                    cols[p.name].error = f"start failed: {e}"
+                    sat[p.name].error = paced[p.name].error = f"start failed: {e}"
                     p.stop()
                     continue
                 try:
                     err = sanity(p)
                     if err:
-                        cols[p.name].error = err
+                        sat[p.name].error = paced[p.name].error = err
                         continue
-                    wrk(p.port, args.warmup, args.connections)
-                    pids = p.pids()
-                    cpu0 = proc_cpu_seconds(pids)
-                    res, out = wrk(p.port, args.duration, args.connections)
-                    res.cpu_s = proc_cpu_seconds(pids) - cpu0
-                    res.cpu_util = res.cpu_s / args.duration
-                    res.peak_rss_kib = proc_hwm_kib(pids)
-                    cols[p.name].runs.append(res)
-                    print(f"  scenario {num} round {rnd + 1} {p.name:8s} {res.rps:10.0f} req/s "
-                          f"p99 {res.p99_ms:.2f} ms errors {res.errors}", file=sys.stderr)
-                    if args.verbose:
-                        print(out, file=sys.stderr)
+                    wrk(p.port, args.warmup, args.connections, sat_script)
+                    modes = [("saturated", sat, args.connections, sat_script)]
+                    if paced_script:
+                        modes.append(("paced", paced, args.paced_connections, paced_script))
+                    for mode, cols, conns, script in modes:
+                        for attempt in range(args.retries + 1):
+                            res, out = measure(p, be_pids, args.duration, conns, script)
+                            log_run(num, rnd, p.name, mode, res, out, args.verbose)
+                            if res.noise <= args.max_noise or attempt == args.retries:
+                                break
+                            print(f"  noisy run ({100 * res.noise:.0f}% foreign CPU), "
+                                  "measuring again", file=sys.stderr)
+                            cols[p.name].retried += 1
+                            wait_quiet(args.quiet_wait)
+                        cols[p.name].runs.append(res)
                 finally:
                     p.stop()
-        return table(num, cols)
+        text = table(num, sat, f"saturated: wrk -t1 -c{args.connections}, as fast as it goes")
+        if paced_script:
+            text += "\n" + table(
+                num, paced, f"paced: wrk -t1 -c{args.paced_connections}, each connection waits "
+                f"{args.paced_delay} ms between requests (same offered load for every proxy)")
+        return text
     finally:
         for p in proxies:
             p.stop()
         be.stop()
 
 
-def table(num: int, cols: dict[str, Column]) -> str:
-    title = {1: "keep-alive, small responses, TLS backend (BackendTLSPolicy)",
-             2: "keep-alive, small responses, plain HTTP backend"}[num]
-    lines = [f"### Scenario {num}: {title}", "",
-             "| proxy | req/s | p50 ms | p99 ms | CPU s / 10k req | proxy CPU % | peak RSS MiB "
-             "| errors | Portico req/s ratio | Portico p99 ratio |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def log_run(num: int, rnd: int, name: str, mode: str, res: RunResult, out: str,
+            verbose: bool) -> None:
+    print(f"  scenario {num} round {rnd + 1} {mode:9s} {name:8s} {res.rps:9.0f} req/s "
+          f"p99 {res.p99_ms:6.2f} ms  cpu/10k {res.cpu_per_10k:.3f} s  proxy {100 * res.cpu_util:3.0f}%"
+          f"  cpu1 {100 * res.cpu1_busy:3.0f}%  noise {100 * res.noise:3.0f}%"
+          f"  errors {res.errors}", file=sys.stderr)
+    if verbose:
+        print(out, file=sys.stderr)
+
+
+TITLES = {1: "keep-alive, small responses, TLS backend (BackendTLSPolicy)",
+          2: "keep-alive, small responses, plain HTTP backend"}
+
+
+def table(num: int, cols: dict[str, Column], mode: str) -> str:
+    lines = [f"### Scenario {num}: {TITLES[num]} ({mode})", "",
+             "| proxy | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU s / 10k req | proxy CPU % "
+             "| CPU 1 busy % | noise % | peak RSS MiB | errors "
+             "| Portico/peer req/s | Portico/peer CPU per req | Portico/peer p99 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     pc = cols.get("portico")
+    pc_ok = pc is not None and pc.runs and not pc.error
     for name, c in cols.items():
         if c.error or not c.runs:
-            lines.append(f"| {name} | n/a ({c.error or 'no runs'}) | | | | | | | | |")
+            lines.append(f"| {name} | n/a ({c.error or 'no runs'}) |" + " |" * 13)
             continue
-        rps, p99 = c.med("rps"), c.med("p99_ms")
-        ratio_rps = ratio_p99 = ""
-        if name != "portico" and pc and pc.runs and not pc.error:
-            ratio_rps = f"{pc.med('rps') / rps:.2f}x" if rps else ""
-            ratio_p99 = f"{pc.med('p99_ms') / p99:.2f}x" if p99 else ""
+        rps, p99, cpr = c.med("rps"), c.med("p99_ms"), c.med("cpu_per_10k")
+        ratios = ["", "", ""]
+        if name != "portico" and pc_ok:
+            ratios = [f"{pc.med('rps') / rps:.2f}x" if rps else "",
+                      f"{pc.med('cpu_per_10k') / cpr:.2f}x" if cpr else "",
+                      f"{pc.med('p99_ms') / p99:.2f}x" if p99 else ""]
         lines.append(f"| {name} | {rps:.0f} | {c.med('p50_ms'):.3f} | {p99:.3f} | "
-                     f"{c.med('cpu_per_10k'):.3f} | {100 * c.med('cpu_util'):.0f} | "
+                     f"{c.med('p999_ms'):.3f} | {cpr:.3f} | {100 * c.med('cpu_util'):.0f} | "
+                     f"{100 * c.med('cpu1_busy'):.0f} | {100 * c.med('noise'):.0f} | "
                      f"{c.med('peak_rss_kib') / 1024:.1f} | "
-                     f"{sum(r.errors for r in c.runs)} | {ratio_rps} | {ratio_p99} |")
+                     f"{sum(r.errors for r in c.runs)} | " + " | ".join(ratios) + " |")
     lines.append("")
-    lines.append("proxy CPU % below ~95 means CPU 1 (wrk + backend) was the bottleneck, not the "
-                 "proxy; compare CPU s / 10k req then.")
+    lines.append("Per-round req/s (run order): " + "; ".join(
+        f"{n}: " + ", ".join(f"{r.rps:.0f}" for r in c.runs) for n, c in cols.items()))
+    retried = {n: c.retried for n, c in cols.items() if c.retried}
+    if retried:
+        lines.append("")
+        lines.append("Runs repeated because of foreign load: " +
+                     ", ".join(f"{n} {k}" for n, k in retried.items()))
+    lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def machine() -> str:
+    model = next((ln.split(":", 1)[1].strip() for ln in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if ln.startswith("model name")), "?")
+
+    def first_line(cmd: list[str]) -> str:
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            return ((r.stdout or r.stderr).strip().splitlines() or ["?"])[0]
+        except OSError:
+            return "?"
+
+    commit = first_line(["git", "-C", str(ROOT), "describe", "--always", "--dirty"])
+    return (f"Machine: {os.cpu_count()} CPUs, {model}, Linux {os.uname().release}; "
+            f"{first_line(['nginx', '-v'])}; {first_line(['haproxy', '-v'])}; "
+            f"{first_line(['wrk', '--version'])}; Portico {commit}.")
 
 
 def main() -> int:
@@ -404,6 +569,15 @@ def main() -> int:
     ap.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--paced-delay", type=int, default=2,
+                    help="ms each connection waits between requests in the paced run (0: skip)")
+    ap.add_argument("--paced-connections", type=int, default=64)
+    ap.add_argument("--quiet-wait", type=float, default=60,
+                    help="before each proxy's runs, wait up to this many seconds for both CPUs "
+                    "to be idle (shared machine); 0: do not wait")
+    ap.add_argument("--max-noise", type=float, default=0.10,
+                    help="repeat a run when foreign CPU + steal exceeded this fraction of a CPU")
+    ap.add_argument("--retries", type=int, default=2)
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
@@ -421,8 +595,13 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
     certs = CertFactory(work / "certs")
     out = [f"Portico bench: {time.strftime('%Y-%m-%d %H:%M')}, {args.rounds} rounds x "
-           f"{args.duration}s, wrk -t1 -c{args.connections}, proxy on CPU {PROXY_CPU}, "
-           f"wrk + backend on CPU {LOAD_CPU}; medians.", ""]
+           f"{args.duration}s per proxy and mode, proxy on CPU {PROXY_CPU}, wrk + backend nginx "
+           f"(1 worker) on CPU {LOAD_CPU}; medians of the rounds.", "", machine(), "",
+           "Ratios are Portico/peer: req/s above 1 is better for Portico, CPU per request and "
+           "p99 below 1 are better for Portico. \"CPU 1 busy\" near 100 with \"proxy CPU\" "
+           "well below it means wrk + backend saturated first; \"noise\" is CPU time of other "
+           "processes on the two CPUs plus hypervisor steal, in % of one CPU (runs above "
+           f"{100 * args.max_noise:.0f}% are repeated, up to {args.retries} times).", ""]
     try:
         for s in args.scenarios.split(","):
             out.append(run_scenario(int(s), args, work, certs, args.binary))

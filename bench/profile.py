@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Profile one proxy under the bench load: syscalls per request (strace -c), a CPU profile
+(perf record with the cpu-clock software event; this VM exposes no hardware counters) or
+callgrind instructions per request.
+
+The proxy and backend are set up exactly as in bench.py (one worker pinned to CPU 0, backend
+nginx on CPU 1). The tool attaches to the running proxy after a warm-up, so start-up is not
+counted, while wrk drives a paced load (default 64 connections x 10 ms between requests, a few
+thousand req/s) so that every proxy sees the same request rate even when slowed by the tracer.
+
+    python3 bench/profile.py --tool strace --proxy portico --scenario 1
+    python3 bench/profile.py --tool perf --proxy portico --scenario 1 --duration 10
+    python3 bench/profile.py --tool callgrind --scenario 2 --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench  # noqa: E402
+from bench import PROXIES, CertFactory, harness, start_backend, wrk, wrk_script  # noqa: E402
+
+
+def strace_summary(text: str, requests: int) -> str:
+    """strace -c table plus a calls-per-request column, sorted by calls."""
+    rows = []
+    total = 0
+    for line in text.splitlines():
+        m = re.match(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:(\d+)\s+)?(\w+)\s*$", line)
+        if m and m.group(3) != "total":
+            calls = int(m.group(1))
+            rows.append((calls, int(m.group(2) or 0), m.group(3)))
+            total += calls
+    rows.sort(reverse=True)
+    out = [f"{requests} requests, {total} syscalls, {total / requests:.2f} per request", "",
+           "| syscall | calls | per request | errors |", "|---|---:|---:|---:|"]
+    for calls, errors, name in rows:
+        if calls / requests >= 0.005:
+            out.append(f"| {name} | {calls} | {calls / requests:.3f} | {errors} |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--binary", type=Path, default=bench.ROOT / "build-release" / "portico")
+    ap.add_argument("--proxy", default="portico", choices=sorted(PROXIES))
+    ap.add_argument("--scenario", type=int, default=1, choices=(1, 2))
+    ap.add_argument("--tool", default="strace", choices=("strace", "perf", "callgrind"))
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--delay", type=int, default=10, help="ms between requests per connection")
+    ap.add_argument("--out", type=Path, help="keep the raw tool output here")
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="portico-profile-"))
+    certs = CertFactory(work / "certs")
+    be, tls = start_backend(args.scenario, work, certs)
+    cls = PROXIES[args.proxy]
+    kw = {"binary": args.binary} if args.proxy == "portico" else {}
+    proxy = cls(work, bench.free_port(), be.port, tls, **kw)
+    raw = args.out or work / f"{args.tool}.out"
+    try:
+        if args.tool == "callgrind":
+            # callgrind must start the process; wrap the command line.
+            base_cmd = proxy.cmd
+
+            def wrapped():
+                # Counters are zeroed before the measured wrk run and dumped (to raw.1)
+                # right after it.
+                return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={raw}",
+                        *base_cmd()]
+            proxy.cmd = wrapped
+        proxy.start()
+        if args.tool == "callgrind":
+            time.sleep(3)  # valgrind start-up
+        err = bench.sanity(proxy)
+        if err:
+            print(err, file=sys.stderr)
+            return 1
+        script = wrk_script(work, args.delay)
+        wrk(proxy.port, 2, args.connections, script)  # warm-up: pools filled, TLS sessions up
+        pids = [p for p in proxy.pids() if p != proxy.proc.pid] or [proxy.proc.pid]
+        if args.proxy == "portico":
+            pids = [proxy.proc.pid]
+        tool = None
+        if args.tool == "strace":
+            cmd = ["strace", "-c", "-f", "-o", str(raw)]
+            for pid in pids:
+                cmd += ["-p", str(pid)]
+            tool = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+        elif args.tool == "perf":
+            cmd = ["perf", "record", "-e", "cpu-clock", "-F", "4999", "-g", "-o", str(raw)]
+            for pid in pids:
+                cmd += ["-p", str(pid)]
+            tool = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elif args.tool == "callgrind":
+            subprocess.run(["callgrind_control", "-z", str(proxy.proc.pid)],
+                           capture_output=True, timeout=30)
+        time.sleep(1.0)  # tracer attached
+        cpu0 = bench.proc_cpu_seconds(proxy.pids())
+        res, out = wrk(proxy.port, args.duration, args.connections, script)
+        cpu = bench.proc_cpu_seconds(proxy.pids()) - cpu0
+        if tool:
+            tool.send_signal(signal.SIGINT)
+            tool.wait(timeout=60)
+        if args.tool == "callgrind":
+            subprocess.run(["callgrind_control", "-d", str(proxy.proc.pid)],
+                           capture_output=True, timeout=30)
+        print(f"{args.proxy} scenario {args.scenario}: {res.requests} requests, {res.rps:.0f} "
+              f"req/s, errors {res.errors}, proxy CPU {cpu:.2f} s "
+              f"(under {args.tool}; {cpu / res.requests * 1e4:.3f} s / 10k req)")
+        # The tracer saw a bit more than wrk's window (attach delay is before wrk starts;
+        # the detach right after it ends), so per-request figures are upper bounds by a hair.
+        if args.tool == "strace":
+            print(strace_summary(raw.read_text(), res.requests))
+        elif args.tool == "perf":
+            rep = subprocess.run(["perf", "report", "-i", str(raw), "--no-children", "--stdio",
+                                  "--sort", "dso,symbol", "-g", "none", "--percent-limit", "0.7"],
+                                 capture_output=True, text=True).stdout
+            print("\n".join(ln for ln in rep.splitlines() if ln and not ln.startswith("#")))
+        elif args.tool == "callgrind":
+            dump = Path(f"{raw}.1")
+            rep = subprocess.run(["callgrind_annotate", "--inclusive=no", str(dump)],
+                                 capture_output=True, text=True).stdout
+            m = re.search(r"^([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", rep, re.M)
+            if m:
+                total = int(m.group(1).replace(",", ""))
+                # Zeroed ~1 s before wrk and dumped right after it, with no traffic outside
+                # wrk's window, so this is per request up to idle-loop noise.
+                print(f"user-space instructions: {total:,} = {total / res.requests:,.0f} per "
+                      "request (kernel work is invisible to callgrind)")
+            print("\n".join(rep.splitlines()[:60]))
+        return 0
+    finally:
+        proxy.stop()
+        be.stop()
+        harness._kill_all()
+        if os.environ.get("PORTICO_BENCH_KEEP_TMP") != "1" and not args.out:
+            subprocess.run(["rm", "-rf", str(work)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
