@@ -145,7 +145,7 @@ def main() -> int:
         proxy.stop()
         be.stop()
         harness._kill_all()
-        if os.environ.get("PORTICO_BENCH_KEEP_TMP") != "1" and not args.out:
+        if os.environ.get("PORTICO_BENCH_KEEP_TMP") != "1":  # --out files live elsewhere
             subprocess.run(["rm", "-rf", str(work)])
 
 
