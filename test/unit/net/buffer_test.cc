@@ -39,5 +39,28 @@ TEST(Buffer, ReserveCommitAndShrinkWhenEmpty) {
   EXPECT_EQ(b.writableSize(), 0u);  // storage returned
 }
 
+TEST(Buffer, GrowsPastOneBlockAndKeepsData) {
+  Buffer b;
+  std::string big(3 * Buffer::kBlock + 5, 'x');
+  big[0] = 'a';
+  big.back() = 'z';
+  b.append(big);
+  EXPECT_EQ(b.view(), big);
+  EXPECT_GE(b.writableSize() + b.size(), 4 * Buffer::kBlock);
+  b.consume(big.size());
+  b.shrink();
+  EXPECT_EQ(b.writableSize(), 0u);
+}
+
+TEST(Buffer, BlocksAreReusedAcrossBuffers) {
+  const char* first = nullptr;
+  {
+    Buffer a;
+    first = a.reserve(1);
+  }  // freed into the thread's cache
+  Buffer b;
+  EXPECT_EQ(b.reserve(1), first);  // the same block comes back: no malloc
+}
+
 }  // namespace
 }  // namespace portico::net
