@@ -147,6 +147,10 @@ class ServerContext {
       // Our output buffers move when they grow between a WANT_WRITE and the
       // retry; partial writes let the proxy's own buffer track what was sent.
       SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+      // One read(2) per record instead of two (header, then body). Safe because
+      // TLS readers loop until WANT_READ (Transport::shortReadDrains() is false
+      // for TLS), so bytes OpenSSL read ahead are never stranded.
+      SSL_CTX_set_read_ahead(c, 1);
       if (!loadCertificateKey(c, e.cert, error)) return false;
       SSL_CTX_set_tlsext_servername_callback(c, &ServerContext::onServerName);
       SSL_CTX_set_tlsext_servername_arg(c, this);
@@ -478,6 +482,10 @@ bool ClientContext::init(std::string& error) {
   // Our output buffers move when they grow between a WANT_WRITE and the
   // retry; partial writes let the proxy's own buffer track what was sent.
   SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+  // One read(2) per record instead of two (header, then body). Safe because
+  // TLS readers loop until WANT_READ (Transport::shortReadDrains() is false
+  // for TLS), so bytes OpenSSL read ahead are never stranded.
+  SSL_CTX_set_read_ahead(c, 1);
   if (!cfg_.min_version.empty())
     SSL_CTX_set_min_proto_version(c, versionFromText(cfg_.min_version));
   if (!cfg_.max_version.empty())
