@@ -873,7 +873,7 @@ std::string specDigest(const json& obj) {
     auto it = obj.find(key);
     if (it != obj.end()) part[key] = *it;
   }
-  return part.dump();
+  return part.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 // The spec map, reported as missing when required.

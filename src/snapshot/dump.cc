@@ -177,7 +177,7 @@ std::string dumpSnapshotJson(const Snapshot& s) {
     clusters.push_back(std::move(cj));
   }
   root["clusters"] = clusters;
-  return root.dump(2) + "\n";
+  return root.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 }  // namespace portico::snapshot

@@ -105,10 +105,10 @@ bool needsQuotes(const std::string& s) {
 std::string scalar(const json& v) {
   if (v.is_string()) {
     const std::string& s = v.get_ref<const std::string&>();
-    return needsQuotes(s) ? json(s).dump() : s;
+    return needsQuotes(s) ? json(s).dump(-1, ' ', false, json::error_handler_t::replace) : s;
   }
   if (v.is_null()) return "null";
-  return v.dump();
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 bool isBlockScalar(const json& v) {
@@ -161,7 +161,9 @@ void emitValue(const json& v, int indent, std::string& out) {
   std::string pad(static_cast<size_t>(indent), ' ');
   if (v.is_object()) {
     for (const auto& [k, val] : v.items()) {
-      out += pad + (needsQuotes(k) ? json(k).dump() : k) + ':';
+      out += pad +
+             (needsQuotes(k) ? json(k).dump(-1, ' ', false, json::error_handler_t::replace) : k) +
+             ':';
       emitAfterKey(val, indent, out);
     }
   } else if (v.is_array()) {
@@ -235,7 +237,8 @@ std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& sta
     items.push_back(std::move(item));
   }
   json list{{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}, {"metadata", json::object()}};
-  if (format == OutputFormat::Json) return list.dump(2) + "\n";
+  if (format == OutputFormat::Json)
+    return list.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
   std::string out;
   emitValue(list, 0, out);
   return out;
