@@ -307,6 +307,7 @@ class MainServer {
     resolveExternalNames(*result.snapshot);
     publish(result.snapshot);
     resources_ = std::move(set);
+    translate::carryTransitionTimes(result.status, status_);
     status_ = std::move(result.status);
     for (const auto& note : status_.notes) PORTICO_LOG(Info, "config: {}", note);
     ready_ = true;

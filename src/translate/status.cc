@@ -245,3 +245,68 @@ std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& sta
 }
 
 }  // namespace portico::translate
+
+namespace portico::translate {
+namespace {
+
+std::string parentKey(const k8s::ParentReference& p) {
+  return p.group + "/" + p.kind + "/" + p.ns.value_or("") + "/" + p.name + "/" +
+         p.section_name.value_or("") + "/" + (p.port ? std::to_string(*p.port) : "");
+}
+
+// Conditions whose type and status did not change keep their time.
+void carry(std::vector<Condition>& now, const std::vector<Condition>& before) {
+  for (auto& c : now) {
+    for (const auto& b : before) {
+      if (b.type == c.type && b.status == c.status) {
+        c.last_transition_time = b.last_transition_time;
+        break;
+      }
+    }
+  }
+}
+
+template <typename Entry, typename KeyFn, typename CondFn>
+void carryList(std::vector<Entry>& now, const std::vector<Entry>& before, KeyFn key, CondFn conds) {
+  for (auto& n : now) {
+    for (const auto& b : before) {
+      if (key(n) == key(b)) {
+        carry(conds(n), conds(b));
+        break;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void carryTransitionTimes(StatusReport& now, const StatusReport& before) {
+  for (auto& [k, s] : now.gateway_classes) {
+    auto it = before.gateway_classes.find(k);
+    if (it != before.gateway_classes.end()) carry(s.conditions, it->second.conditions);
+  }
+  for (auto& [k, s] : now.gateways) {
+    auto it = before.gateways.find(k);
+    if (it == before.gateways.end()) continue;
+    carry(s.conditions, it->second.conditions);
+    carryList(
+        s.listeners, it->second.listeners, [](const auto& l) { return l.name; },
+        [](auto& l) -> auto& { return l.conditions; });
+  }
+  for (auto& [k, s] : now.http_routes) {
+    auto it = before.http_routes.find(k);
+    if (it == before.http_routes.end()) continue;
+    carryList(
+        s.parents, it->second.parents, [](const auto& p) { return parentKey(p.parent_ref); },
+        [](auto& p) -> auto& { return p.conditions; });
+  }
+  for (auto& [k, s] : now.backend_tls_policies) {
+    auto it = before.backend_tls_policies.find(k);
+    if (it == before.backend_tls_policies.end()) continue;
+    carryList(
+        s.ancestors, it->second.ancestors, [](const auto& a) { return parentKey(a.ancestor_ref); },
+        [](auto& a) -> auto& { return a.conditions; });
+  }
+}
+
+}  // namespace portico::translate

@@ -17,4 +17,9 @@ enum class OutputFormat { Yaml, Json };
 std::string renderStatusList(const k8s::ResourceSet& resources, const StatusReport& status,
                              OutputFormat format);
 
+// Kubernetes semantics for lastTransitionTime: a condition whose type and
+// status are what they were in `before` keeps the time it had then (the
+// server passes the previous reload's report).
+void carryTransitionTimes(StatusReport& now, const StatusReport& before);
+
 }  // namespace portico::translate
