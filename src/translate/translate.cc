@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <set>
 #include <tuple>
+#include <unordered_map>
 #include <utility>
 
 namespace portico::translate {
@@ -782,15 +783,39 @@ class Translator {
         here.push_back(&a);
         for (const auto& h : a.hostnames) domains.insert(h);
       }
+      // Which attachments can serve a domain: those naming it exactly, plus
+      // every one with a wildcard hostname. Indexed so 10k routes don't cost
+      // 10k x 10k comparisons.
+      std::unordered_map<std::string, std::vector<const Attachment*>> by_exact;
+      std::vector<const Attachment*> wildcards;
+      for (const Attachment* a : here) {
+        bool wild = false;
+        for (const auto& h : a->hostnames) {
+          if (h == "*" || isWildcard(h)) {
+            wild = true;
+          } else {
+            auto& v = by_exact[h];
+            if (v.empty() || v.back() != a) v.push_back(a);
+          }
+        }
+        if (wild) wildcards.push_back(a);
+      }
       for (const auto& domain : domains) {
         std::string selected = selectListenerHostname(listener_hosts, domain);
+        std::vector<const Attachment*> candidates = wildcards;
+        if (auto it = by_exact.find(domain); it != by_exact.end()) {
+          for (const Attachment* a : it->second) {
+            if (std::find(wildcards.begin(), wildcards.end(), a) == wildcards.end())
+              candidates.push_back(a);
+          }
+        }
         struct Entry {
           size_t exact_len;
           size_t len;
           const CompiledMatch* match;
         };
         std::vector<Entry> entries;
-        for (const Attachment* a : here) {
+        for (const Attachment* a : candidates) {
           std::string lh = a->listener->hostname.empty() ? "*" : a->listener->hostname;
           if (lh != selected) continue;
           // The most specific of the route's hostnames covering this domain.
