@@ -9,7 +9,14 @@ the rounds is reported, with Portico/peer ratios.
 Scenarios (issue 4 numbering):
   1  keep-alive, small responses, HTTP client -> proxy -> TLS backend (BackendTLSPolicy)
   2  the same with a plain HTTP backend
-Python 3 stdlib only; reuses the integration harness (test/integration/harness.py).
+  3  upstream churn: the TLS backend closes after every response (keepalive_requests 1), so
+     every request is a new upstream TCP + TLS connection (session resumption)
+  4  1 MiB responses and 1 MiB uploads streamed through the proxy to the TLS backend
+  5  10,000 idle keep-alive client connections: memory per connection (bench/idle.py)
+  6  control plane, Portico only: 10k-object `portico check`, edit-to-serving under load
+     (bench/control_plane.py)
+Each scenario's table goes to stdout (and --markdown); a PNG chart per scenario to --charts.
+Python 3 stdlib only (plus gnuplot for the charts); reuses test/integration/harness.py.
 """
 
 from __future__ import annotations
@@ -24,13 +31,17 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "test" / "integration"))
+sys.path.insert(0, str(ROOT / "bench"))
 import harness  # noqa: E402
+import chart  # noqa: E402
 from harness import (CertFactory, Nginx, backend, backend_ref, free_port, gateway,  # noqa: E402
                      gateway_class, http_route, listener, request, rule, to_yaml, wait_port)
 
@@ -58,10 +69,20 @@ class RunResult:
     peak_rss_kib: int = 0
     noise: float = 0.0  # CPU time on CPUs 0+1 of anything but proxy/backend/wrk, plus steal
     cpu1_busy: float = 0.0  # CPU 1 (wrk + backend) busy fraction: ~1.0 means the load side saturated
+    mib_s: float = float("nan")  # body MiB/s through the proxy (scenario 4)
+    rss_growth_kib: int = 0  # max VmRSS during warm-up + run minus VmRSS before it
+    resumed_backend: float = float("nan")  # fraction of TLS handshakes the backend saw resumed
+    reuse_stats: float = float("nan")  # Portico: ssl.session_reused / ssl.handshake (/stats)
 
     @property
     def cpu_per_10k(self) -> float:
         return self.cpu_s / self.requests * 10000 if self.requests else float("nan")
+
+    @property
+    def cpu_per_gib(self) -> float:
+        """Proxy CPU seconds per GiB of body moved (scenario 4)."""
+        moved = self.mib_s * (self.requests / self.rps if self.rps else 0) / 1024
+        return self.cpu_s / moved if moved else float("nan")
 
 
 def _ms(v: str, unit: str) -> float:
@@ -139,6 +160,39 @@ def proc_hwm_kib(pids: list[int]) -> int:
     return out
 
 
+def proc_rss_kib(pids: list[int]) -> int:
+    out = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out += int(line.split()[1])
+    return out
+
+
+class RssSampler:
+    """Samples the summed VmRSS of a proxy's processes every `interval` seconds in a thread;
+    `growth` is the largest sample minus the baseline taken when it started."""
+
+    def __init__(self, pids: list[int], interval: float = 0.1):
+        self.pids, self.interval = pids, interval
+        self.baseline = proc_rss_kib(pids)
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, proc_rss_kib(self.pids))
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, proc_rss_kib(self.pids))
+        return self.peak - self.baseline
+
+
 def children(pid: int) -> list[int]:
     """pid and its descendants (nginx/haproxy masters fork workers)."""
     out = [pid]
@@ -210,6 +264,14 @@ class PorticoProxy(Proxy):
                 "--admin-address", f"127.0.0.1:{self.admin}", "--listen-address", "127.0.0.1",
                 "--log-level", "warning", "--access-log", "off"]
 
+    def ssl_counters(self) -> tuple[int, int]:
+        """(ssl.handshake, ssl.session_reused) of the bench cluster, from the admin /stats."""
+        url = f"http://127.0.0.1:{self.admin}/stats?filter=ssl"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            stats = harness.parse_stats(r.read().decode())
+        prefix = f"cluster.{harness.cluster_name('bench', 80)}.ssl."
+        return (int(stats.get(prefix + "handshake", 0)), int(stats.get(prefix + "session_reused", 0)))
+
     def start(self):
         # --access-log off matches the peers' `access_log off`; stdout is discarded anyway.
         self.proc = subprocess.Popen(["taskset", "-c", PROXY_CPU, *self.cmd()],
@@ -236,6 +298,7 @@ class NginxProxy(Proxy):
                    "      proxy_ssl_session_reuse on;\n")
         user = "user root;\n" if os.geteuid() == 0 else ""
         conf = f"""{user}worker_processes 1;
+worker_rlimit_nofile 40000;
 daemon off;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
@@ -248,6 +311,11 @@ http {{
   uwsgi_temp_path {d}/tmp/uwsgi;
   scgi_temp_path {d}/tmp/scgi;
   keepalive_requests 100000;
+  # Scenario 4: stream bodies both ways without temp files (proxy_buffering stays on, its
+  # default, but never spills to disk); 1 MiB uploads are allowed.
+  client_max_body_size 2m;
+  proxy_request_buffering off;
+  proxy_max_temp_file_size 0;
   upstream backend {{
     server 127.0.0.1:{self.backend_port};
     keepalive 128;
@@ -273,16 +341,19 @@ http {{
 
 class HaproxyProxy(Proxy):
     name = "haproxy"
+    maxconn = 8000  # scenario 5 raises it (10k client connections)
+    global_extra = ""
 
     def cmd(self):
         tls = ""
         if self.tls:
+            # TLS session reuse towards servers is on by default (`no-ssl-reuse` turns it off).
             tls = (f" ssl verify required ca-file {self.tls.cert.cert} sni str({TLS_NAME})"
                    f" verifyhost {TLS_NAME}")
         conf = f"""global
   nbthread 1
-  maxconn 8000
-  tune.ssl.default-dh-param 2048
+  maxconn {self.maxconn}
+{self.global_extra}  tune.ssl.default-dh-param 2048
 defaults
   mode http
   timeout connect 5s
@@ -325,32 +396,41 @@ done = function(summary, latency, requests)
 end
 """
 
+MIB = 1 << 20
+BIG_PATH = "/big.bin"  # 1 MiB static file on the backend (scenario 4 downloads)
+UPLOAD_PATH = "/upload/blob"  # WebDAV PUT on the backend: it reads the whole body, then 201/204
 
-def wrk_script(work: Path, delay_ms: int) -> Path:
-    path = work / f"wrk-delay{delay_ms}.lua"
+
+def wrk_script(work: Path, delay_ms: int, upload_bytes: int = 0) -> Path:
+    path = work / f"wrk-delay{delay_ms}-up{upload_bytes}.lua"
     text = REPORT_LUA
     if delay_ms:
         # Paced load: each connection waits delay_ms after a response before its next request,
         # so the offered rate is about connections / (delay + latency) for every proxy alike.
         text += f"\nfunction delay() return {delay_ms} end\n"
+    if upload_bytes:
+        # wrk adds Content-Length for a body; the same 1 MiB buffer is sent on every request.
+        text += (f'\nwrk.method = "PUT"\nwrk.body = string.rep("u", {upload_bytes})\n'
+                 'wrk.headers["Content-Type"] = "application/octet-stream"\n')
     path.write_text(text)
     return path
 
 
-def wrk(port: int, seconds: int, connections: int, script: Path) -> tuple[RunResult, str]:
+def wrk(port: int, seconds: int, connections: int, script: Path,
+        path: str = "/") -> tuple[RunResult, str]:
     out = subprocess.run(
         ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-         "--latency", "-s", str(script), "-H", f"Host: {HOST}", f"http://127.0.0.1:{port}/"],
+         "--latency", "-s", str(script), "-H", f"Host: {HOST}", f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, timeout=seconds + 60).stdout
     return parse_wrk(out), out
 
 
 def measure(p: "Proxy", backend_pids: list[int], seconds: int, connections: int,
-            script: Path) -> tuple[RunResult, str]:
+            script: Path, path: str = "/") -> tuple[RunResult, str]:
     pids = p.pids()
     cpu0, be0, wrk0, t0 = (proc_cpu_seconds(pids), proc_cpu_seconds(backend_pids),
                            children_cpu_seconds(), cpu_times())
-    res, out = wrk(p.port, seconds, connections, script)
+    res, out = wrk(p.port, seconds, connections, script, path)
     t1 = cpu_times()
     res.cpu_s = proc_cpu_seconds(pids) - cpu0
     res.cpu_util = res.cpu_s / seconds
@@ -401,23 +481,139 @@ class Column:
 
     def med(self, attr: str) -> float:
         vals = [getattr(r, attr) for r in self.runs]
+        vals = [v for v in vals if v == v]  # NaN: not measured in that run
         return statistics.median(vals) if vals else float("nan")
 
 
+@dataclass
+class Mode:
+    """One wrk measurement per proxy and round."""
+    key: str  # saturated | paced | churn | download | upload
+    label: str  # table subtitle
+    connections: int
+    script: Path
+    path: str = "/"
+    body_mib: float = 0.0  # body MiB each request moves through the proxy (MiB/s column)
+
+
+@dataclass
+class Metric:
+    header: str
+    attr: str  # RunResult attribute (median over rounds)
+    fmt: str
+    scale: float = 1.0
+    better: str = ""  # "higher" / "lower": gets a Portico/peer column when listed in ratios
+
+
+METRICS = {m.attr: m for m in (
+    Metric("req/s", "rps", "{:.0f}", better="higher"),
+    Metric("MiB/s", "mib_s", "{:.0f}", better="higher"),
+    Metric("p50 ms", "p50_ms", "{:.3f}", better="lower"),
+    Metric("p99 ms", "p99_ms", "{:.3f}", better="lower"),
+    Metric("p99.9 ms", "p999_ms", "{:.3f}", better="lower"),
+    Metric("proxy CPU s / 10k req", "cpu_per_10k", "{:.3f}", better="lower"),
+    Metric("proxy CPU s / GiB", "cpu_per_gib", "{:.2f}", better="lower"),
+    Metric("proxy CPU %", "cpu_util", "{:.0f}", 100),
+    Metric("CPU 1 busy %", "cpu1_busy", "{:.0f}", 100),
+    Metric("noise %", "noise", "{:.0f}", 100),
+    Metric("RSS growth MiB", "rss_growth_kib", "{:.1f}", 1 / 1024, better="lower"),
+    Metric("peak RSS MiB", "peak_rss_kib", "{:.1f}", 1 / 1024, better="lower"),
+    Metric("backend saw resumed %", "resumed_backend", "{:.1f}", 100),
+    Metric("ssl.session_reused / ssl.handshake", "reuse_stats", "{:.3f}"),
+)}
+RATIO_HEADERS = {"rps": "req/s", "mib_s": "MiB/s", "cpu_per_10k": "CPU per req",
+                 "cpu_per_gib": "CPU per GiB", "p99_ms": "p99", "rss_growth_kib": "RSS growth"}
+
+
+@dataclass
+class Scenario:
+    num: int
+    title: str
+    metrics: list[str]
+    ratios: list[str]
+    chart: list[str]  # metrics drawn side by side in the PNG, one panel each
+    modes: list[Mode] = field(default_factory=list)
+
+
+BASIC = ["rps", "p50_ms", "p99_ms", "p999_ms", "cpu_per_10k", "cpu_util", "cpu1_busy", "noise",
+         "peak_rss_kib"]
+
+
+def scenario_spec(num: int, args, work: Path) -> Scenario:
+    sat = Mode("saturated", f"saturated: wrk -t1 -c{args.connections}, as fast as it goes",
+               args.connections, wrk_script(work, 0))
+    paced = Mode("paced", f"paced: wrk -t1 -c{args.paced_connections}, each connection waits "
+                 f"{args.paced_delay} ms between requests (same offered load for every proxy)",
+                 args.paced_connections, wrk_script(work, args.paced_delay))
+    if num in (1, 2):
+        s = Scenario(num, TITLES[num], BASIC, ["rps", "cpu_per_10k", "p99_ms"],
+                     ["rps", "p99_ms"], [sat] + ([paced] if args.paced_delay else []))
+    elif num == 3:
+        churn = Mode("churn", f"wrk -t1 -c{args.connections}, as fast as it goes; one upstream "
+                     "connection per request", args.connections, wrk_script(work, 0))
+        s = Scenario(3, TITLES[3], BASIC + ["resumed_backend", "reuse_stats"],
+                     ["rps", "cpu_per_10k", "p99_ms"], ["rps", "p99_ms"], [churn])
+    elif num == 4:
+        c = args.stream_connections
+        down = Mode("download", f"download: wrk -t1 -c{c} GET {BIG_PATH} (1 MiB response)", c,
+                    wrk_script(work, 0), BIG_PATH, 1.0)
+        up = Mode("upload", f"upload: wrk -t1 -c{c} PUT {UPLOAD_PATH} (1 MiB request body)", c,
+                  wrk_script(work, 0, MIB), UPLOAD_PATH, 1.0)
+        s = Scenario(4, TITLES[4], ["mib_s", "rps", "p50_ms", "p99_ms", "cpu_per_gib",
+                                    "cpu_util", "cpu1_busy", "noise", "rss_growth_kib",
+                                    "peak_rss_kib"],
+                     ["mib_s", "cpu_per_gib", "p99_ms", "rss_growth_kib"],
+                     ["mib_s", "p99_ms", "rss_growth_kib"], [down, up])
+    else:
+        raise ValueError(f"scenario {num} is not a wrk scenario")
+    return s
+
+
 def start_backend(num: int, work: Path, certs: CertFactory) -> tuple[Nginx, "TlsSetup | None"]:
+    """The backend nginx (1 worker, on CPU 1) for wrk scenarios 1-4 (and 5, plain)."""
     tls = None
     backend_cert = None
-    if num == 1:
+    if num in (1, 3, 4):
         backend_cert = certs.self_signed_example_com()
         tls = TlsSetup(backend_cert)
-    # One backend worker (the harness default): it shares CPU 1 with wrk.
-    be = Nginx(work, f"backend-s{num}", tls=backend_cert, keepalive_requests=100000,
-               raw_server=None, worker_processes=1)
-    # Small fixed response instead of the integration echo.
+    extra_http = ""
+    extra_server = ""
+    if num == 3:
+        # Count resumed handshakes as the backend sees them, for every proxy alike
+        # ($ssl_session_reused: "r" or "."); buffered, so the cost per request is tiny.
+        extra_http = "log_format reuse '$ssl_session_reused';"
+        extra_server = f"access_log {work}/backend-reuse.log reuse buffer=64k flush=1s;"
+    if num == 4:
+        # 1 MiB download, and a WebDAV PUT that reads the whole 1 MiB body before it answers
+        # (`return 200` would answer before the body arrived). The work directory is on tmpfs
+        # when /dev/shm exists, so neither side touches a disk.
+        extra_server = f"""
+    location = {BIG_PATH} {{ root {work}/www; }}
+    location /upload/ {{
+      root {work}/dav;
+      dav_methods PUT;
+      create_full_put_path on;
+      client_max_body_size 2m;
+      client_body_buffer_size 1m;
+      client_body_temp_path {work}/davtmp;
+    }}"""
+        for sub in ("www", "dav/upload", "davtmp"):
+            (work / sub).mkdir(parents=True, exist_ok=True)
+        (work / "www" / BIG_PATH.lstrip("/")).write_bytes(os.urandom(MIB))
+    # One backend worker (the harness default): it shares CPU 1 with wrk. Scenario 3: the
+    # backend closes every connection after one response.
+    be = Nginx(work, f"backend-s{num}", tls=backend_cert,
+               keepalive_requests=1 if num == 3 else 100000, raw_server=None,
+               worker_processes=1, extra_http=extra_http)
+    tls_lines = ""
+    if tls:
+        tls_lines = (f"ssl_certificate {backend_cert.chain}; ssl_certificate_key {backend_cert.key};"
+                     "\n    ssl_session_cache shared:SSL:10m; ssl_session_tickets on;")
     be.raw_server = f"""
   server {{
     listen 127.0.0.1:{be.port}{' ssl' if tls else ''};
-    {f'ssl_certificate {backend_cert.chain}; ssl_certificate_key {backend_cert.key};' if tls else ''}
+    {tls_lines}
+    {extra_server}
     location / {{ default_type text/plain; return 200 '{BODY.replace(chr(10), chr(92) + "n")}'; }}
   }}"""
     be.start()
@@ -430,62 +626,101 @@ def start_backend(num: int, work: Path, certs: CertFactory) -> tuple[Nginx, "Tls
 PROXIES = {c.name: c for c in (PorticoProxy, NginxProxy, HaproxyProxy)}
 
 
-def run_scenario(num: int, args, work: Path, certs: CertFactory, binary: Path) -> str:
+def make_proxies(args, work: Path, be: Nginx, tls: "TlsSetup | None",
+                 binary: Path) -> list[Proxy]:
+    out = []
+    for cls in (PorticoProxy, NginxProxy, HaproxyProxy):
+        if cls.name in args.proxies:
+            kw = {"binary": binary} if cls is PorticoProxy else {}
+            out.append(cls(work, free_port(), be.port, tls, **kw))
+    return out
+
+
+class ReuseLog:
+    """The scenario-3 backend's $ssl_session_reused log: resumed fraction since mark()."""
+
+    def __init__(self, path: Path):
+        self.path, self.offset = path, 0
+
+    def mark(self) -> None:
+        time.sleep(1.2)  # the log is flushed every second
+        self.offset = self.path.stat().st_size if self.path.exists() else 0
+
+    def resumed(self) -> float:
+        time.sleep(1.2)
+        if not self.path.exists():
+            return float("nan")
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        reused, full = data.count(b"r"), data.count(b".")
+        return reused / (reused + full) if reused + full else float("nan")
+
+
+def run_scenario(num: int, args, work: Path, certs: CertFactory, binary: Path,
+                 results: dict) -> str:
+    spec = scenario_spec(num, args, work)
     be, tls = start_backend(num, work, certs)
     be_pids = children(be.proc.pid)
-    sat_script = wrk_script(work, 0)
-    paced_script = wrk_script(work, args.paced_delay) if args.paced_delay else None
-    proxies: list[Proxy] = []
+    reuse_log = ReuseLog(work / "backend-reuse.log") if num == 3 else None
+    proxies = make_proxies(args, work, be, tls, binary)
+    cols = {m.key: {p.name: Column() for p in proxies} for m in spec.modes}
     try:
-        for cls in (PorticoProxy, NginxProxy, HaproxyProxy):
-            if cls.name not in args.proxies:
-                continue
-            port = free_port()
-            kw = {"binary": binary} if cls is PorticoProxy else {}
-            proxies.append(cls(work, port, be.port, tls, **kw))
-        sat = {p.name: Column() for p in proxies}
-        paced = {p.name: Column() for p in proxies}
         for rnd in range(args.rounds):
             # Alternate A B C A B C: slow drift on a shared machine hits every proxy alike.
             for p in proxies:
-                if sat[p.name].error:
+                if any(cols[m.key][p.name].error for m in spec.modes):
                     continue
                 if args.quiet_wait > 0:
                     wait_quiet(args.quiet_wait)
                 try:
                     p.start()
                 except Exception as e:  # noqa: BLE001
-                    sat[p.name].error = paced[p.name].error = f"start failed: {e}"
+                    for m in spec.modes:
+                        cols[m.key][p.name].error = f"start failed: {e}"
                     p.stop()
                     continue
                 try:
                     err = sanity(p)
                     if err:
-                        sat[p.name].error = paced[p.name].error = err
+                        for m in spec.modes:
+                            cols[m.key][p.name].error = err
                         continue
-                    wrk(p.port, args.warmup, args.connections, sat_script)
-                    modes = [("saturated", sat, args.connections, sat_script)]
-                    if paced_script:
-                        modes.append(("paced", paced, args.paced_connections, paced_script))
-                    for mode, cols, conns, script in modes:
+                    # RSS growth: the peak during each mode (its warm-up included) over the
+                    # just-started proxy's RSS.
+                    sampler = RssSampler(p.pids())
+                    for m in spec.modes:
+                        col = cols[m.key][p.name]
+                        sampler.peak = sampler.baseline
+                        wrk(p.port, args.warmup, m.connections, m.script, m.path)
                         for attempt in range(args.retries + 1):
-                            res, out = measure(p, be_pids, args.duration, conns, script)
-                            log_run(num, rnd, p.name, mode, res, out, args.verbose)
+                            if reuse_log:
+                                reuse_log.mark()
+                            before = (p.ssl_counters() if num == 3 and
+                                      isinstance(p, PorticoProxy) else None)
+                            res, out = measure(p, be_pids, args.duration, m.connections,
+                                               m.script, m.path)
+                            if m.body_mib:
+                                res.mib_s = res.rps * m.body_mib
+                            if before:
+                                hs, reused = (a - b for a, b in zip(p.ssl_counters(), before))
+                                res.reuse_stats = reused / hs if hs else float("nan")
+                            if reuse_log:
+                                res.resumed_backend = reuse_log.resumed()
+                            log_run(num, rnd, p.name, m.key, res, out, args.verbose)
                             if res.noise <= args.max_noise or attempt == args.retries:
                                 break
                             print(f"  noisy run ({100 * res.noise:.0f}% foreign CPU), "
                                   "measuring again", file=sys.stderr)
-                            cols[p.name].retried += 1
+                            col.retried += 1
                             wait_quiet(args.quiet_wait)
-                        cols[p.name].runs.append(res)
+                        res.rss_growth_kib = sampler.peak - sampler.baseline
+                        col.runs.append(res)
+                    sampler.stop()
                 finally:
                     p.stop()
-        text = table(num, sat, f"saturated: wrk -t1 -c{args.connections}, as fast as it goes")
-        if paced_script:
-            text += "\n" + table(
-                num, paced, f"paced: wrk -t1 -c{args.paced_connections}, each connection waits "
-                f"{args.paced_delay} ms between requests (same offered load for every proxy)")
-        return text
+        results[num] = (spec, cols)
+        return "\n".join(table(num, spec, m, cols[m.key]) for m in spec.modes)
     finally:
         for p in proxies:
             p.stop()
@@ -494,44 +729,60 @@ def run_scenario(num: int, args, work: Path, certs: CertFactory, binary: Path) -
 
 def log_run(num: int, rnd: int, name: str, mode: str, res: RunResult, out: str,
             verbose: bool) -> None:
+    extra = ""
+    if res.mib_s == res.mib_s:
+        extra += f"  {res.mib_s:6.0f} MiB/s"
+    if res.resumed_backend == res.resumed_backend:
+        extra += f"  resumed {100 * res.resumed_backend:.1f}%"
+    if res.reuse_stats == res.reuse_stats:
+        extra += f"  reused/handshake {res.reuse_stats:.3f}"
     print(f"  scenario {num} round {rnd + 1} {mode:9s} {name:8s} {res.rps:9.0f} req/s "
           f"p99 {res.p99_ms:6.2f} ms  cpu/10k {res.cpu_per_10k:.3f} s  proxy {100 * res.cpu_util:3.0f}%"
           f"  cpu1 {100 * res.cpu1_busy:3.0f}%  noise {100 * res.noise:3.0f}%"
-          f"  errors {res.errors}", file=sys.stderr)
-    if verbose:
+          f"  errors {res.errors}{extra}", file=sys.stderr)
+    if verbose or (res.errors and not res.requests):
         print(out, file=sys.stderr)
 
 
 TITLES = {1: "keep-alive, small responses, TLS backend (BackendTLSPolicy)",
-          2: "keep-alive, small responses, plain HTTP backend"}
+          2: "keep-alive, small responses, plain HTTP backend",
+          3: "upstream churn, TLS backend closes after every response",
+          4: "1 MiB responses and 1 MiB uploads streamed through, TLS backend",
+          5: "10,000 idle keep-alive client connections",
+          6: "control plane: 10,000 HTTPRoutes, Services, EndpointSlices, BackendTLSPolicies"}
 
 
-def table(num: int, cols: dict[str, Column], mode: str) -> str:
-    lines = [f"### Scenario {num}: {TITLES[num]} ({mode})", "",
-             "| proxy | req/s | p50 ms | p99 ms | p99.9 ms | proxy CPU s / 10k req | proxy CPU % "
-             "| CPU 1 busy % | noise % | peak RSS MiB | errors "
-             "| Portico/peer req/s | Portico/peer CPU per req | Portico/peer p99 |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+def fmt_metric(m: Metric, v: float) -> str:
+    return m.fmt.format(v * m.scale) if v == v else "n/a"
+
+
+def table(num: int, spec: Scenario, mode: Mode, cols: dict[str, Column]) -> str:
+    metrics = [METRICS[k] for k in spec.metrics]
+    ratios = [METRICS[k] for k in spec.ratios]
+    head = ["proxy"] + [m.header for m in metrics] + ["errors"] + [
+        f"Portico/peer {RATIO_HEADERS[m.attr]}" for m in ratios]
+    lines = [f"### Scenario {num}: {spec.title} ({mode.label})", "",
+             "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     pc = cols.get("portico")
     pc_ok = pc is not None and pc.runs and not pc.error
     for name, c in cols.items():
         if c.error or not c.runs:
-            lines.append(f"| {name} | n/a ({c.error or 'no runs'}) |" + " |" * 13)
+            lines.append(f"| {name} | n/a ({c.error or 'no runs'}) |" + " |" * (len(head) - 2))
             continue
-        rps, p99, cpr = c.med("rps"), c.med("p99_ms"), c.med("cpu_per_10k")
-        ratios = ["", "", ""]
-        if name != "portico" and pc_ok:
-            ratios = [f"{pc.med('rps') / rps:.2f}x" if rps else "",
-                      f"{pc.med('cpu_per_10k') / cpr:.2f}x" if cpr else "",
-                      f"{pc.med('p99_ms') / p99:.2f}x" if p99 else ""]
-        lines.append(f"| {name} | {rps:.0f} | {c.med('p50_ms'):.3f} | {p99:.3f} | "
-                     f"{c.med('p999_ms'):.3f} | {cpr:.3f} | {100 * c.med('cpu_util'):.0f} | "
-                     f"{100 * c.med('cpu1_busy'):.0f} | {100 * c.med('noise'):.0f} | "
-                     f"{c.med('peak_rss_kib') / 1024:.1f} | "
-                     f"{sum(r.errors for r in c.runs)} | " + " | ".join(ratios) + " |")
+        cells = [name] + [fmt_metric(m, c.med(m.attr)) for m in metrics]
+        cells.append(str(sum(r.errors for r in c.runs)))
+        for m in ratios:
+            peer = c.med(m.attr)
+            if name == "portico" or not pc_ok or not peer or peer != peer:
+                cells.append("")
+            else:
+                cells.append(f"{pc.med(m.attr) / peer:.2f}x")
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    lines.append("Per-round req/s (run order): " + "; ".join(
-        f"{n}: " + ", ".join(f"{r.rps:.0f}" for r in c.runs) for n, c in cols.items()))
+    key = "mib_s" if mode.body_mib else "rps"
+    lines.append(f"Per-round {METRICS[key].header} (run order): " + "; ".join(
+        f"{n}: " + ", ".join(fmt_metric(METRICS[key], getattr(r, key)) for r in c.runs)
+        for n, c in cols.items()))
     retried = {n: c.retried for n, c in cols.items() if c.retried}
     if retried:
         lines.append("")
@@ -539,6 +790,24 @@ def table(num: int, cols: dict[str, Column], mode: str) -> str:
                      ", ".join(f"{n} {k}" for n, k in retried.items()))
     lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def chart_wrk_scenario(num: int, spec: Scenario, cols: dict, charts: Path) -> Path | None:
+    """One PNG per scenario: one panel per chart metric, modes on the x axis, a bar per proxy."""
+    panels = []
+    for key in spec.chart:
+        m = METRICS[key]
+        groups = [mode.key for mode in spec.modes]
+        series = {}
+        for mode in spec.modes:
+            for name, c in cols[mode.key].items():
+                v = c.med(key) * m.scale if c.runs and not c.error else float("nan")
+                series.setdefault(name, []).append(v)
+        panels.append(chart.Panel(m.header + (" (higher is better)" if m.better == "higher"
+                                              else " (lower is better)"), groups, series))
+    png = charts / f"bench-s{num}.png"
+    chart.bar_chart(png, f"Scenario {num}: {spec.title} (median of rounds)", panels)
+    return png
 
 
 def machine() -> str:
@@ -563,36 +832,59 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", type=Path, default=ROOT / "build-release" / "portico")
-    ap.add_argument("--scenarios", default="2,1", help="comma list, e.g. 2,1")
+    ap.add_argument("--scenarios", default="2,1,3,4,5,6", help="comma list, e.g. 2,1")
     ap.add_argument("--proxies", default="portico,nginx,haproxy")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    ap.add_argument("--duration", type=int, default=8, help="seconds per measured run")
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--paced-delay", type=int, default=2,
                     help="ms each connection waits between requests in the paced run (0: skip)")
     ap.add_argument("--paced-connections", type=int, default=64)
+    ap.add_argument("--stream-connections", type=int, default=16,
+                    help="scenario 4: concurrent 1 MiB downloads / uploads")
+    ap.add_argument("--idle-connections", type=int, default=10000, help="scenario 5")
+    ap.add_argument("--objects", type=int, default=10000,
+                    help="scenario 6: HTTPRoutes (and as many Services, EndpointSlices, "
+                    "BackendTLSPolicies)")
+    ap.add_argument("--edits", type=int, default=3,
+                    help="scenario 6: edits of each kind (big file, new small file) under load")
     ap.add_argument("--quiet-wait", type=float, default=60,
                     help="before each proxy's runs, wait up to this many seconds for both CPUs "
                     "to be idle (shared machine); 0: do not wait")
     ap.add_argument("--max-noise", type=float, default=0.10,
                     help="repeat a run when foreign CPU + steal exceeded this fraction of a CPU")
     ap.add_argument("--retries", type=int, default=2)
-    ap.add_argument("--markdown", type=Path, help="also write the tables to this file")
+    ap.add_argument("--markdown", type=Path, help="also write the tables to this file "
+                    "(rewritten after every scenario)")
+    ap.add_argument("--charts", type=Path, default=ROOT / "docs",
+                    help="directory for the PNG chart per scenario (bench-s<N>.png); "
+                    "'' for none")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     args.proxies = args.proxies.split(",")
-    for tool in ("wrk", "taskset", "nginx", "haproxy", "openssl"):
-        if harness.which_or_none(tool) is None:
-            print(f"bench: {tool} not installed", file=sys.stderr)
+    scenarios = [int(x) for x in args.scenarios.split(",")]
+    tools = ["wrk", "taskset", "nginx", "haproxy", "openssl"]
+    if str(args.charts):
+        tools.append("gnuplot")
+    if 6 in scenarios:
+        tools.append("/usr/bin/time")
+    for tool in tools:
+        if harness.which_or_none(tool) is None and not Path(tool).exists():
+            print(f"bench: {tool} not installed (scripts/deps.sh installs it)", file=sys.stderr)
             return 2
     if os.cpu_count() and os.cpu_count() < 2:
         print("bench: needs 2 CPUs (proxy on CPU 0, load on CPU 1)", file=sys.stderr)
         return 2
-    if "portico" in args.proxies and not args.binary.exists():
+    if ("portico" in args.proxies or 6 in scenarios) and not args.binary.exists():
         print(f"bench: {args.binary} not built", file=sys.stderr)
         return 2
-    work = Path(tempfile.mkdtemp(prefix="portico-bench-"))
+    # Scenario 5 holds 10k sockets in the client and in each proxy (children inherit this).
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # tmpfs when there is one: scenario 4's backend files and uploads stay off the disk.
+    shm = Path("/dev/shm")
+    work = Path(tempfile.mkdtemp(prefix="portico-bench-", dir=shm if shm.is_dir() else None))
     certs = CertFactory(work / "certs")
     out = [f"Portico bench: {time.strftime('%Y-%m-%d %H:%M')}, {args.rounds} rounds x "
            f"{args.duration}s per proxy and mode, proxy on CPU {PROXY_CPU}, wrk + backend nginx "
@@ -602,17 +894,44 @@ def main() -> int:
            "well below it means wrk + backend saturated first; \"noise\" is CPU time of other "
            "processes on the two CPUs plus hypervisor steal, in % of one CPU (runs above "
            f"{100 * args.max_noise:.0f}% are repeated, up to {args.retries} times).", ""]
+    if str(args.charts):
+        args.charts.mkdir(parents=True, exist_ok=True)
+    results: dict = {}
+    started = time.monotonic()
     try:
-        for s in args.scenarios.split(","):
-            out.append(run_scenario(int(s), args, work, certs, args.binary))
+        for num in scenarios:
+            t0 = time.monotonic()
+            print(f"scenario {num}: {TITLES[num]}", file=sys.stderr)
+            png = None
+            try:
+                if num == 5:
+                    import idle
+                    text, png = idle.run(args, work, certs, args.binary)
+                elif num == 6:
+                    import control_plane
+                    text, png = control_plane.run(args, work, certs, args.binary)
+                else:
+                    text = run_scenario(num, args, work, certs, args.binary, results)
+                    if str(args.charts):
+                        png = chart_wrk_scenario(num, *results[num], args.charts)
+            except Exception as e:  # noqa: BLE001 -- one broken scenario must not lose the rest
+                import traceback
+                traceback.print_exc()
+                text = f"### Scenario {num}: {TITLES[num]}\n\nFAILED: {type(e).__name__}: {e}\n"
+            if png:
+                text += f"\nChart: `{png.relative_to(ROOT) if png.is_relative_to(ROOT) else png}`\n"
+            text += f"\n(scenario {num} took {time.monotonic() - t0:.0f} s)\n"
+            out.append(text)
+            print(text, flush=True)
+            if args.markdown:
+                args.markdown.write_text("\n".join(out))
     finally:
         harness._kill_all()
         if os.environ.get("PORTICO_BENCH_KEEP_TMP") != "1":
             subprocess.run(["rm", "-rf", str(work)])
-    text = "\n".join(out)
-    print(text)
+    out.append(f"Total: {time.monotonic() - started:.0f} s.\n")
     if args.markdown:
-        args.markdown.write_text(text)
+        args.markdown.write_text("\n".join(out))
     return 0
 
 

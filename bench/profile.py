@@ -54,7 +54,7 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", type=Path, default=bench.ROOT / "build-release" / "portico")
     ap.add_argument("--proxy", default="portico", choices=sorted(PROXIES))
-    ap.add_argument("--scenario", type=int, default=1, choices=(1, 2))
+    ap.add_argument("--scenario", type=int, default=1, choices=(1, 2, 3))
     ap.add_argument("--tool", default="strace", choices=("strace", "perf", "callgrind"))
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=64)

@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(g++ cmake ninja-build pkg-config libssl-dev libyaml-cpp-dev nlohmann-json3-dev
   libre2-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev nginx haproxy wrk curl openssl
-  python3 ca-certificates procps)
+  python3 ca-certificates procps gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
