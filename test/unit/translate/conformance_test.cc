@@ -1,0 +1,169 @@
+// Gateway API conformance expectations that Portico does not meet yet. Each
+// test states what the named upstream conformance test (kubernetes-sigs/
+// gateway-api, conformance/tests/) expects for the same manifests; they are
+// DISABLED_ so CI stays green until src/translate is fixed. Run them with
+// --gtest_also_run_disabled_tests. Scenarios Portico already gets right are
+// golden cases: test/golden/cases/conformance_*.in.yaml.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "k8s/decode.h"
+#include "tls/pem.h"
+#include "translate/translate.h"
+
+namespace portico::translate {
+namespace {
+
+constexpr const char* kPrelude = R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: portico}
+spec: {controllerName: portico.dev/gateway-controller}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: gateway-conformance-infra}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: infra-backend-v1, namespace: gateway-conformance-infra}
+spec: {ports: [{name: first-port, port: 8080, targetPort: 3000}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: same-namespace, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Same}}}
+---
+)";
+
+k8s::ResourceSet load(const std::string& text) {
+  k8s::ResourceSet set;
+  k8s::decodeText(std::string(kPrelude) + text, "conformance.yaml", set);
+  k8s::finalize(set);
+  for (const auto& e : set.errors) ADD_FAILURE() << e.toString();
+  auto stamp = [](auto& objects) {
+    for (auto& o : objects) {
+      if (o.metadata.generation == 0) o.metadata.generation = 1;
+      if (o.metadata.creation_timestamp.empty())
+        o.metadata.creation_timestamp = "2024-01-01T00:00:00Z";
+    }
+  };
+  stamp(set.gateway_classes);
+  stamp(set.gateways);
+  stamp(set.http_routes);
+  return set;
+}
+
+// The checks `portico check` and `portico run` inject (server/main.cc).
+Options realOptions() {
+  Options o;
+  o.check_key_pair = tls::checkCertificateKeyPair;
+  return o;
+}
+
+const Condition* findCondition(const std::vector<Condition>& cs, const std::string& type) {
+  for (const auto& c : cs)
+    if (c.type == type) return &c;
+  return nullptr;
+}
+
+const ListenerStatus* findListener(const Result& r, const std::string& gateway,
+                                   const std::string& listener) {
+  auto it = r.status.gateways.find(gateway);
+  if (it == r.status.gateways.end()) return nullptr;
+  for (const auto& l : it->second.listeners)
+    if (l.name == listener) return &l;
+  return nullptr;
+}
+
+// GatewayInvalidTLSConfiguration, Gateway gateway-certificate-malformed-secret
+// (conformance/tests/gateway-invalid-tls-configuration.yaml): the Secret's
+// tls.crt and tls.key are base64 of "Hello world", not PEM. Expected: listener
+// https ResolvedRefs=False, reason InvalidCertificateRef, attachedRoutes 0.
+// Portico: ResolvedRefs=True and the listener is programmed, because
+// validateListener (src/translate/translate.cc) only checks that tls.crt and
+// tls.key are non-empty; Options::check_key_pair is used for backend client
+// certificates only (src/translate/backend_tls.cc), never for listener certs.
+TEST(Conformance, DISABLED_GatewayInvalidTlsConfigurationMalformedSecret) {
+  auto rs = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gateway-certificate-malformed-secret, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: Same}}}
+  - name: https
+    port: 443
+    protocol: HTTPS
+    allowedRoutes: {namespaces: {from: All}}
+    tls:
+      certificateRefs:
+      - {group: "", kind: Secret, name: malformed-certificate}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: malformed-certificate, namespace: gateway-conformance-infra}
+type: kubernetes.io/tls
+data:
+  tls.crt: SGVsbG8gd29ybGQK
+  tls.key: SGVsbG8gd29ybGQK
+)");
+  Result r = translate(rs, realOptions());
+  const ListenerStatus* https =
+      findListener(r, "gateway-conformance-infra/gateway-certificate-malformed-secret", "https");
+  ASSERT_NE(https, nullptr);
+  const Condition* resolved = findCondition(https->conditions, "ResolvedRefs");
+  ASSERT_NE(resolved, nullptr);
+  EXPECT_EQ(resolved->status, "False");
+  EXPECT_EQ(resolved->reason, "InvalidCertificateRef");
+  EXPECT_EQ(https->attached_routes, 0);
+  const Condition* programmed = findCondition(https->conditions, "Programmed");
+  ASSERT_NE(programmed, nullptr);
+  EXPECT_EQ(programmed->status, "False");
+  // A certificate that can't be loaded must not reach the data plane.
+  for (const auto& l : r.snapshot->listeners) EXPECT_NE(l.port, 443) << l.name;
+  // The HTTP listener of the same Gateway is unaffected.
+  const ListenerStatus* http =
+      findListener(r, "gateway-conformance-infra/gateway-certificate-malformed-secret", "http");
+  ASSERT_NE(http, nullptr);
+  EXPECT_EQ(findCondition(http->conditions, "ResolvedRefs")->status, "True");
+}
+
+// RequestRedirect and URLRewrite in one rule. The Gateway API names a reason
+// for exactly this case: RouteReasonIncompatibleFilters ("used with the
+// Accepted condition when there are incompatible filters present on a route
+// rule (for example if the URLRewrite and RequestRedirect are both present on
+// an HTTPRoute)", apis/v1/shared_types.go). Expected: Accepted=False,
+// reason IncompatibleFilters. Portico: Accepted=False, reason UnsupportedValue
+// (attachRoute/compileRoute in src/translate/translate.cc route every
+// validation failure to UnsupportedValue).
+TEST(Conformance, DISABLED_RedirectWithRewriteIsIncompatibleFilters) {
+  auto rs = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: redirect-and-rewrite, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: same-namespace}]
+  rules:
+  - filters:
+    - {type: RequestRedirect, requestRedirect: {hostname: example.org}}
+    - {type: URLRewrite, urlRewrite: {hostname: example.net}}
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+)");
+  Result r = translate(rs, realOptions());
+  auto it = r.status.http_routes.find("gateway-conformance-infra/redirect-and-rewrite");
+  ASSERT_NE(it, r.status.http_routes.end());
+  ASSERT_EQ(it->second.parents.size(), 1u);
+  const Condition* accepted = findCondition(it->second.parents[0].conditions, "Accepted");
+  ASSERT_NE(accepted, nullptr);
+  EXPECT_EQ(accepted->status, "False");
+  EXPECT_EQ(accepted->reason, "IncompatibleFilters");
+}
+
+}  // namespace
+}  // namespace portico::translate
