@@ -2,7 +2,7 @@
 # Installs what building, testing and the demo need (Debian 12, as root).
 # Skips apt entirely when everything is already there.
 set -euo pipefail
-packages=(g++ cmake ninja-build pkg-config libssl-dev libyaml-cpp-dev nlohmann-json3-dev
+packages=(g++ cmake ninja-build pkg-config libssl-dev libyaml-cpp-dev libyaml-dev nlohmann-json3-dev
   libre2-dev libfmt-dev libgtest-dev libgmock-dev libbenchmark-dev nginx haproxy wrk curl openssl
   python3 ca-certificates procps gnuplot-nox)
 missing=()

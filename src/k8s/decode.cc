@@ -1,16 +1,14 @@
 #include "k8s/decode.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <charconv>
 #include <functional>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <set>
 #include <utility>
 
 #include "common/log.h"
+#include "k8s/yaml_json.h"
 
 namespace portico::k8s {
 
@@ -74,62 +72,6 @@ std::optional<std::string> base64Decode(std::string_view text) {
 }
 
 namespace {
-
-// ---- YAML -> JSON ---------------------------------------------------------------
-
-// Plain (unquoted) YAML scalars resolved with the YAML 1.2 core schema, so
-// `port: 80` is a number and `port: "80"` a string, as the API server sees it.
-json resolvePlainScalar(const std::string& s) {
-  static const std::set<std::string> kTrue = {"true", "True", "TRUE"};
-  static const std::set<std::string> kFalse = {"false", "False", "FALSE"};
-  static const std::set<std::string> kNull = {"null", "Null", "NULL", "~", ""};
-  if (kTrue.count(s)) return true;
-  if (kFalse.count(s)) return false;
-  if (kNull.count(s)) return nullptr;
-  static const std::regex kInt("[-+]?[0-9]+");
-  static const std::regex kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
-  if (std::regex_match(s, kInt)) {
-    int64_t v = 0;
-    const char* b = s.data() + (s[0] == '+' ? 1 : 0);
-    auto [p, ec] = std::from_chars(b, s.data() + s.size(), v);
-    if (ec == std::errc() && p == s.data() + s.size()) return v;
-    return s;
-  }
-  if (std::regex_match(s, kFloat)) {
-    try {
-      return std::stod(s);
-    } catch (...) {
-      return s;
-    }
-  }
-  return s;
-}
-
-json yamlToJson(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined:
-      return nullptr;
-    case YAML::NodeType::Scalar:
-      // "!" marks a quoted scalar; an explicit tag (e.g. !!str) is taken as a string too.
-      if (node.Tag() == "?") return resolvePlainScalar(node.Scalar());
-      return node.Scalar();
-    case YAML::NodeType::Sequence: {
-      json arr = json::array();
-      for (const auto& item : node) arr.push_back(yamlToJson(item));
-      return arr;
-    }
-    case YAML::NodeType::Map: {
-      json obj = json::object();
-      for (const auto& kv : node) {
-        std::string key = kv.first.IsScalar() ? kv.first.Scalar() : YAML::Dump(kv.first);
-        obj[key] = yamlToJson(kv.second);
-      }
-      return obj;
-    }
-  }
-  return nullptr;
-}
 
 // ---- field access with error paths -------------------------------------------------
 
@@ -384,11 +326,23 @@ void decodeSelector(Ctx& c, const json& obj, const std::string& path, LabelSelec
 
 // Validates an RFC 1123 hostname, optionally with a left-most "*." label.
 // Upper case is tolerated (translate lower-cases), unlike the CRD's pattern.
-bool validHostname(std::string h) {
-  std::transform(h.begin(), h.end(), h.begin(), [](unsigned char c) { return std::tolower(c); });
-  static const std::regex kHost(
-      R"(^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$)");
-  return h.size() <= 253 && std::regex_match(h, kHost);
+bool validHostname(std::string_view h) {
+  if (h.size() > 253) return false;
+  if (h.substr(0, 2) == "*.") h.remove_prefix(2);
+  if (h.empty()) return false;
+  auto alnum = [](char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+  };
+  size_t pos = 0;
+  for (;;) {
+    size_t dot = h.find('.', pos);
+    std::string_view label = h.substr(pos, dot == std::string_view::npos ? h.npos : dot - pos);
+    if (label.empty() || !alnum(label.front()) || !alnum(label.back())) return false;
+    for (char c : label)
+      if (!alnum(c) && c != '-') return false;
+    if (dot == std::string_view::npos) return true;
+    pos = dot + 1;
+  }
 }
 
 void hostnameField(Ctx& c, const json& obj, const std::string& path, std::string_view key,
@@ -865,15 +819,25 @@ bool fillBase(Ctx& c, const json& obj, const std::string& path, const std::strin
   return decodeMeta(c, obj, path, out.metadata, namespaced);
 }
 
-// The part of an object whose change bumps metadata.generation.
+// The part of an object whose change bumps metadata.generation: the compact
+// JSON of a map holding just these keys, written without copying them into one.
 std::string specDigest(const json& obj) {
-  json part = json::object();
-  for (const char* key : {"spec", "data", "binaryData", "stringData", "subsets", "endpoints",
-                          "ports", "addressType", "type"}) {
+  // In the order a json object (a std::map) would list them.
+  static constexpr const char* kKeys[] = {"addressType", "binaryData", "data",
+                                          "endpoints",   "ports",      "spec",
+                                          "stringData",  "subsets",    "type"};
+  std::string out = "{";
+  for (const char* key : kKeys) {
     auto it = obj.find(key);
-    if (it != obj.end()) part[key] = *it;
+    if (it == obj.end()) continue;
+    if (out.size() > 1) out += ',';
+    out += '"';
+    out += key;
+    out += "\":";
+    out += it->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
-  return part.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  out += '}';
+  return out;
 }
 
 // The spec map, reported as missing when required.
@@ -881,7 +845,9 @@ const json* specOf(Ctx& c, const json& obj, const std::string& path, bool requir
   return c.map(obj, path, "spec", required);
 }
 
-void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet& out);
+// `owned`, when set, is `obj` itself and may be moved from once decoded.
+void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet& out,
+                  json* owned = nullptr);
 
 void decodeList(Ctx& c, const json& obj, const std::string& path, ResourceSet& out) {
   c.list(obj, path, "items",
@@ -889,14 +855,16 @@ void decodeList(Ctx& c, const json& obj, const std::string& path, ResourceSet& o
 }
 
 template <typename T>
-void finishObject(Ctx& c, int errors_before, const json& obj, T&& value, std::vector<T>& into) {
+void finishObject(Ctx& c, int errors_before, const json& obj, json* owned, T&& value,
+                  std::vector<T>& into) {
   if (c.errors() != errors_before) return;  // the API server would have rejected it
   value.spec_digest = specDigest(obj);
-  value.raw = std::make_shared<const json>(obj);
+  value.raw =
+      owned ? std::make_shared<const json>(std::move(*owned)) : std::make_shared<const json>(obj);
   into.push_back(std::forward<T>(value));
 }
 
-void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet& out) {
+void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet& out, json* owned) {
   int before = c.errors();
   std::string api_version, kind;
   c.str(obj, path, "apiVersion", api_version, true);
@@ -919,21 +887,21 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, false, v);
       if (const json* spec = specOf(c, obj, path, true))
         decodeGatewayClass(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, std::move(v), out.gateway_classes);
+      finishObject(c, before, obj, owned, std::move(v), out.gateway_classes);
       return;
     }
     case Kind::Gateway: {
       Gateway v;
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, true)) decodeGateway(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, std::move(v), out.gateways);
+      finishObject(c, before, obj, owned, std::move(v), out.gateways);
       return;
     }
     case Kind::HttpRoute: {
       HttpRoute v;
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, false)) decodeHttpRoute(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, std::move(v), out.http_routes);
+      finishObject(c, before, obj, owned, std::move(v), out.http_routes);
       return;
     }
     case Kind::ReferenceGrant: {
@@ -941,7 +909,7 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, true))
         decodeReferenceGrant(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, std::move(v), out.reference_grants);
+      finishObject(c, before, obj, owned, std::move(v), out.reference_grants);
       return;
     }
     case Kind::BackendTlsPolicy: {
@@ -949,28 +917,28 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, true))
         decodeBackendTlsPolicy(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, std::move(v), out.backend_tls_policies);
+      finishObject(c, before, obj, owned, std::move(v), out.backend_tls_policies);
       return;
     }
     case Kind::Service: {
       Service v;
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, false)) decodeService(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, std::move(v), out.services);
+      finishObject(c, before, obj, owned, std::move(v), out.services);
       return;
     }
     case Kind::Endpoints: {
       Endpoints v;
       fillBase(c, obj, path, api_version, kind, true, v);
       decodeEndpoints(c, obj, path, v);
-      finishObject(c, before, obj, std::move(v), out.endpoints);
+      finishObject(c, before, obj, owned, std::move(v), out.endpoints);
       return;
     }
     case Kind::EndpointSlice: {
       EndpointSlice v;
       fillBase(c, obj, path, api_version, kind, true, v);
       decodeEndpointSlice(c, obj, path, v);
-      finishObject(c, before, obj, std::move(v), out.endpoint_slices);
+      finishObject(c, before, obj, owned, std::move(v), out.endpoint_slices);
       return;
     }
     case Kind::ConfigMap: {
@@ -978,7 +946,7 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, true, v);
       c.strMap(obj, path, "data", v.data);
       decodeBase64Map(c, obj, path, "binaryData", v.binary_data);
-      finishObject(c, before, obj, std::move(v), out.config_maps);
+      finishObject(c, before, obj, owned, std::move(v), out.config_maps);
       return;
     }
     case Kind::Secret: {
@@ -990,7 +958,7 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       c.strMap(obj, path, "stringData", string_data);
       // The API server merges stringData over data on write.
       for (auto& [key, value] : string_data) v.data[key] = std::move(value);
-      finishObject(c, before, obj, std::move(v), out.secrets);
+      finishObject(c, before, obj, owned, std::move(v), out.secrets);
       return;
     }
     case Kind::Namespace: {
@@ -998,7 +966,7 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, false, v);
       // The API server always sets this label; Selector-based allowedRoutes rely on it.
       v.metadata.labels["kubernetes.io/metadata.name"] = v.metadata.name;
-      finishObject(c, before, obj, std::move(v), out.namespaces);
+      finishObject(c, before, obj, owned, std::move(v), out.namespaces);
       return;
     }
   }
@@ -1073,6 +1041,31 @@ bool blank(const std::string& text) {
 }  // namespace
 
 void decodeText(std::string_view text, std::string_view file, ResourceSet& out) {
+  // A JSON file: one document, parsed as JSON (much faster than as YAML).
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string_view::npos && (text[first] == '{' || text[first] == '[')) {
+    json obj;
+    bool parsed = false;
+    try {
+      parsed = detail::jsonTextToJson(text, obj);
+    } catch (const std::exception&) {
+      parsed = false;  // read it as YAML below, which reports what is wrong
+    }
+    if (parsed) {
+      Ctx c(std::string(file), 1, out);
+      try {
+        if (!obj.is_object()) {
+          c.error("(root)",
+                  std::string("expected a Kubernetes object (map), got ") + typeName(obj));
+        } else {
+          decodeObject(c, obj, "", out, &obj);
+        }
+      } catch (const std::exception& e) {
+        c.error("(root)", std::string("cannot decode: ") + e.what());
+      }
+      return;
+    }
+  }
   std::vector<Chunk> chunks = splitDocuments(text);
   int document = 0;
   for (const Chunk& chunk : chunks) {
@@ -1080,18 +1073,20 @@ void decodeText(std::string_view text, std::string_view file, ResourceSet& out) 
     if (blank(chunk.text)) continue;
     Ctx c(std::string(file), document, out);
     try {
-      YAML::Node node = YAML::Load(chunk.text);
-      json obj = yamlToJson(node);
+      json obj;
+      detail::YamlSyntaxError syntax;
+      if (!detail::yamlToJson(chunk.text, obj, syntax)) {
+        c.error("line " + std::to_string(chunk.first_line + syntax.line + 1) + ", column " +
+                    std::to_string(syntax.column + 1),
+                "invalid YAML: " + syntax.message);
+        continue;
+      }
       if (obj.is_null()) continue;
       if (!obj.is_object()) {
         c.error("(root)", std::string("expected a Kubernetes object (map), got ") + typeName(obj));
         continue;
       }
-      decodeObject(c, obj, "", out);
-    } catch (const YAML::Exception& e) {
-      c.error("line " + std::to_string(chunk.first_line + e.mark.line + 1) + ", column " +
-                  std::to_string(e.mark.column + 1),
-              "invalid YAML: " + e.msg);
+      decodeObject(c, obj, "", out, &obj);
     } catch (const std::exception& e) {
       c.error("(root)", std::string("cannot decode: ") + e.what());
     }
