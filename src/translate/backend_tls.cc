@@ -665,17 +665,7 @@ class BackendTlsPass {
   }
 
   std::string checkKey(const std::string& cert, const std::string& key) const {
-    if (options_.check_key_pair) return options_.check_key_pair(cert, key);
-    size_t begin = key.find("-----BEGIN ");
-    if (begin == std::string::npos) return "no PEM private key found";
-    size_t end_of_label = key.find("-----", begin + 11);
-    if (end_of_label == std::string::npos) return "no PEM private key found";
-    std::string label = key.substr(begin + 11, end_of_label - begin - 11);
-    if (label.size() < 11 || label.compare(label.size() - 11, 11, "PRIVATE KEY") != 0)
-      return "no PEM private key found (found " + label + ")";
-    if (key.find("-----END " + label + "-----", end_of_label) == std::string::npos)
-      return "PEM private key is not terminated";
-    return "";
+    return checkCertificateKeyPair(options_, cert, key);
   }
 
   // ---- the snapshot ------------------------------------------------------------------------
@@ -977,6 +967,25 @@ bool parseRfc3339(std::string_view s, int64_t& seconds) {
   seconds = daysFromCivil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 +
             h * 3600 + mi * 60 + se;
   return true;
+}
+
+std::string checkCertificateKeyPair(const Options& options, std::string_view cert,
+                                    std::string_view key) {
+  PemInspection info = options.inspect_certificates ? options.inspect_certificates(cert)
+                                                    : inspectPemStructurally(cert);
+  if (!info.error.empty()) return "tls.crt is not a PEM certificate: " + info.error;
+  if (info.certificates.empty()) return "tls.crt holds no PEM certificate";
+  if (options.check_key_pair) return options.check_key_pair(cert, key);
+  size_t begin = key.find("-----BEGIN ");
+  if (begin == std::string_view::npos) return "no PEM private key found";
+  size_t end_of_label = key.find("-----", begin + 11);
+  if (end_of_label == std::string_view::npos) return "no PEM private key found";
+  std::string label(key.substr(begin + 11, end_of_label - begin - 11));
+  if (label.size() < 11 || label.compare(label.size() - 11, 11, "PRIVATE KEY") != 0)
+    return "no PEM private key found (found " + label + ")";
+  if (key.find("-----END " + label + "-----", end_of_label) == std::string_view::npos)
+    return "PEM private key is not terminated";
+  return "";
 }
 
 }  // namespace portico::translate

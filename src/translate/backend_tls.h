@@ -76,6 +76,13 @@ using TlsSettingsChecker = std::function<std::string(const snapshot::UpstreamTls
 // blocks with base64 between them (no dates, no DER parsing).
 PemInspection inspectPemStructurally(std::string_view pem);
 
+// "" when `cert_pem` holds a certificate and `key_pem` its private key: the
+// injected Options checks when set, else the structural PEM checks (used by
+// HTTPS listener certificates and Gateway backend client certificates).
+struct Options;
+std::string checkCertificateKeyPair(const Options& options, std::string_view cert_pem,
+                                    std::string_view key_pem);
+
 // Runs the pass on a translated snapshot: sets Cluster::tls, fills
 // status.backend_tls_policies, adds the Gateway ResolvedRefs condition for
 // backend client certificates, and appends to status.notes / warnings /

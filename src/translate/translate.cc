@@ -1,5 +1,7 @@
 #include "translate/translate.h"
 
+#include "translate/backend_tls.h"
+
 #include <re2/re2.h>
 
 #include <algorithm>
@@ -112,7 +114,8 @@ struct GatewayState {
   std::vector<ListenerState> listeners;
 };
 
-void validateListener(const Index& index, const k8s::Gateway& gw, ListenerState& ls) {
+void validateListener(const Index& index, const Options& options, const k8s::Gateway& gw,
+                      ListenerState& ls) {
   const k8s::GatewayListener& l = *ls.spec;
   ls.hostname = l.hostname ? lower(*l.hostname) : "";
   bool http_like = l.protocol == "HTTP" || l.protocol == "HTTPS";
@@ -185,6 +188,11 @@ void validateListener(const Index& index, const k8s::Gateway& gw, ListenerState&
         auto key = data.find("tls.key");
         if (crt == data.end() || key == data.end() || crt->second.empty() || key->second.empty()) {
           invalidCert("InvalidCertificateRef", "Secret " + id + " lacks tls.crt or tls.key");
+          continue;
+        }
+        if (std::string why = checkCertificateKeyPair(options, crt->second, key->second);
+            !why.empty()) {
+          invalidCert("InvalidCertificateRef", "Secret " + id + ": " + why);
           continue;
         }
         ls.certificates.push_back(snapshot::CertificateKeyPair{id, crt->second, key->second});
@@ -290,7 +298,8 @@ struct BackendProblem {
 // are copied into every virtual host the route serves.
 struct RouteState {
   const k8s::HttpRoute* route = nullptr;
-  bool valid = true;  // false: Accepted=False UnsupportedValue
+  bool valid = true;  // false: Accepted=False with invalid_reason
+  std::string invalid_reason = "UnsupportedValue";
   std::string invalid_message;
   std::vector<BackendProblem> backend_problems;
   std::vector<CompiledMatch> matches;
@@ -443,7 +452,7 @@ class Translator {
         ListenerState ls;
         ls.gateway = gw;
         ls.spec = &l;
-        validateListener(index_, *gw, ls);
+        validateListener(index_, options_, *gw, ls);
         gs.listeners.push_back(std::move(ls));
       }
       findConflictsWithinGateway(gs);
@@ -477,8 +486,11 @@ class Translator {
     for (auto& st : routes_) attachRoute(st);
   }
 
-  void invalid(RouteState& st, std::string message) {
-    if (st.valid) st.invalid_message = std::move(message);
+  void invalid(RouteState& st, std::string message, std::string reason = "UnsupportedValue") {
+    if (st.valid) {
+      st.invalid_message = std::move(message);
+      st.invalid_reason = std::move(reason);
+    }
     st.valid = false;
   }
 
@@ -518,7 +530,8 @@ class Translator {
         }
       }
       if (base.redirect && base.rewrite)
-        invalid(st, rp + ".filters: RequestRedirect and URLRewrite cannot be combined");
+        invalid(st, rp + ".filters: RequestRedirect and URLRewrite cannot be combined",
+                "IncompatibleFilters");  // the v1 API's reason for exactly this
       if (rule.timeout_request) {
         auto ms = parseDuration(*rule.timeout_request);
         if (!ms)
@@ -723,7 +736,7 @@ class Translator {
           accepted(false, "NoMatchingListenerHostname",
                    "no route hostname intersects a listener hostname of Gateway " + gw_key);
         } else if (!st.valid) {
-          accepted(false, "UnsupportedValue", st.invalid_message);
+          accepted(false, st.invalid_reason, st.invalid_message);
         } else {
           accepted(true, "Accepted", "Route is accepted");
           for (auto& a : attachments) {

@@ -1,8 +1,7 @@
-// Gateway API conformance expectations that Portico does not meet yet. Each
-// test states what the named upstream conformance test (kubernetes-sigs/
-// gateway-api, conformance/tests/) expects for the same manifests; they are
-// DISABLED_ so CI stays green until src/translate is fixed. Run them with
-// --gtest_also_run_disabled_tests. Scenarios Portico already gets right are
+// Gateway API conformance expectations that a spec review found Portico
+// missing (both fixed since). Each test states what the named upstream
+// conformance test (kubernetes-sigs/gateway-api, conformance/tests/) expects
+// for the same manifests. Scenarios that were right from the start are
 // golden cases: test/golden/cases/conformance_*.in.yaml.
 #include <gtest/gtest.h>
 
@@ -88,7 +87,7 @@ const ListenerStatus* findListener(const Result& r, const std::string& gateway,
 // validateListener (src/translate/translate.cc) only checks that tls.crt and
 // tls.key are non-empty; Options::check_key_pair is used for backend client
 // certificates only (src/translate/backend_tls.cc), never for listener certs.
-TEST(Conformance, DISABLED_GatewayInvalidTlsConfigurationMalformedSecret) {
+TEST(Conformance, GatewayInvalidTlsConfigurationMalformedSecret) {
   auto rs = load(R"(
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -142,7 +141,7 @@ data:
 // reason IncompatibleFilters. Portico: Accepted=False, reason UnsupportedValue
 // (attachRoute/compileRoute in src/translate/translate.cc route every
 // validation failure to UnsupportedValue).
-TEST(Conformance, DISABLED_RedirectWithRewriteIsIncompatibleFilters) {
+TEST(Conformance, RedirectWithRewriteIsIncompatibleFilters) {
   auto rs = load(R"(
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
