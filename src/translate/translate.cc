@@ -168,7 +168,9 @@ void validateListener(const Index& index, const Options& options, const k8s::Gat
         std::string id = ns + "/" + ref.name;
         if (!ref.group.empty() || ref.kind != "Secret") {
           invalidCert("InvalidCertificateRef",
-                      "certificateRef " + id + ": unsupported kind " + ref.kind);
+                      "certificateRef " + id + ": unsupported " +
+                          (ref.group.empty() ? "" : "group " + ref.group + " ") + "kind " +
+                          ref.kind + " (only core Secret)");
           continue;
         }
         if (ns != gw.metadata.ns &&
