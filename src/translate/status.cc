@@ -136,6 +136,7 @@ void emitBlockScalar(const std::string& s, int indent, std::string& out) {
 }
 
 void emitValue(const json& v, int indent, std::string& out);
+void emitSequenceItem(const json& item, int indent, std::string& out);
 
 // Writes " value\n" or a nested block after a key / "- " that is already out.
 void emitAfterKey(const json& v, int indent, std::string& out) {
@@ -157,6 +158,21 @@ void emitAfterKey(const json& v, int indent, std::string& out) {
   }
 }
 
+// "- item" at `indent`.
+void emitSequenceItem(const json& item, int indent, std::string& out) {
+  out.append(static_cast<size_t>(indent), ' ').append("- ");
+  if ((item.is_object() || item.is_array()) && !item.empty()) {
+    // First key on the dash line, the rest aligned under it.
+    std::string nested;
+    emitValue(item, indent + 2, nested);
+    out.append(nested, static_cast<size_t>(indent) + 2);
+  } else {
+    std::string rest;
+    emitAfterKey(item, indent, rest);
+    out.append(rest, 1);  // drop the leading space meant for "key: value"
+  }
+}
+
 void emitValue(const json& v, int indent, std::string& out) {
   std::string pad(static_cast<size_t>(indent), ' ');
   if (v.is_object()) {
@@ -167,45 +183,75 @@ void emitValue(const json& v, int indent, std::string& out) {
       emitAfterKey(val, indent, out);
     }
   } else if (v.is_array()) {
-    for (const auto& item : v) {
-      out += pad + "- ";
-      if (item.is_object() && !item.empty()) {
-        // First key on the dash line, the rest aligned under it.
-        std::string nested;
-        emitValue(item, indent + 2, nested);
-        out += nested.substr(static_cast<size_t>(indent) + 2);
-      } else if (item.is_array() && !item.empty()) {
-        std::string nested;
-        emitValue(item, indent + 2, nested);
-        out += nested.substr(static_cast<size_t>(indent) + 2);
-      } else {
-        std::string rest;
-        emitAfterKey(item, indent, rest);
-        out += rest.substr(1);  // drop the leading space meant for "key: value"
-      }
-    }
+    for (const auto& item : v) emitSequenceItem(item, indent, out);
   } else {
     out += pad + scalar(v) + '\n';
   }
 }
 
+// Writes {"apiVersion": "v1", "items": [...], "kind": "List", "metadata": {}}
+// one item at a time, byte for byte as json::dump(2) / emitValue would.
+class ListWriter {
+ public:
+  explicit ListWriter(OutputFormat format) : format_(format) {
+    out_ = format_ == OutputFormat::Json ? "{\n  \"apiVersion\": \"v1\",\n  \"items\": ["
+                                         : "apiVersion: v1\n";
+  }
+
+  void add(const json& item) {
+    if (format_ == OutputFormat::Json) {
+      out_ += count_ == 0 ? "\n    " : ",\n    ";
+      // Items sit 4 deep; a dump holds no raw newline but those between lines.
+      std::string text = item.dump(2, ' ', false, json::error_handler_t::replace);
+      size_t pos = 0;
+      for (size_t nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', pos)) {
+        out_.append(text, pos, nl + 1 - pos).append(4, ' ');
+        pos = nl + 1;
+      }
+      out_.append(text, pos);
+    } else {
+      if (count_ == 0) out_ += "items:\n";
+      emitSequenceItem(item, 0, out_);
+    }
+    ++count_;
+  }
+
+  std::string finish() {
+    if (format_ == OutputFormat::Json) {
+      out_ += count_ == 0 ? "]" : "\n  ]";
+      out_ += ",\n  \"kind\": \"List\",\n  \"metadata\": {}\n}\n";
+    } else {
+      if (count_ == 0) out_ += "items: []\n";
+      out_ += "kind: List\nmetadata: {}\n";
+    }
+    return std::move(out_);
+  }
+
+ private:
+  OutputFormat format_;
+  std::string out_;
+  size_t count_ = 0;
+};
+
 }  // namespace
 
 std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& status,
                              OutputFormat format) {
-  json items = json::array();
+  // Each item is written out as soon as it is built, so the whole List never
+  // exists as one tree. The text is what dumping that tree would give.
+  ListWriter items(format);
   for (const auto& gc : rs.gateway_classes) {
     json item = baseItem(gc, false);
     auto it = status.gateway_classes.find(gc.metadata.name);
     if (it != status.gateway_classes.end())
       item["status"] = json{{"conditions", conditionsJson(it->second.conditions)}};
-    items.push_back(std::move(item));
+    items.add(item);
   }
   for (const auto& gw : rs.gateways) {
     json item = baseItem(gw, true);
     auto it = status.gateways.find(gw.key());
     if (it != status.gateways.end()) item["status"] = gatewayStatusJson(it->second);
-    items.push_back(std::move(item));
+    items.add(item);
   }
   for (const auto& r : rs.http_routes) {
     json item = baseItem(r, true);
@@ -219,9 +265,9 @@ std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& sta
       item["status"] = mergeParents(r.raw ? oldStatus(*r.raw) : nullptr, "parents", std::move(ours),
                                     it->second.parents.front().controller_name);
     }
-    items.push_back(std::move(item));
+    items.add(item);
   }
-  for (const auto& g : rs.reference_grants) items.push_back(baseItem(g, true));
+  for (const auto& g : rs.reference_grants) items.add(baseItem(g, true));
   for (const auto& p : rs.backend_tls_policies) {
     json item = baseItem(p, true);
     auto it = status.backend_tls_policies.find(p.key());
@@ -234,14 +280,9 @@ std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& sta
       item["status"] = mergeParents(p.raw ? oldStatus(*p.raw) : nullptr, "ancestors",
                                     std::move(ours), it->second.ancestors.front().controller_name);
     }
-    items.push_back(std::move(item));
+    items.add(item);
   }
-  json list{{"apiVersion", "v1"}, {"kind", "List"}, {"items", items}, {"metadata", json::object()}};
-  if (format == OutputFormat::Json)
-    return list.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
-  std::string out;
-  emitValue(list, 0, out);
-  return out;
+  return items.finish();
 }
 
 }  // namespace portico::translate
