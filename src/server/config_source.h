@@ -23,10 +23,15 @@ class FileConfigSource {
 
  private:
   std::vector<std::string> paths_;
-  std::map<std::string, k8s::ResourceSet> last_good_;  // by file path
+  // By file path: the text of its last read that decoded without errors.
+  // Keeping the text rather than the objects means a good read moves its
+  // objects straight into the result (no copy, no second set held); only a
+  // bad read pays, by decoding the old text again.
+  std::map<std::string, std::string> last_good_text_;
 };
 
 // Appends every object of `src` to `dst` (errors too).
 void appendResources(k8s::ResourceSet& dst, const k8s::ResourceSet& src);
+void appendResources(k8s::ResourceSet& dst, k8s::ResourceSet&& src);
 
 }  // namespace portico::server
