@@ -1,6 +1,10 @@
 #include "translate/status.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace portico::translate {
 
@@ -69,12 +73,48 @@ const json* oldStatus(const json& raw) {
   return it == raw.end() ? nullptr : &*it;
 }
 
+// One List item: the object as read (`raw`) with our metadata fields and,
+// when set, our status in place of the stored ones. Written straight from
+// `raw`, so rendering never copies the object's tree.
+struct Item {
+  const json* raw = nullptr;  // an object, or null
+  json metadata;
+  json status;
+  bool has_status = false;
+
+  void setStatus(json s) {
+    status = std::move(s);
+    has_status = true;
+  }
+
+  // The item's entries in the order a json object (a std::map) keeps them.
+  std::vector<std::pair<std::string_view, const json*>> entries() const {
+    std::vector<std::pair<std::string_view, const json*>> out;
+    if (raw) {
+      out.reserve(raw->size() + 2);
+      for (auto it = raw->begin(); it != raw->end(); ++it) {
+        if (it.key() == "metadata" || (has_status && it.key() == "status")) continue;
+        out.emplace_back(it.key(), &it.value());
+      }
+    }
+    out.emplace_back("metadata", &metadata);
+    if (has_status) out.emplace_back("status", &status);
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    return out;
+  }
+};
+
 template <typename T>
-json baseItem(const T& obj, bool namespaced) {
-  json item = obj.raw ? *obj.raw : json::object();
-  if (!item.is_object()) item = json::object();
-  json& meta = item["metadata"];
-  if (!meta.is_object()) meta = json::object();
+Item baseItem(const T& obj, bool namespaced) {
+  Item item;
+  if (obj.raw && obj.raw->is_object()) {
+    item.raw = obj.raw.get();
+    auto it = item.raw->find("metadata");
+    if (it != item.raw->end() && it->is_object()) item.metadata = *it;
+  }
+  if (!item.metadata.is_object()) item.metadata = json::object();
+  json& meta = item.metadata;
   meta["name"] = obj.metadata.name;
   if (namespaced) meta["namespace"] = obj.metadata.ns;
   if (obj.metadata.generation > 0) meta["generation"] = obj.metadata.generation;
@@ -137,6 +177,17 @@ void emitBlockScalar(const std::string& s, int indent, std::string& out) {
 
 void emitValue(const json& v, int indent, std::string& out);
 void emitSequenceItem(const json& item, int indent, std::string& out);
+void emitAfterKey(const json& v, int indent, std::string& out);
+
+// "key: value" (or a nested block) for a map entry whose indentation is out.
+void emitEntry(const std::string& key, const json& value, int indent, std::string& out) {
+  if (needsQuotes(key))
+    out += json(key).dump(-1, ' ', false, json::error_handler_t::replace);
+  else
+    out += key;
+  out += ':';
+  emitAfterKey(value, indent, out);
+}
 
 // Writes " value\n" or a nested block after a key / "- " that is already out.
 void emitAfterKey(const json& v, int indent, std::string& out) {
@@ -177,10 +228,8 @@ void emitValue(const json& v, int indent, std::string& out) {
   std::string pad(static_cast<size_t>(indent), ' ');
   if (v.is_object()) {
     for (const auto& [k, val] : v.items()) {
-      out += pad +
-             (needsQuotes(k) ? json(k).dump(-1, ' ', false, json::error_handler_t::replace) : k) +
-             ':';
-      emitAfterKey(val, indent, out);
+      out += pad;
+      emitEntry(k, val, indent, out);
     }
   } else if (v.is_array()) {
     for (const auto& item : v) emitSequenceItem(item, indent, out);
@@ -198,20 +247,33 @@ class ListWriter {
                                          : "apiVersion: v1\n";
   }
 
-  void add(const json& item) {
+  void add(const Item& item) {
+    auto entries = item.entries();  // never empty: metadata is always there
     if (format_ == OutputFormat::Json) {
-      out_ += count_ == 0 ? "\n    " : ",\n    ";
-      // Items sit 4 deep; a dump holds no raw newline but those between lines.
-      std::string text = item.dump(2, ' ', false, json::error_handler_t::replace);
-      size_t pos = 0;
-      for (size_t nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', pos)) {
-        out_.append(text, pos, nl + 1 - pos).append(4, ' ');
-        pos = nl + 1;
+      out_ += count_ == 0 ? "\n    {\n" : ",\n    {\n";
+      for (size_t i = 0; i < entries.size(); ++i) {
+        out_.append(6, ' ');
+        out_ += json(entries[i].first).dump(-1, ' ', false, json::error_handler_t::replace);
+        out_ += ": ";
+        // Values sit 6 deep; a dump holds no raw newline but those between lines.
+        std::string text = entries[i].second->dump(2, ' ', false, json::error_handler_t::replace);
+        size_t pos = 0;
+        for (size_t nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', pos)) {
+          out_.append(text, pos, nl + 1 - pos).append(6, ' ');
+          pos = nl + 1;
+        }
+        out_.append(text, pos);
+        out_ += i + 1 < entries.size() ? ",\n" : "\n";
       }
-      out_.append(text, pos);
+      out_ += "    }";
     } else {
       if (count_ == 0) out_ += "items:\n";
-      emitSequenceItem(item, 0, out_);
+      // "- " then the map at indentation 2, its first key on the dash line.
+      out_ += "- ";
+      for (size_t i = 0; i < entries.size(); ++i) {
+        if (i > 0) out_ += "  ";
+        emitEntry(std::string(entries[i].first), *entries[i].second, 2, out_);
+      }
     }
     ++count_;
   }
@@ -241,20 +303,20 @@ std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& sta
   // exists as one tree. The text is what dumping that tree would give.
   ListWriter items(format);
   for (const auto& gc : rs.gateway_classes) {
-    json item = baseItem(gc, false);
+    Item item = baseItem(gc, false);
     auto it = status.gateway_classes.find(gc.metadata.name);
     if (it != status.gateway_classes.end())
-      item["status"] = json{{"conditions", conditionsJson(it->second.conditions)}};
+      item.setStatus(json{{"conditions", conditionsJson(it->second.conditions)}});
     items.add(item);
   }
   for (const auto& gw : rs.gateways) {
-    json item = baseItem(gw, true);
+    Item item = baseItem(gw, true);
     auto it = status.gateways.find(gw.key());
-    if (it != status.gateways.end()) item["status"] = gatewayStatusJson(it->second);
+    if (it != status.gateways.end()) item.setStatus(gatewayStatusJson(it->second));
     items.add(item);
   }
   for (const auto& r : rs.http_routes) {
-    json item = baseItem(r, true);
+    Item item = baseItem(r, true);
     auto it = status.http_routes.find(r.key());
     if (it != status.http_routes.end() && !it->second.parents.empty()) {
       json ours = json::array();
@@ -262,14 +324,14 @@ std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& sta
         ours.push_back({{"parentRef", parentRefJson(p.parent_ref)},
                         {"controllerName", p.controller_name},
                         {"conditions", conditionsJson(p.conditions)}});
-      item["status"] = mergeParents(r.raw ? oldStatus(*r.raw) : nullptr, "parents", std::move(ours),
-                                    it->second.parents.front().controller_name);
+      item.setStatus(mergeParents(r.raw ? oldStatus(*r.raw) : nullptr, "parents", std::move(ours),
+                                  it->second.parents.front().controller_name));
     }
     items.add(item);
   }
   for (const auto& g : rs.reference_grants) items.add(baseItem(g, true));
   for (const auto& p : rs.backend_tls_policies) {
-    json item = baseItem(p, true);
+    Item item = baseItem(p, true);
     auto it = status.backend_tls_policies.find(p.key());
     if (it != status.backend_tls_policies.end() && !it->second.ancestors.empty()) {
       json ours = json::array();
@@ -277,8 +339,8 @@ std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& sta
         ours.push_back({{"ancestorRef", parentRefJson(a.ancestor_ref)},
                         {"controllerName", a.controller_name},
                         {"conditions", conditionsJson(a.conditions)}});
-      item["status"] = mergeParents(p.raw ? oldStatus(*p.raw) : nullptr, "ancestors",
-                                    std::move(ours), it->second.ancestors.front().controller_name);
+      item.setStatus(mergeParents(p.raw ? oldStatus(*p.raw) : nullptr, "ancestors", std::move(ours),
+                                  it->second.ancestors.front().controller_name));
     }
     items.add(item);
   }
