@@ -242,7 +242,8 @@ class Builder {
       top.value.push_back(std::move(v));
     } else {
       // Repeated keys: the last one wins, as yaml-cpp's iteration gave us.
-      top.value[top.key] = std::move(v);
+      top.value.get_ref<json::object_t&>().insert_or_assign(std::move(top.key), std::move(v));
+      top.key.clear();
       top.has_key = false;
     }
     return true;
