@@ -205,14 +205,24 @@ void emitAfterKey(const json& v, int indent, std::string& out) {
     out += ' ';
     emitBlockScalar(v.get_ref<const std::string&>(), indent + 2, out);
   } else {
-    out += ' ' + scalar(v) + '\n';
+    out += ' ';
+    out += scalar(v);
+    out += '\n';
   }
 }
 
 // "- item" at `indent`.
 void emitSequenceItem(const json& item, int indent, std::string& out) {
   out.append(static_cast<size_t>(indent), ' ').append("- ");
-  if ((item.is_object() || item.is_array()) && !item.empty()) {
+  if (item.is_object() && !item.empty()) {
+    // First key on the dash line, the rest aligned under it.
+    bool first = true;
+    for (const auto& [k, val] : item.items()) {
+      if (!first) out.append(static_cast<size_t>(indent) + 2, ' ');
+      first = false;
+      emitEntry(k, val, indent + 2, out);
+    }
+  } else if (item.is_array() && !item.empty()) {
     // First key on the dash line, the rest aligned under it.
     std::string nested;
     emitValue(item, indent + 2, nested);
@@ -225,16 +235,15 @@ void emitSequenceItem(const json& item, int indent, std::string& out) {
 }
 
 void emitValue(const json& v, int indent, std::string& out) {
-  std::string pad(static_cast<size_t>(indent), ' ');
   if (v.is_object()) {
     for (const auto& [k, val] : v.items()) {
-      out += pad;
+      out.append(static_cast<size_t>(indent), ' ');
       emitEntry(k, val, indent, out);
     }
   } else if (v.is_array()) {
     for (const auto& item : v) emitSequenceItem(item, indent, out);
   } else {
-    out += pad + scalar(v) + '\n';
+    out.append(static_cast<size_t>(indent), ' ').append(scalar(v)) += '\n';
   }
 }
 
