@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -170,7 +171,11 @@ int checkCommand(const std::vector<std::string>& args) {
   for (const auto& line : result.status.backends) std::cerr << line << "\n";
   for (const auto& w : result.status.warnings) std::cerr << "warning: " << w << "\n";
   for (const auto& e : errors) std::cerr << e << "\n";
-  return errors.empty() ? 0 : 1;
+  // A one-shot command: skip freeing a 10k-object input piece by piece
+  // (a fifth of `check`'s time on large inputs); the OS reclaims it at once.
+  std::cout.flush();
+  std::cerr.flush();
+  std::_Exit(errors.empty() ? 0 : 1);
 }
 
 }  // namespace
