@@ -792,9 +792,10 @@ Kind kindOf(const std::string& api_version, const std::string& kind) {
       if (api_version == gw + v) return true;
     return false;
   };
-  if (kind == "GatewayClass" && gwVersion({"v1", "v1beta1"})) return Kind::GatewayClass;
-  if (kind == "Gateway" && gwVersion({"v1", "v1beta1"})) return Kind::Gateway;
-  if (kind == "HTTPRoute" && gwVersion({"v1", "v1beta1"})) return Kind::HttpRoute;
+  // v1alpha2 manifests (older docs and tools) have the same shape for these kinds.
+  if (kind == "GatewayClass" && gwVersion({"v1", "v1beta1", "v1alpha2"})) return Kind::GatewayClass;
+  if (kind == "Gateway" && gwVersion({"v1", "v1beta1", "v1alpha2"})) return Kind::Gateway;
+  if (kind == "HTTPRoute" && gwVersion({"v1", "v1beta1", "v1alpha2"})) return Kind::HttpRoute;
   if (kind == "ReferenceGrant" && gwVersion({"v1beta1", "v1", "v1alpha2"}))
     return Kind::ReferenceGrant;
   if (kind == "BackendTLSPolicy" && gwVersion({"v1alpha3", "v1"})) return Kind::BackendTlsPolicy;

@@ -192,6 +192,27 @@ metadata: {name: t}
   EXPECT_TRUE(set.gateways.empty());
 }
 
+TEST(Decode, V1alpha2GatewayAndHttpRouteAreRead) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: Gateway
+metadata: {name: g}
+spec:
+  gatewayClassName: c
+  listeners: [{name: http, protocol: HTTP, port: 80}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: g}]
+)");
+  EXPECT_TRUE(set.errors.empty());
+  ASSERT_EQ(set.gateways.size(), 1u);
+  ASSERT_EQ(set.http_routes.size(), 1u);
+  EXPECT_EQ(set.http_routes[0].parent_refs.at(0).name, "g");
+}
+
 // Every malformed-input message shape: `file: document N: field.path: message`.
 struct BadCase {
   const char* text;
