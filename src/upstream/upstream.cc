@@ -154,6 +154,10 @@ void ClusterManager::update(const snapshot::Snapshot& snap) {
     if (cfg.tls && !rt->tls_stats) {
       rt->tls_stats =
           std::make_unique<stats::SslStats>(stats::SslStats::make(store_, "cluster", cfg.name));
+      // Both versions we negotiate are listed from the start (at 0), so
+      // `/stats | grep ssl.versions` shows what was and was not used.
+      rt->tls_stats->valueCounter("versions", "TLSv1.2");
+      rt->tls_stats->valueCounter("versions", "TLSv1.3");
     }
     rt->endpoints.clear();
     for (const auto& ep : cfg.endpoints) {
