@@ -132,11 +132,6 @@ void Pool::closeIdle() {
   }
 }
 
-size_t Pool::idleCount() const {
-  size_t n = 0;
-  for (const auto& [k, v] : idle_) n += v.size();
-  return n;
-}
 
 // ---- clusters -------------------------------------------------------------
 

@@ -128,8 +128,6 @@ class Pool {
   void destroy(UpstreamConnection* conn, bool remote);
   // Drops every idle connection (drain, shutdown).
   void closeIdle();
-  // Drops idle connections whose key is not in the live set (a trust change).
-  size_t idleCount() const;
   net::EventLoop& loop() { return loop_; }
 
  private:
