@@ -73,6 +73,7 @@ class RunResult:
     rss_growth_kib: int = 0  # max VmRSS during warm-up + run minus VmRSS before it
     resumed_backend: float = float("nan")  # fraction of TLS handshakes the backend saw resumed
     reuse_stats: float = float("nan")  # Portico: ssl.session_reused / ssl.handshake (/stats)
+    key_exchange: str = ""  # scenario 3: TLS version + group the backend saw, with shares
 
     @property
     def cpu_per_10k(self) -> float:
@@ -295,7 +296,9 @@ class NginxProxy(Proxy):
         if self.tls:
             tls = (f"proxy_ssl_verify on;\n      proxy_ssl_trusted_certificate {self.tls.cert.cert};\n"
                    f"      proxy_ssl_name {TLS_NAME};\n      proxy_ssl_server_name on;\n"
-                   "      proxy_ssl_session_reuse on;\n")
+                   "      proxy_ssl_session_reuse on;\n"
+                   # 1.22's default proxy_ssl_protocols stop at TLSv1.2 (1.23.4 added 1.3).
+                   "      proxy_ssl_protocols TLSv1.2 TLSv1.3;\n")
         user = "user root;\n" if os.geteuid() == 0 else ""
         conf = f"""{user}worker_processes 1;
 worker_rlimit_nofile 40000;
@@ -580,8 +583,9 @@ def start_backend(num: int, work: Path, certs: CertFactory) -> tuple[Nginx, "Tls
     extra_server = ""
     if num == 3:
         # Count resumed handshakes as the backend sees them, for every proxy alike
-        # ($ssl_session_reused: "r" or "."); buffered, so the cost per request is tiny.
-        extra_http = "log_format reuse '$ssl_session_reused';"
+        # ($ssl_session_reused: "r" or "."), with the protocol version and key exchange group
+        # ($ssl_curve); buffered, so the cost per request is tiny.
+        extra_http = "log_format reuse '$ssl_session_reused $ssl_protocol $ssl_curve';"
         extra_server = f"access_log {work}/backend-reuse.log reuse buffer=64k flush=1s;"
     if num == 4:
         # 1 MiB download, and a WebDAV PUT that reads the whole 1 MiB body before it answers
@@ -607,7 +611,9 @@ def start_backend(num: int, work: Path, certs: CertFactory) -> tuple[Nginx, "Tls
                worker_processes=1, extra_http=extra_http)
     tls_lines = ""
     if tls:
+        # nginx 1.22's default ssl_protocols stop at TLSv1.2; the seed's backend speaks 1.3.
         tls_lines = (f"ssl_certificate {backend_cert.chain}; ssl_certificate_key {backend_cert.key};"
+                     "\n    ssl_protocols TLSv1.2 TLSv1.3;"
                      "\n    ssl_session_cache shared:SSL:10m; ssl_session_tickets on;")
     be.raw_server = f"""
   server {{
@@ -646,15 +652,23 @@ class ReuseLog:
         time.sleep(1.2)  # the log is flushed every second
         self.offset = self.path.stat().st_size if self.path.exists() else 0
 
-    def resumed(self) -> float:
+    def resumed(self) -> tuple[float, str]:
+        """(resumed fraction, "TLSv1.3 X25519 100%"-style version/group shares) since mark()."""
         time.sleep(1.2)
         if not self.path.exists():
-            return float("nan")
+            return float("nan"), ""
         with open(self.path, "rb") as f:
             f.seek(self.offset)
-            data = f.read()
-        reused, full = data.count(b"r"), data.count(b".")
-        return reused / (reused + full) if reused + full else float("nan")
+            lines = f.read().decode(errors="replace").splitlines()
+        reused = sum(1 for ln in lines if ln.startswith("r"))
+        groups: dict[str, int] = {}
+        for ln in lines:
+            f = ln.split() + ["", "", ""]
+            g = f"{f[1]} {f[2] or '-'}"
+            groups[g] = groups.get(g, 0) + 1
+        kx = ", ".join(f"{g} {100 * k / len(lines):.0f}%" for g, k in
+                       sorted(groups.items(), key=lambda x: -x[1]))
+        return (reused / len(lines) if lines else float("nan")), kx
 
 
 def run_scenario(num: int, args, work: Path, certs: CertFactory, binary: Path,
@@ -706,7 +720,7 @@ def run_scenario(num: int, args, work: Path, certs: CertFactory, binary: Path,
                                 hs, reused = (a - b for a, b in zip(p.ssl_counters(), before))
                                 res.reuse_stats = reused / hs if hs else float("nan")
                             if reuse_log:
-                                res.resumed_backend = reuse_log.resumed()
+                                res.resumed_backend, res.key_exchange = reuse_log.resumed()
                             log_run(num, rnd, p.name, m.key, res, out, args.verbose)
                             if res.noise <= args.max_noise or attempt == args.retries:
                                 break
@@ -734,6 +748,8 @@ def log_run(num: int, rnd: int, name: str, mode: str, res: RunResult, out: str,
         extra += f"  {res.mib_s:6.0f} MiB/s"
     if res.resumed_backend == res.resumed_backend:
         extra += f"  resumed {100 * res.resumed_backend:.1f}%"
+    if res.key_exchange:
+        extra += f"  kx {res.key_exchange}"
     if res.reuse_stats == res.reuse_stats:
         extra += f"  reused/handshake {res.reuse_stats:.3f}"
     print(f"  scenario {num} round {rnd + 1} {mode:9s} {name:8s} {res.rps:9.0f} req/s "
@@ -849,23 +865,28 @@ def main() -> int:
                     "BackendTLSPolicies)")
     ap.add_argument("--edits", type=int, default=3,
                     help="scenario 6: edits of each kind (big file, new small file) under load")
-    ap.add_argument("--quiet-wait", type=float, default=60,
+    ap.add_argument("--quiet-wait", type=float, default=20,
                     help="before each proxy's runs, wait up to this many seconds for both CPUs "
                     "to be idle (shared machine); 0: do not wait")
     ap.add_argument("--max-noise", type=float, default=0.10,
                     help="repeat a run when foreign CPU + steal exceeded this fraction of a CPU")
-    ap.add_argument("--retries", type=int, default=2)
+    ap.add_argument("--retries", type=int, default=1)
     ap.add_argument("--markdown", type=Path, help="also write the tables to this file "
                     "(rewritten after every scenario)")
-    ap.add_argument("--charts", type=Path, default=ROOT / "docs",
+    ap.add_argument("--charts", default=str(ROOT / "docs"),
                     help="directory for the PNG chart per scenario (bench-s<N>.png); "
                     "'' for none")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
+    # SIGTERM/SIGINT (also when started in the background, where SIGINT is ignored) unwind
+    # through the finally blocks, so no proxy, backend or wrk outlives the run.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     args.proxies = args.proxies.split(",")
+    args.charts = Path(args.charts) if args.charts else None  # Path("") would be "."
     scenarios = [int(x) for x in args.scenarios.split(",")]
     tools = ["wrk", "taskset", "nginx", "haproxy", "openssl"]
-    if str(args.charts):
+    if args.charts:
         tools.append("gnuplot")
     if 6 in scenarios:
         tools.append("/usr/bin/time")
@@ -894,7 +915,7 @@ def main() -> int:
            "well below it means wrk + backend saturated first; \"noise\" is CPU time of other "
            "processes on the two CPUs plus hypervisor steal, in % of one CPU (runs above "
            f"{100 * args.max_noise:.0f}% are repeated, up to {args.retries} times).", ""]
-    if str(args.charts):
+    if args.charts:
         args.charts.mkdir(parents=True, exist_ok=True)
     results: dict = {}
     started = time.monotonic()
@@ -912,7 +933,7 @@ def main() -> int:
                     text, png = control_plane.run(args, work, certs, args.binary)
                 else:
                     text = run_scenario(num, args, work, certs, args.binary, results)
-                    if str(args.charts):
+                    if args.charts:
                         png = chart_wrk_scenario(num, *results[num], args.charts)
             except Exception as e:  # noqa: BLE001 -- one broken scenario must not lose the rest
                 import traceback

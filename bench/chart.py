@@ -52,7 +52,7 @@ def bar_chart(png: Path, title: str, panels: list[Panel], width_per_panel: int =
     with tempfile.TemporaryDirectory(prefix="portico-chart-") as tmp:
         lines = [f"set terminal pngcairo size {width_per_panel * (len(panels) + (1 if extra else 0))},"
                  f"{height} "
-                 "font 'DejaVu Sans,10'",
+                 "font 'DejaVu Sans,10' noenhanced",
                  f"set output {_quote(str(png))}",
                  f"set multiplot layout 1,{len(panels) + (1 if extra else 0)} title {_quote(title)} font ',12'",
                  "set style data histograms",

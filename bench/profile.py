@@ -11,6 +11,10 @@ thousand req/s) so that every proxy sees the same request rate even when slowed 
     python3 bench/profile.py --tool strace --proxy portico --scenario 1
     python3 bench/profile.py --tool perf --proxy portico --scenario 1 --duration 10
     python3 bench/profile.py --tool callgrind --scenario 2 --duration 5
+    python3 bench/profile.py --tool massif --idle 2000     # heap held per idle connection
+
+massif (Portico only): the scenario-5 setup with --idle connections open and idle; a detailed
+heap snapshot is taken through vgdb while they are held, and its allocation tree is printed.
 """
 
 from __future__ import annotations
@@ -49,13 +53,66 @@ def strace_summary(text: str, requests: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def massif(args, proxy, raw: Path) -> int:
+    """Heap held by --idle idle keep-alive connections (Portico under valgrind massif)."""
+    if args.proxy != "portico":
+        print("massif: Portico only", file=sys.stderr)
+        return 2
+    base_cmd = proxy.cmd
+    proxy.cmd = lambda: ["valgrind", "--tool=massif", f"--massif-out-file={raw}",
+                         "--vgdb=yes", *base_cmd()]
+    proxy.start()
+    time.sleep(3)  # valgrind start-up
+    err = bench.sanity(proxy)
+    if err:
+        print(err, file=sys.stderr)
+        return 1
+    wrk(proxy.port, 2, 64, wrk_script(proxy.work, 0))  # buffers and pools as under load
+    pid = proxy.proc.pid
+    before = raw.with_suffix(".before")
+    held = raw.with_suffix(".held")
+    subprocess.run(["vgdb", f"--pid={pid}", "detailed_snapshot", str(before)],
+                   capture_output=True, timeout=60)
+    client = subprocess.Popen(
+        [sys.executable, str(Path(__file__).parent / "idle_clients.py"), "--port",
+         str(proxy.port), "--host", bench.HOST, "--count", str(args.idle)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        ready = client.stdout.readline().strip()
+        print(ready)
+        time.sleep(2)
+        subprocess.run(["vgdb", f"--pid={pid}", "detailed_snapshot", str(held)],
+                       capture_output=True, timeout=60)
+        client.stdin.write("check\n")
+        client.stdin.flush()
+        print(client.stdout.readline().strip())
+    finally:
+        client.kill()
+        client.wait()
+
+    def heap(path: Path) -> int:
+        text = path.read_text()
+        b = re.search(r"mem_heap_B=(\d+)", text)
+        x = re.search(r"mem_heap_extra_B=(\d+)", text)
+        return int(b.group(1)) + int(x.group(1)) if b and x else 0
+    h0, h1 = heap(before), heap(held)
+    print(f"heap (requested + allocator overhead): {h0:,} B before, {h1:,} B with {args.idle} "
+          f"idle connections: {(h1 - h0) / args.idle:,.0f} B per connection")
+    rep = subprocess.run(["ms_print", "--threshold=2", str(held)], capture_output=True,
+                         text=True).stdout
+    tree = rep[rep.find("->"):] if "->" in rep else rep
+    print("\n".join(tree.splitlines()[:80]))
+    return 0
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", type=Path, default=bench.ROOT / "build-release" / "portico")
     ap.add_argument("--proxy", default="portico", choices=sorted(PROXIES))
     ap.add_argument("--scenario", type=int, default=1, choices=(1, 2, 3))
-    ap.add_argument("--tool", default="strace", choices=("strace", "perf", "callgrind"))
+    ap.add_argument("--tool", default="strace", choices=("strace", "perf", "callgrind", "massif"))
+    ap.add_argument("--idle", type=int, default=2000, help="massif: idle connections to hold")
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--delay", type=int, default=10, help="ms between requests per connection")
@@ -69,6 +126,15 @@ def main() -> int:
     kw = {"binary": args.binary} if args.proxy == "portico" else {}
     proxy = cls(work, bench.free_port(), be.port, tls, **kw)
     raw = args.out or work / f"{args.tool}.out"
+    if args.tool == "massif":
+        try:
+            return massif(args, proxy, raw)
+        finally:
+            proxy.stop()
+            be.stop()
+            harness._kill_all()
+            if os.environ.get("PORTICO_BENCH_KEEP_TMP") != "1":
+                subprocess.run(["rm", "-rf", str(work)])
     try:
         if args.tool == "callgrind":
             # callgrind must start the process; wrap the command line.
