@@ -427,7 +427,7 @@ def run(args, work: Path, certs, binary: Path) -> tuple[str, Path | None]:
         lines += _run_tables(n, ready_s, serving_s, rss_start, rss_end, hwm, edits, res,
                              load_s, cpu, args.connections)
         png = None
-        if str(args.charts):
+        if args.charts:
             png = args.charts / "bench-s6.png"
             _chart(png, n, checks, ready_s, edits, timeline)
         return "\n".join(lines) + "\n", png

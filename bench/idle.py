@@ -165,7 +165,7 @@ def report(args, runs: dict[str, list[IdleRun]], errors: dict[str, str]) -> tupl
         f"{name}: " + ", ".join(f"{r.per_conn_bytes:.0f}" for r in rs) for name, rs in runs.items()),
         ""]
     png = None
-    if str(args.charts):
+    if args.charts:
         png = args.charts / "bench-s5.png"
         names = list(runs)
         chart.bar_chart(png, f"Scenario 5: {n} idle keep-alive connections (median of rounds)", [
