@@ -243,9 +243,13 @@ class BackendTlsPass {
   }
 
  private:
-  PemInspection inspect(std::string_view pem) const {
-    if (options_.inspect_certificates) return options_.inspect_certificates(pem);
-    return inspectPemStructurally(pem);
+  // Many policies share one CA ConfigMap: parse each distinct PEM once.
+  const PemInspection& inspect(std::string_view pem) const {
+    auto it = inspected_.find(pem);
+    if (it != inspected_.end()) return it->second;
+    PemInspection info = options_.inspect_certificates ? options_.inspect_certificates(pem)
+                                                       : inspectPemStructurally(pem);
+    return inspected_.emplace(std::string(pem), std::move(info)).first->second;
   }
 
   // ---- which Gateways reach which clusters ------------------------------------------
@@ -474,7 +478,7 @@ class BackendTlsPass {
         invalidRef(source + ": ca.crt is empty");
         continue;
       }
-      PemInspection info = inspect(*pem);
+      const PemInspection& info = inspect(*pem);
       if (!info.error.empty() || info.certificates.empty()) {
         invalidRef(source + ": ca.crt is not a PEM certificate bundle: " +
                    (info.error.empty() ? std::string("no certificate found") : info.error));
@@ -644,7 +648,7 @@ class BackendTlsPass {
         if (crt == data.end() || key == data.end() || crt->second.empty() || key->second.empty()) {
           fail("InvalidClientCertificateRef", "Secret " + id + " lacks tls.crt or tls.key");
         } else {
-          PemInspection info = inspect(crt->second);
+          const PemInspection& info = inspect(crt->second);
           std::string key_error = checkKey(crt->second, key->second);
           if (!info.error.empty() || info.certificates.empty()) {
             fail("InvalidClientCertificateRef",
@@ -852,6 +856,11 @@ class BackendTlsPass {
 
   const k8s::ResourceSet& rs_;
   const Options& options_;
+  struct PemHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  mutable std::unordered_map<std::string, PemInspection, PemHash, std::equal_to<>> inspected_;
   snapshot::Snapshot& snap_;
   StatusReport& status_;
   bool has_now_ = false;
