@@ -593,7 +593,7 @@ void Headers::copyFrom(const Headers& other) {
   std::vector<HeaderField> fields;
   fields.reserve(other.fields_.size());
   arena_.clear();
-  const std::string& stored = arena_.emplace_back(std::move(buf));
+  const std::string& stored = arena_.emplace_front(std::move(buf));
   size_t off = 0;
   for (const auto& f : other.fields_) {
     std::string_view name(stored.data() + off, f.name.size());
@@ -626,7 +626,7 @@ size_t Headers::count(std::string_view name) const {
 }
 
 void Headers::add(std::string_view name, std::string_view value) {
-  std::string& s = arena_.emplace_back();
+  std::string& s = arena_.emplace_front();
   s.reserve(name.size() + value.size());
   s.append(name);
   s.append(value);
@@ -652,7 +652,7 @@ void Headers::clear() {
   arena_.clear();
 }
 
-std::string_view Headers::intern(std::string_view s) { return arena_.emplace_back(s); }
+std::string_view Headers::intern(std::string_view s) { return arena_.emplace_front(s); }
 
 // ---- heads ----------------------------------------------------------------------
 
