@@ -208,7 +208,9 @@ class ConnectionGaugeTest(PorticoCase):
 
     def test_active_connection_gauges_follow_open_connections(self):
         lst = f"listener.127.0.0.1_{self.port}.downstream_cx_active"
-        before = self.p.stat(lst)
+        # start() probed the port: wait until that connection is gone too.
+        self.assertEventually(lambda: self.p.stat(lst, -1) == 0, 5, f"{lst} never settled at 0")
+        before = 0
         conns = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(3)]
         try:
             self.assertEventually(lambda: self.p.stat(lst) == before + 3, 5,
