@@ -132,7 +132,6 @@ void Pool::closeIdle() {
   }
 }
 
-
 // ---- clusters -------------------------------------------------------------
 
 void ClusterManager::update(const snapshot::Snapshot& snap) {
