@@ -458,9 +458,9 @@ bool HttpConnection::processDownstreamInput() {
         ParseEvent ev = req_parser_.next(in_.view(), used);
         if (ev.type == ParseEvent::Type::Body) {
           if (req_chunked_out_) {
-            scratch_.clear();
-            http::appendChunk(scratch_, ev.body);
-            up_out_.append(scratch_);
+            ctx_.scratch.clear();
+            http::appendChunk(ctx_.scratch, ev.body);
+            up_out_.append(ctx_.scratch);
           } else {
             up_out_.append(ev.body);
           }
@@ -669,9 +669,9 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude) {
   up_out_.clear();
   auto& head = req_parser_.head();
   if (missing_host_) head.headers.set("host", endpoint_->address.text);
-  scratch_.clear();
-  http::appendRequestHead(scratch_, head.method, up_target_, head.headers);
-  up_out_.append(scratch_);
+  ctx_.scratch.clear();
+  http::appendRequestHead(ctx_.scratch, head.method, up_target_, head.headers);
+  up_out_.append(ctx_.scratch);
   resp_parser_.reset();
   resp_parser_.expect(req_parser_.head().method);
   ++connect_attempts_;
@@ -851,9 +851,9 @@ bool HttpConnection::processUpstreamInput() {
         break;
       case ParseEvent::Type::Body:
         if (resp_chunked_out_) {
-          scratch_.clear();
-          http::appendChunk(scratch_, ev.body);
-          out_.append(scratch_);
+          ctx_.scratch.clear();
+          http::appendChunk(ctx_.scratch, ev.body);
+          out_.append(ctx_.scratch);
         } else {
           out_.append(ev.body);
         }
@@ -928,9 +928,9 @@ void HttpConnection::onResponseHead() {
   } else if (req_parser_.head().version_minor == 0) {
     h.set("connection", "keep-alive");
   }
-  scratch_.clear();
-  http::appendResponseHead(scratch_, resp.status, resp.reason, h);
-  out_.append(scratch_);
+  ctx_.scratch.clear();
+  http::appendResponseHead(ctx_.scratch, resp.status, resp.reason, h);
+  out_.append(ctx_.scratch);
   resp_started_ = true;
   if (switching) {
     // The rest of the bytes belong to the tunnel in both directions.

@@ -133,7 +133,6 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   net::Buffer up_out_;
   std::string up_target_;  // request-target sent upstream (after any rewrite)
   bool missing_host_ = false;
-  std::string scratch_;  // reused for serializing heads and chunk framing
   http::ResponseParser resp_parser_;
   bool req_done_ = false;  // downstream request fully read
   bool req_chunked_out_ = false;

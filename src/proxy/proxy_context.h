@@ -37,6 +37,10 @@ struct ProxyContext {
   std::shared_ptr<const snapshot::Snapshot> snapshot;  // the worker's current one
   ProxySettings settings;
   bool draining = false;
+  // Serialization scratch (heads, chunk framing), shared by the worker's
+  // connections: each use is clear, fill, copy out, within one call, so an
+  // idle connection doesn't keep one of its own.
+  std::string scratch;
   size_t connections = 0;
   uint64_t rng = 0x9E3779B97F4A7C15ull;
 
