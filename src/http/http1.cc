@@ -541,19 +541,6 @@ ParseEvent finishImpl(detail::ParserState& st) {
   }
 }
 
-bool inBodyPhase(Phase p) { return p != Phase::Head && p != Phase::Done && p != Phase::Failed; }
-
-std::string_view stripPort(std::string_view host) {
-  if (!host.empty() && host.front() == '[') {
-    size_t close = host.find(']');
-    return close == std::string_view::npos ? host : host.substr(0, close + 1);
-  }
-  size_t colon = host.rfind(':');
-  if (colon == std::string_view::npos) return host;
-  if (host.find(':') != colon) return host;  // bare IPv6 literal: no port to strip
-  return host.substr(0, colon);
-}
-
 }  // namespace
 
 // ---- detail -------------------------------------------------------------------
@@ -675,24 +662,43 @@ std::string_view RequestHead::query() const {
   return q == std::string_view::npos ? std::string_view() : t.substr(q + 1);
 }
 
-std::string_view RequestHead::host() const { return stripPort(headers.get("host")); }
+std::string_view hostWithoutPort(std::string_view host) {
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    return close == std::string_view::npos ? host : host.substr(0, close + 1);
+  }
+  size_t colon = host.rfind(':');
+  if (colon == std::string_view::npos) return host;
+  if (host.find(':') != colon) return host;  // bare IPv6 literal: no port to strip
+  return host.substr(0, colon);
+}
+
+std::string_view RequestHead::host() const { return hostWithoutPort(headers.get("host")); }
+
+// Where a parser is in its message decides what the input means; the same
+// for requests and responses (only parsing the head differs).
+template <typename Parser>
+ParseEvent nextEvent(Parser& parser, detail::ParserState& st, std::string_view input,
+                     size_t& consumed, const Limits& limits) {
+  consumed = 0;
+  switch (st.phase) {
+    case Phase::Failed:
+      return {Type::Error, {}, st.error};
+    case Phase::Done:
+      if (input.empty()) return {};
+      parser.reset();  // the next message starts (pipelining)
+      return parser.parseHead(input, consumed);
+    case Phase::Head:
+      return parser.parseHead(input, consumed);
+    default:
+      return bodyStep(st, input, consumed, limits);
+  }
+}
 
 // ---- RequestParser ----------------------------------------------------------------
 
 ParseEvent RequestParser::next(std::string_view input, size_t& consumed) {
-  consumed = 0;
-  switch (st_.phase) {
-    case Phase::Failed:
-      return {Type::Error, {}, st_.error};
-    case Phase::Done:
-      if (input.empty()) return {};
-      reset();
-      return parseHead(input, consumed);
-    case Phase::Head:
-      return parseHead(input, consumed);
-    default:
-      return bodyStep(st_, input, consumed, limits_);
-  }
+  return nextEvent(*this, st_, input, consumed, limits_);
 }
 
 ParseEvent RequestParser::parseHead(std::string_view input, size_t& consumed) {
@@ -759,7 +765,6 @@ ParseEvent RequestParser::finish() { return finishImpl(st_); }
 bool RequestParser::keepAlive() const { return st_.keep_alive; }
 bool RequestParser::expectsContinue() const { return st_.expect_continue; }
 bool RequestParser::isUpgrade() const { return st_.upgrade; }
-bool RequestParser::inBody() const { return inBodyPhase(st_.phase); }
 
 void RequestParser::reset() {
   head_.method.clear();
@@ -780,19 +785,7 @@ void ResponseParser::expect(std::string_view request_method) {
 }
 
 ParseEvent ResponseParser::next(std::string_view input, size_t& consumed) {
-  consumed = 0;
-  switch (st_.phase) {
-    case Phase::Failed:
-      return {Type::Error, {}, st_.error};
-    case Phase::Done:
-      if (input.empty()) return {};
-      reset();
-      return parseHead(input, consumed);
-    case Phase::Head:
-      return parseHead(input, consumed);
-    default:
-      return bodyStep(st_, input, consumed, limits_);
-  }
+  return nextEvent(*this, st_, input, consumed, limits_);
 }
 
 ParseEvent ResponseParser::parseHead(std::string_view input, size_t& consumed) {

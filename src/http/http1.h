@@ -64,7 +64,7 @@ struct RequestHead {
   // scheme and authority are skipped ("/p"; "/" when the path is empty).
   std::string_view path() const;
   std::string_view query() const;  // after '?', "" if none
-  std::string_view host() const;   // Host header without port, lower-cased view not guaranteed
+  std::string_view host() const;   // Host header without port (case as received)
 };
 
 struct ResponseHead {
@@ -163,11 +163,12 @@ class RequestParser {
   bool expectsContinue() const;  // Expect: 100-continue
   bool isUpgrade() const;        // Connection: upgrade + Upgrade header
   void reset();                  // ready for a new message
-  // True between HeadComplete and MessageComplete of the current message.
-  bool inBody() const;
 
  private:
   ParseEvent parseHead(std::string_view input, size_t& consumed);
+  template <typename Parser>
+  friend ParseEvent nextEvent(Parser&, detail::ParserState&, std::string_view, size_t&,
+                              const Limits&);
   Limits limits_;
   RequestHead head_;
   BodyFraming framing_ = BodyFraming::None;
@@ -196,6 +197,9 @@ class ResponseParser {
 
  private:
   ParseEvent parseHead(std::string_view input, size_t& consumed);
+  template <typename Parser>
+  friend ParseEvent nextEvent(Parser&, detail::ParserState&, std::string_view, size_t&,
+                              const Limits&);
   Limits limits_;
   ResponseHead head_;
   BodyFraming framing_ = BodyFraming::None;
@@ -225,5 +229,9 @@ const char* reasonPhrase(int status);
 void removeHopByHop(Headers& headers, bool keep_upgrade);
 
 bool iequals(std::string_view a, std::string_view b);
+
+// Strips ":port" from a Host header value ("example.com:8080" -> "example.com",
+// "[::1]:80" -> "[::1]"); a bare IPv6 literal has no port to strip.
+std::string_view hostWithoutPort(std::string_view host);
 
 }  // namespace portico::http

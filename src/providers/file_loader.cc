@@ -2,11 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <system_error>
-
-#include "k8s/decode.h"
 
 namespace portico::providers {
 
@@ -55,26 +51,6 @@ std::vector<std::string> listConfigFiles(const std::vector<std::string>& paths,
   std::sort(files.begin(), files.end());
   files.erase(std::unique(files.begin(), files.end()), files.end());
   return files;
-}
-
-k8s::ResourceSet loadConfig(const std::vector<std::string>& paths) {
-  k8s::ResourceSet set;
-  for (const auto& file : listConfigFiles(paths, set.errors)) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      set.errors.push_back(k8s::DecodeError{file, 0, "", "cannot open file"});
-      continue;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (in.bad()) {
-      set.errors.push_back(k8s::DecodeError{file, 0, "", "cannot read file"});
-      continue;
-    }
-    k8s::decodeText(text.str(), file, set);
-  }
-  k8s::finalize(set);
-  return set;
 }
 
 }  // namespace portico::providers

@@ -550,8 +550,7 @@ void HttpConnection::onRequestHead() {
     head.headers.remove("expect");
   }
 
-  const auto* vhost =
-      snapshot::selectVirtualHost(*listener_, snapshot::hostWithoutPort(head.headers.get("host")));
+  const auto* vhost = snapshot::selectVirtualHost(*listener_, head.host());
   if (vhost != nullptr) {
     snapshot::MatchInput in;
     in.method = head.method;
@@ -840,8 +839,7 @@ bool HttpConnection::processUpstreamInput() {
     switch (ev.type) {
       case ParseEvent::Type::HeadComplete:
         up_in_.consume(used);
-        if (resp_parser_.head().status >= 100 && resp_parser_.head().status < 200 &&
-            resp_parser_.head().status != 101) {
+        if (resp_parser_.isInformational() && resp_parser_.head().status != 101) {
           // Interim responses (100, 103) are not forwarded: we answered
           // 100-continue ourselves. The parser reports the interim response's
           // end next, then the final response.
@@ -1028,8 +1026,7 @@ void HttpConnection::sendLocalReply(Failure failure, const std::string& detail) 
 void HttpConnection::sendRedirect(const snapshot::RequestRedirect& r) {
   auto& head = req_parser_.head();
   std::string scheme = r.scheme.value_or(transport_->secure() ? "https" : "http");
-  std::string host =
-      r.hostname.value_or(std::string(snapshot::hostWithoutPort(head.headers.get("host"))));
+  std::string host = r.hostname.value_or(std::string(head.host()));
   uint16_t port = 0;
   if (r.port) {
     port = *r.port;

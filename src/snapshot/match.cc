@@ -141,16 +141,4 @@ const WeightedCluster* pickBackend(const Route& route, uint64_t r) {
   return nullptr;  // unreachable
 }
 
-std::string_view hostWithoutPort(std::string_view host) {
-  if (!host.empty() && host.front() == '[') {
-    const size_t close = host.find(']');
-    return close == std::string_view::npos ? host : host.substr(0, close + 1);
-  }
-  const size_t colon = host.rfind(':');
-  if (colon == std::string_view::npos) return host;
-  // More than one ':' without brackets is a bare IPv6 literal, not host:port.
-  if (host.find(':') != colon) return host;
-  return host.substr(0, colon);
-}
-
 }  // namespace portico::snapshot

@@ -33,8 +33,4 @@ const Route* selectRoute(const VirtualHost& vhost, const MatchInput& input);
 // route has no backend with weight > 0.
 const WeightedCluster* pickBackend(const Route& route, uint64_t r);
 
-// Strips ":port" from a Host header value ("example.com:8080" -> "example.com",
-// "[::1]:80" -> "[::1]").
-std::string_view hostWithoutPort(std::string_view host);
-
 }  // namespace portico::snapshot

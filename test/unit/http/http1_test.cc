@@ -183,11 +183,9 @@ TEST(RequestParser, SimpleGet) {
   EXPECT_EQ(p.head().headers.get("X-EMPTY"), "");
   EXPECT_EQ(p.framing(), BodyFraming::None);
   EXPECT_TRUE(p.keepAlive());
-  EXPECT_TRUE(p.inBody());
   ev = p.next("", used);
   EXPECT_EQ(ev.type, Type::MessageComplete);
   EXPECT_EQ(used, 0u);
-  EXPECT_FALSE(p.inBody());
 }
 
 TEST(RequestParser, HeaderViewsPointIntoRawNotInput) {
@@ -1269,6 +1267,19 @@ TEST(RequestParser, TargetBytesJudgedAtEveryOffset) {
       EXPECT_EQ(p.head().target, target);
     }
   }
+}
+
+// ---- hostWithoutPort -----------------------------------------------------------
+
+TEST(HostWithoutPort, Cases) {
+  EXPECT_EQ(hostWithoutPort("example.com"), "example.com");
+  EXPECT_EQ(hostWithoutPort("example.com:8080"), "example.com");
+  EXPECT_EQ(hostWithoutPort("example.com:"), "example.com");
+  EXPECT_EQ(hostWithoutPort("[::1]:80"), "[::1]");
+  EXPECT_EQ(hostWithoutPort("[::1]"), "[::1]");
+  EXPECT_EQ(hostWithoutPort("::1"), "::1") << "bare IPv6 literal has no port";
+  EXPECT_EQ(hostWithoutPort("10.0.0.1:443"), "10.0.0.1");
+  EXPECT_EQ(hostWithoutPort(""), "");
 }
 
 }  // namespace

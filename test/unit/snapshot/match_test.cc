@@ -73,19 +73,6 @@ Request get(std::string path, std::string query = "") {
   return r;
 }
 
-// ---- hostWithoutPort ----------------------------------------------------------
-
-TEST(HostWithoutPort, Cases) {
-  EXPECT_EQ(hostWithoutPort("example.com"), "example.com");
-  EXPECT_EQ(hostWithoutPort("example.com:8080"), "example.com");
-  EXPECT_EQ(hostWithoutPort("example.com:"), "example.com");
-  EXPECT_EQ(hostWithoutPort("[::1]:80"), "[::1]");
-  EXPECT_EQ(hostWithoutPort("[::1]"), "[::1]");
-  EXPECT_EQ(hostWithoutPort("::1"), "::1") << "bare IPv6 literal has no port";
-  EXPECT_EQ(hostWithoutPort("10.0.0.1:443"), "10.0.0.1");
-  EXPECT_EQ(hostWithoutPort(""), "");
-}
-
 // ---- selectVirtualHost ---------------------------------------------------------
 
 Listener listenerWith(std::vector<VirtualHost> vhs) {

@@ -1,8 +1,10 @@
 #include "translate/backend_tls.h"
 
 #include <gtest/gtest.h>
+
 #include <map>
 #include "common/time.h"
+#include "manifests.h"
 
 #include <algorithm>
 
@@ -21,23 +23,7 @@ const char* kFakeCa2 =
     "-----BEGIN CERTIFICATE-----\\nU0VDT05EZmFrZQ==\\n-----END CERTIFICATE-----\\n";
 const char* kFakeKey = "-----BEGIN PRIVATE KEY-----\\nZmFrZWtleQ==\\n-----END PRIVATE KEY-----\\n";
 
-k8s::ResourceSet load(const std::string& text) {
-  k8s::ResourceSet set;
-  k8s::decodeText(text, "t.yaml", set);
-  k8s::finalize(set);
-  for (auto& e : set.errors) ADD_FAILURE() << e.toString();
-  auto stamp = [](auto& v) {
-    for (auto& o : v) {
-      if (o.metadata.generation == 0) o.metadata.generation = 1;
-      if (o.metadata.creation_timestamp.empty())
-        o.metadata.creation_timestamp = "2024-01-01T00:00:00Z";
-    }
-  };
-  stamp(set.gateways);
-  stamp(set.http_routes);
-  stamp(set.backend_tls_policies);
-  return set;
-}
+k8s::ResourceSet load(const std::string& text) { return testing::loadManifests(text); }
 
 // Gateway gw (ns default) + HTTPRoute r to Service svc: ports https 8443 and
 // admin 9443, each with its own rule.

@@ -5,6 +5,8 @@
 // golden cases: test/golden/cases/conformance_*.in.yaml.
 #include <gtest/gtest.h>
 
+#include "manifests.h"
+
 #include <string>
 
 #include "k8s/decode.h"
@@ -40,21 +42,7 @@ spec:
 )";
 
 k8s::ResourceSet load(const std::string& text) {
-  k8s::ResourceSet set;
-  k8s::decodeText(std::string(kPrelude) + text, "conformance.yaml", set);
-  k8s::finalize(set);
-  for (const auto& e : set.errors) ADD_FAILURE() << e.toString();
-  auto stamp = [](auto& objects) {
-    for (auto& o : objects) {
-      if (o.metadata.generation == 0) o.metadata.generation = 1;
-      if (o.metadata.creation_timestamp.empty())
-        o.metadata.creation_timestamp = "2024-01-01T00:00:00Z";
-    }
-  };
-  stamp(set.gateway_classes);
-  stamp(set.gateways);
-  stamp(set.http_routes);
-  return set;
+  return testing::loadManifests(std::string(kPrelude) + text, "conformance.yaml");
 }
 
 // The checks `portico check` and `portico run` inject (server/main.cc).

@@ -1,7 +1,9 @@
 #include "translate/translate.h"
 
 #include <gtest/gtest.h>
+
 #include <re2/re2.h>
+#include "manifests.h"
 
 #include "k8s/decode.h"
 #include "snapshot/dump.h"
@@ -9,24 +11,7 @@
 namespace portico::translate {
 namespace {
 
-k8s::ResourceSet load(const std::string& text) {
-  k8s::ResourceSet set;
-  k8s::decodeText(text, "t.yaml", set);
-  k8s::finalize(set);
-  for (auto& e : set.errors) ADD_FAILURE() << e.toString();
-  // What ObjectTracker would stamp, minus the clock.
-  auto stamp = [](auto& v) {
-    for (auto& o : v) {
-      if (o.metadata.generation == 0) o.metadata.generation = 1;
-      if (o.metadata.creation_timestamp.empty())
-        o.metadata.creation_timestamp = "2024-01-01T00:00:00Z";
-    }
-  };
-  stamp(set.gateways);
-  stamp(set.http_routes);
-  stamp(set.gateway_classes);
-  return set;
-}
+k8s::ResourceSet load(const std::string& text) { return testing::loadManifests(text); }
 
 const char* kGateway = R"(
 apiVersion: gateway.networking.k8s.io/v1
