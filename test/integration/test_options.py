@@ -1,4 +1,5 @@
-"""`run` options and listener lifecycle: the JSON access log, and a removed
+"""`run` options and listener lifecycle: the JSON access log, an ExternalName
+Service resolved by DNS, and a removed
 listener draining (its in-flight request completes, new connections are
 refused) while the other listener keeps serving."""
 
@@ -6,9 +7,8 @@ import json
 import threading
 import unittest
 
-from harness import (PorticoCase, PyBackend, backend, backend_ref, free_port, gateway,
-                     gateway_class, http_route, listener, port_refuses, request, rule,
-                     slow_handler)
+from harness import (PorticoCase, backend, backend_ref, free_port, gateway, gateway_class,
+                     http_route, listener, port_refuses, request, rule, service, slow_handler)
 
 
 class OptionsTest(PorticoCase):
@@ -32,9 +32,17 @@ class OptionsTest(PorticoCase):
             listeners.append(listener(cls.port_b, name="b"))
         docs = [gateway_class(), gateway("gw", listeners)]
         docs += backend("svc-o", cls.ng.port) + backend("svc-slow", cls.slow.port)
+        # An ExternalName Service: resolved by DNS on the main thread; the
+        # Service port is the port connected to.
+        ext = service("svc-ext", port=cls.ng.port)
+        ext["spec"]["type"] = "ExternalName"
+        ext["spec"]["externalName"] = "localhost"
+        docs.append(ext)
         docs += [http_route("o", [rule([backend_ref("svc-o", 80)])], hostnames=["o.example.com"]),
                  http_route("slow", [rule([backend_ref("svc-slow", 80)])],
-                            hostnames=["slow.example.com"])]
+                            hostnames=["slow.example.com"]),
+                 http_route("ext", [rule([backend_ref("svc-ext", cls.ng.port)])],
+                            hostnames=["ext.example.com"])]
         return docs
 
     def test_json_access_log(self):
@@ -57,6 +65,13 @@ class OptionsTest(PorticoCase):
         self.assertEqual(entry["authority"], "o.example.com")
         self.assertEqual(entry["upstream_cluster"], "kube_default_svc-o_80")
         self.assertIn(":", entry["upstream_host"])
+
+    def test_external_name_service_is_resolved_and_served(self):
+        r = request(self.port_a, "/ext", host="ext.example.com")
+        self.assertEqual(r.status, 200, r.body[:200])
+        self.assertEqual(r.headers.get("x-backend"), "svc-o")  # the nginx behind "localhost"
+        dump = self.p.admin("/config_dump")[1]
+        self.assertIn('"dns_name": "localhost"', dump)
 
     def test_removed_listener_drains(self):
         result = {}
