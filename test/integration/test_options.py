@@ -1,7 +1,7 @@
 """`run` options and listener lifecycle: the JSON access log, an ExternalName
-Service resolved by DNS, and a removed
-listener draining (its in-flight request completes, new connections are
-refused) while the other listener keeps serving."""
+Service resolved by DNS, and a removed listener draining (its in-flight
+request completes, new connections are refused) while the other listener
+keeps serving."""
 
 import json
 import threading
