@@ -1,8 +1,13 @@
 #include "server/config_source.h"
 
+#include <sys/stat.h>
+
+#include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
+#include <string_view>
 
 #include "k8s/decode.h"
 #include "providers/file_loader.h"
@@ -46,7 +51,24 @@ bool readFile(const std::string& path, std::string& out) {
   return !in.bad();
 }
 
+int64_t wallClockNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
 }  // namespace
+
+bool FileConfigSource::statFile(const std::string& path, Stamp& out) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return false;
+  out.dev = st.st_dev;
+  out.ino = st.st_ino;
+  out.size = st.st_size;
+  out.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+  out.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
+  return true;
+}
 
 void appendResources(k8s::ResourceSet& dst, const k8s::ResourceSet& src) {
   eachList(dst, src,
@@ -65,37 +87,76 @@ void appendResources(k8s::ResourceSet& dst, k8s::ResourceSet&& src) {
   });
 }
 
+void FileConfigSource::decodeInto(FileState& st, const std::string& file, const std::string& text) {
+  k8s::ResourceSet one;
+  k8s::decodeText(text, file, one);
+  st.errors.clear();
+  if (one.hasErrors()) {
+    // Keep the last good objects (decoding is a function of the text, so
+    // they are what the last good text would give again).
+    for (const auto& e : one.errors) st.errors.push_back(e.toString());
+    return;
+  }
+  st.good = std::move(one);
+  st.have_good = true;
+}
+
 k8s::ResourceSet FileConfigSource::load(std::vector<std::string>& errors) {
+  stats_ = LoadStats{};
   std::vector<k8s::DecodeError> list_errors;
   std::vector<std::string> files = providers::listConfigFiles(paths_, list_errors);
   for (const auto& e : list_errors) errors.push_back(e.toString());
+  stats_.files = files.size();
   k8s::ResourceSet merged;
-  std::map<std::string, std::string> next_good;
+  std::map<std::string, FileState> next;
   for (const auto& file : files) {
-    k8s::ResourceSet one;
-    std::string text;
-    bool readable = readFile(file, text);
-    if (!readable) {
-      errors.push_back(file + ": cannot be read");
-    } else {
-      k8s::decodeText(text, file, one);
-    }
-    if (one.hasErrors() || !readable) {
-      for (const auto& e : one.errors) errors.push_back(e.toString());
-      auto it = last_good_text_.find(file);
-      if (it != last_good_text_.end()) {
-        // It decoded cleanly before, and decoding is a function of the text.
-        k8s::ResourceSet good;
-        k8s::decodeText(it->second, file, good);
-        appendResources(merged, std::move(good));
-        next_good.emplace(file, std::move(it->second));
+    FileState st;
+    if (auto it = files_.find(file); it != files_.end()) st = std::move(it->second);
+    Stamp now_stamp;
+    int64_t now_ns = wallClockNs();
+    bool stat_ok = statFile(file, now_stamp);
+    // The stamp can vouch for the content only if the file's last change is
+    // older than one timestamp tick before we looked: a write in the same
+    // tick as our read leaves every field (size aside) as it was.
+    bool trusted = stat_ok && st.have_content && now_stamp == st.stamp &&
+                   st.stamp.ctime_ns < st.stamped_at_ns - racy_window_ns_;
+    bool decoded = false;
+    if (!trusted) {
+      std::string text;
+      if (!stat_ok || !readFile(file, text)) {
+        st.have_content = false;  // read it again next time, whatever the stamp says
+        st.errors.assign(1, file + ": cannot be read");
+      } else {
+        uint64_t hash = std::hash<std::string_view>{}(text);
+        bool same = st.have_content && st.content_size == text.size() && st.content_hash == hash;
+        st.stamp = now_stamp;
+        st.stamped_at_ns = now_ns;
+        st.have_content = true;
+        st.content_hash = hash;
+        st.content_size = text.size();
+        if (!same) {
+          ++stats_.decoded;
+          decoded = true;
+          if (!keep_objects_) {
+            // One-shot: nothing is kept, so the objects move straight out.
+            k8s::ResourceSet one;
+            k8s::decodeText(text, file, one);
+            for (const auto& e : one.errors) errors.push_back(e.toString());
+            if (!one.hasErrors()) appendResources(merged, std::move(one));
+            continue;
+          }
+          decodeInto(st, file, text);
+        }
       }
-      continue;
     }
-    appendResources(merged, std::move(one));
-    next_good.emplace(file, std::move(text));
+    errors.insert(errors.end(), st.errors.begin(), st.errors.end());
+    if (st.have_good) {
+      appendResources(merged, st.good);
+      if (!decoded) ++stats_.reused;
+    }
+    next.emplace(file, std::move(st));
   }
-  last_good_text_ = std::move(next_good);
+  files_ = std::move(next);
   k8s::finalize(merged);
   for (const auto& e : merged.errors) errors.push_back(e.toString());
   return merged;

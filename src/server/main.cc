@@ -143,7 +143,7 @@ int checkCommand(const std::vector<std::string>& args) {
   }
   if (paths.empty()) return usageError("check needs at least one PATH");
   portico::common::setLogLevel(LogLevel::Warn);  // stdout is the List; keep stderr for problems
-  portico::server::FileConfigSource source(paths);
+  portico::server::FileConfigSource source(paths, /*keep_objects=*/false);
   std::vector<std::string> errors;
   auto set = source.load(errors);
   auto now = std::chrono::system_clock::now();
