@@ -1,38 +1,39 @@
 #include "k8s/object_tracker.h"
 
-#include "common/time.h"
-
 #include <ctime>
+#include <functional>
+
+#include "common/time.h"
 
 namespace portico::k8s {
 
 template <typename T>
-void ObjectTracker::stampAll(std::vector<T>& objects, const std::string& now,
-                             std::unordered_map<std::string, Seen>& next) {
+void ObjectTracker::stampAll(std::vector<T>& objects, const std::string& now, Map& next) {
   for (T& obj : objects) {
     std::string key = obj.kind + "/" + obj.metadata.ns + "/" + obj.metadata.name;
-    auto it = seen_.find(key);
-    Seen s;
-    if (it == seen_.end()) {
-      s.generation = 1;
-      s.creation_timestamp = now;
+    size_t digest = std::hash<std::string>{}(obj.spec_digest);
+    // Moves the entry over (key and timestamp included) instead of copying it.
+    auto node = seen_.extract(key);
+    Seen* s = nullptr;
+    if (node.empty()) {
+      s = &next.try_emplace(std::move(key), Seen{digest, 1, now}).first->second;
     } else {
-      s = it->second;
-      if (s.spec_digest != obj.spec_digest) ++s.generation;
+      if (node.mapped().spec_digest != digest) ++node.mapped().generation;
+      s = &next.insert(std::move(node)).position->second;
     }
-    s.spec_digest = obj.spec_digest;
-    if (obj.metadata.generation > 0) s.generation = obj.metadata.generation;
+    s->spec_digest = digest;
+    if (obj.metadata.generation > 0) s->generation = obj.metadata.generation;
     if (!obj.metadata.creation_timestamp.empty())
-      s.creation_timestamp = obj.metadata.creation_timestamp;
-    obj.metadata.generation = s.generation;
-    obj.metadata.creation_timestamp = s.creation_timestamp;
-    next[key] = std::move(s);
+      s->creation_timestamp = obj.metadata.creation_timestamp;
+    obj.metadata.generation = s->generation;
+    obj.metadata.creation_timestamp = s->creation_timestamp;
   }
 }
 
 void ObjectTracker::stamp(ResourceSet& set, std::chrono::system_clock::time_point now) {
   std::string ts = common::formatRfc3339(now);
-  std::unordered_map<std::string, Seen> next;
+  Map next;
+  next.reserve(seen_.size());
   stampAll(set.gateway_classes, ts, next);
   stampAll(set.gateways, ts, next);
   stampAll(set.http_routes, ts, next);

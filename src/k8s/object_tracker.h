@@ -20,15 +20,15 @@ class ObjectTracker final {
 
  private:
   struct Seen {
-    std::string spec_digest;
+    size_t spec_digest = 0;  // hash of ObjectBase::spec_digest
     int64_t generation = 1;
     std::string creation_timestamp;
   };
+  using Map = std::unordered_map<std::string, Seen>;  // key: kind/namespace/name
   template <typename T>
-  void stampAll(std::vector<T>& objects, const std::string& now,
-                std::unordered_map<std::string, Seen>& next);
+  void stampAll(std::vector<T>& objects, const std::string& now, Map& next);
 
-  std::unordered_map<std::string, Seen> seen_;  // key: kind/namespace/name
+  Map seen_;
 };
 
 }  // namespace portico::k8s

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -125,30 +126,43 @@ Item baseItem(const T& obj, bool namespaced) {
 
 // ---- a small YAML emitter (block style, like kubectl) ---------------------------------
 
-bool needsQuotes(const std::string& s) {
+bool needsQuotes(std::string_view s) {
   if (s.empty()) return true;
-  static const std::string kSpecialFirst = "-?:,[]{}#&*!|>'\"%@` \t";
-  if (kSpecialFirst.find(s[0]) != std::string::npos) return true;
+  constexpr std::string_view kSpecialFirst = "-?:,[]{}#&*!|>'\"%@` \t";
+  if (kSpecialFirst.find(s[0]) != std::string_view::npos) return true;
   if (std::isdigit(static_cast<unsigned char>(s[0])) || s[0] == '+' || s[0] == '.') return true;
   if (s.back() == ' ' || s.back() == ':') return true;
-  if (s.find(": ") != std::string::npos || s.find(" #") != std::string::npos) return true;
+  if (s.find(": ") != std::string_view::npos || s.find(" #") != std::string_view::npos) return true;
   for (unsigned char c : s)
     if (c < 0x20 || c == 0x7f) return true;
-  static const char* kWords[] = {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"};
-  std::string low;
-  for (unsigned char c : s) low.push_back(static_cast<char>(std::tolower(c)));
-  for (const char* w : kWords)
-    if (low == w) return true;
+  // Words YAML 1.1 readers take for booleans or null, in any case.
+  constexpr size_t kLongestWord = 5;
+  if (s.size() > kLongestWord) return false;
+  char low[kLongestWord];
+  for (size_t i = 0; i < s.size(); ++i)
+    low[i] = (s[i] >= 'A' && s[i] <= 'Z') ? static_cast<char>(s[i] - 'A' + 'a') : s[i];
+  std::string_view word(low, s.size());
+  for (std::string_view w : {"true", "false", "null", "yes", "no", "on", "off", "y", "n", "~"})
+    if (word == w) return true;
   return false;
 }
 
-std::string scalar(const json& v) {
+void appendQuoted(std::string_view s, std::string& out) {
+  out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void appendScalar(const json& v, std::string& out) {
   if (v.is_string()) {
     const std::string& s = v.get_ref<const std::string&>();
-    return needsQuotes(s) ? json(s).dump(-1, ' ', false, json::error_handler_t::replace) : s;
+    if (needsQuotes(s))
+      appendQuoted(s, out);
+    else
+      out += s;
+  } else if (v.is_null()) {
+    out += "null";
+  } else {
+    out += v.dump(-1, ' ', false, json::error_handler_t::replace);
   }
-  if (v.is_null()) return "null";
-  return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 bool isBlockScalar(const json& v) {
@@ -180,9 +194,9 @@ void emitSequenceItem(const json& item, int indent, std::string& out);
 void emitAfterKey(const json& v, int indent, std::string& out);
 
 // "key: value" (or a nested block) for a map entry whose indentation is out.
-void emitEntry(const std::string& key, const json& value, int indent, std::string& out) {
+void emitEntry(std::string_view key, const json& value, int indent, std::string& out) {
   if (needsQuotes(key))
-    out += json(key).dump(-1, ' ', false, json::error_handler_t::replace);
+    appendQuoted(key, out);
   else
     out += key;
   out += ':';
@@ -206,7 +220,7 @@ void emitAfterKey(const json& v, int indent, std::string& out) {
     emitBlockScalar(v.get_ref<const std::string&>(), indent + 2, out);
   } else {
     out += ' ';
-    out += scalar(v);
+    appendScalar(v, out);
     out += '\n';
   }
 }
@@ -243,7 +257,9 @@ void emitValue(const json& v, int indent, std::string& out) {
   } else if (v.is_array()) {
     for (const auto& item : v) emitSequenceItem(item, indent, out);
   } else {
-    out.append(static_cast<size_t>(indent), ' ').append(scalar(v)) += '\n';
+    out.append(static_cast<size_t>(indent), ' ');
+    appendScalar(v, out);
+    out += '\n';
   }
 }
 
@@ -281,7 +297,7 @@ class ListWriter {
       out_ += "- ";
       for (size_t i = 0; i < entries.size(); ++i) {
         if (i > 0) out_ += "  ";
-        emitEntry(std::string(entries[i].first), *entries[i].second, 2, out_);
+        emitEntry(entries[i].first, *entries[i].second, 2, out_);
       }
     }
     ++count_;
@@ -361,9 +377,13 @@ std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& sta
 namespace portico::translate {
 namespace {
 
-std::string parentKey(const k8s::ParentReference& p) {
-  return p.group + "/" + p.kind + "/" + p.ns.value_or("") + "/" + p.name + "/" +
-         p.section_name.value_or("") + "/" + (p.port ? std::to_string(*p.port) : "");
+// An absent namespace or sectionName is the same parent as an empty one.
+bool sameParent(const k8s::ParentReference& a, const k8s::ParentReference& b) {
+  auto text = [](const std::optional<std::string>& o) {
+    return o ? std::string_view(*o) : std::string_view();
+  };
+  return a.name == b.name && a.kind == b.kind && a.group == b.group && text(a.ns) == text(b.ns) &&
+         text(a.section_name) == text(b.section_name) && a.port == b.port;
 }
 
 // Conditions whose type and status did not change keep their time.
@@ -378,11 +398,12 @@ void carry(std::vector<Condition>& now, const std::vector<Condition>& before) {
   }
 }
 
-template <typename Entry, typename KeyFn, typename CondFn>
-void carryList(std::vector<Entry>& now, const std::vector<Entry>& before, KeyFn key, CondFn conds) {
+template <typename Entry, typename SameFn, typename CondFn>
+void carryList(std::vector<Entry>& now, const std::vector<Entry>& before, SameFn same,
+               CondFn conds) {
   for (auto& n : now) {
     for (const auto& b : before) {
-      if (key(n) == key(b)) {
+      if (same(n, b)) {
         carry(conds(n), conds(b));
         break;
       }
@@ -402,21 +423,24 @@ void carryTransitionTimes(StatusReport& now, const StatusReport& before) {
     if (it == before.gateways.end()) continue;
     carry(s.conditions, it->second.conditions);
     carryList(
-        s.listeners, it->second.listeners, [](const auto& l) { return l.name; },
+        s.listeners, it->second.listeners,
+        [](const auto& a, const auto& b) { return a.name == b.name; },
         [](auto& l) -> auto& { return l.conditions; });
   }
   for (auto& [k, s] : now.http_routes) {
     auto it = before.http_routes.find(k);
     if (it == before.http_routes.end()) continue;
     carryList(
-        s.parents, it->second.parents, [](const auto& p) { return parentKey(p.parent_ref); },
+        s.parents, it->second.parents,
+        [](const auto& a, const auto& b) { return sameParent(a.parent_ref, b.parent_ref); },
         [](auto& p) -> auto& { return p.conditions; });
   }
   for (auto& [k, s] : now.backend_tls_policies) {
     auto it = before.backend_tls_policies.find(k);
     if (it == before.backend_tls_policies.end()) continue;
     carryList(
-        s.ancestors, it->second.ancestors, [](const auto& a) { return parentKey(a.ancestor_ref); },
+        s.ancestors, it->second.ancestors,
+        [](const auto& a, const auto& b) { return sameParent(a.ancestor_ref, b.ancestor_ref); },
         [](auto& a) -> auto& { return a.conditions; });
   }
 }
