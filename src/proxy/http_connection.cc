@@ -133,6 +133,122 @@ std::string jsonEscape(std::string_view s) {
 
 }  // namespace
 
+// Everything that lives only while a request is on the connection.
+struct Exchange {
+  explicit Exchange(net::EventLoop& loop) : timer(loop, &HttpConnection::onRequestTimer, this) {}
+
+  // Back to a fresh request; parsers and strings keep their capacity.
+  void reset() {
+    req_parser.reset();
+    resp_parser.reset();
+    up_in.clear();
+    up_out.clear();
+    up_target.clear();
+    upstream_host.clear();
+    start_ms = 0;
+    route = nullptr;
+    cluster = nullptr;
+    cluster_cfg = nullptr;
+    endpoint = nullptr;
+    missing_host = req_done = req_chunked_out = resp_started = resp_done = false;
+    rq_active = resp_chunked_out = upgrade = head_request = retried = reused_upstream = false;
+    connect_attempts = 0;
+    status = 0;
+    flag = "-";
+  }
+  // Whether keeping it for reuse is worth its memory (a request with a huge
+  // head would otherwise pin that capacity in the pool).
+  bool worthKeeping() const {
+    constexpr size_t kMaxRetained = 8 * 1024;
+    return req_parser.head().raw.capacity() + resp_parser.head().raw.capacity() +
+               up_target.capacity() <=
+           kMaxRetained;
+  }
+
+  HttpConnection* owner = nullptr;
+  net::Timer timer;  // the route's request timeout
+  http::RequestParser req_parser;
+  http::ResponseParser resp_parser;
+  net::Buffer up_in;
+  net::Buffer up_out;
+  std::string up_target;  // request-target sent upstream (after any rewrite)
+  std::string upstream_host;
+  uint64_t start_ms = 0;
+  const snapshot::Route* route = nullptr;
+  upstream::ClusterRuntime* cluster = nullptr;
+  const snapshot::Cluster* cluster_cfg = nullptr;  // in snap_, pinned for the request
+  upstream::EndpointState* endpoint = nullptr;
+  const char* flag = "-";
+  int connect_attempts = 0;
+  int status = 0;
+  bool missing_host = false;
+  bool req_done = false;  // downstream request fully read
+  bool req_chunked_out = false;
+  bool resp_started = false;  // response head written downstream
+  bool resp_done = false;     // upstream response fully received
+  bool rq_active = false;     // counted in upstream_rq_active
+  bool resp_chunked_out = false;
+  bool upgrade = false;
+  bool head_request = false;
+  bool retried = false;
+  bool reused_upstream = false;
+};
+
+ExchangePool::~ExchangePool() {
+  for (Exchange* e : free_) delete e;
+}
+
+Exchange* ExchangePool::take(net::EventLoop& loop, HttpConnection* owner) {
+  Exchange* e;
+  if (free_.empty()) {
+    e = new Exchange(loop);
+  } else {
+    e = free_.back();
+    free_.pop_back();
+  }
+  e->owner = owner;
+  return e;
+}
+
+void ExchangePool::give(Exchange* e) {
+  e->timer.disarm();
+  e->owner = nullptr;
+  if (free_.size() >= kMaxFree || !e->worthKeeping()) {
+    delete e;
+    return;
+  }
+  e->reset();
+  free_.push_back(e);
+}
+
+void ConnectionList::push(HttpConnection* c) {
+  c->prev_ = nullptr;
+  c->next_ = head_;
+  if (head_ != nullptr) head_->prev_ = c;
+  head_ = c;
+  ++size_;
+}
+
+void ConnectionList::remove(HttpConnection* c) {
+  if (c->prev_ != nullptr) {
+    c->prev_->next_ = c->next_;
+  } else if (head_ == c) {
+    head_ = c->next_;
+  } else {
+    return;  // not in the list
+  }
+  if (c->next_ != nullptr) c->next_->prev_ = c->prev_;
+  c->prev_ = c->next_ = nullptr;
+  --size_;
+}
+
+std::vector<HttpConnection*> ConnectionList::all() const {
+  std::vector<HttpConnection*> out;
+  out.reserve(size_);
+  for (HttpConnection* c = head_; c != nullptr; c = c->next_) out.push_back(c);
+  return out;
+}
+
 HttpConnection::HttpConnection(ProxyContext& ctx, int fd, std::string listener_name,
                                std::string client_ip, std::unique_ptr<net::Transport> transport)
     : ctx_(ctx),
@@ -141,8 +257,7 @@ HttpConnection::HttpConnection(ProxyContext& ctx, int fd, std::string listener_n
       client_ip_(std::move(client_ip)),
       transport_(std::move(transport)),
       ds_handshake_done_(!transport_->secure()),
-      ds_timer_(ctx.loop, &HttpConnection::onDownstreamTimer, this),
-      rq_timer_(ctx.loop, &HttpConnection::onRequestTimer, this) {}
+      ds_timer_(ctx.loop, &HttpConnection::onDownstreamTimer, this) {}
 
 HttpConnection::~HttpConnection() {
   if (up_ != nullptr) {
@@ -155,6 +270,16 @@ HttpConnection::~HttpConnection() {
     ctx_.loop.remove(fd_);
     ::close(fd_);
   }
+  if (rq_ != nullptr) giveBackExchange();
+}
+
+void HttpConnection::takeExchange() {
+  if (rq_ == nullptr) rq_ = ctx_.exchanges.take(ctx_.loop, this);
+}
+
+void HttpConnection::giveBackExchange() {
+  ctx_.exchanges.give(rq_);
+  rq_ = nullptr;
 }
 
 void HttpConnection::start(stats::Gauge* listener_cx_active) {
@@ -166,7 +291,7 @@ void HttpConnection::start(stats::Gauge* listener_cx_active) {
   }
   ctx_.loop.add(fd_, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, this);
   ds_timer_.arm(ctx_.settings.idle_timeout_ms);
-  if (ctx_.connections > ctx_.settings.max_connections) {
+  if (ctx_.connections.size() > ctx_.settings.max_connections) {
     // Over the limit: a short 503 and close, without reading the request.
     auto reply = localReplyFor(Failure::Overloaded);
     out_.append(
@@ -237,19 +362,19 @@ void HttpConnection::onUpstreamEvent(upstream::UpstreamConnection& conn, uint32_
 
 void HttpConnection::onUpstreamConnectTimeout(upstream::UpstreamConnection& conn) {
   if (&conn != up_) return;
-  cluster_->stats.upstream_cx_connect_timeout->inc();
+  rq_->cluster->stats.upstream_cx_connect_timeout->inc();
   onUpstreamFailure(Failure::ConnectFailure, "connect timeout", false);
   pump();
 }
 
 void HttpConnection::onUpstreamConnected() {
   up_->connected = true;
-  endpoint_->connect_failures_in_a_row = 0;
-  const auto& tls = cluster_cfg_->tls;
+  rq_->endpoint->connect_failures_in_a_row = 0;
+  const auto& tls = rq_->cluster_cfg->tls;
   if (!tls) {
     up_->handshake_done = true;
     up_->connect_timer.disarm();
-    cluster_->stats.upstream_cx_connect_ms->record(
+    rq_->cluster->stats.upstream_cx_connect_ms->record(
         static_cast<double>(ctx_.loop.nowMs() - up_->connect_start_ms));
     return;
   }
@@ -264,8 +389,8 @@ void HttpConnection::onUpstreamConnected() {
     onUpstreamFailure(Failure::ConnectFailure, "TLS_error: " + error, false);
     return;
   }
-  up_->setTransport(tls::makeClientTransport(std::move(client), up_->fd(), upstream_host_,
-                                             cluster_->tls_stats.get()));
+  up_->setTransport(tls::makeClientTransport(std::move(client), up_->fd(), rq_->upstream_host,
+                                             rq_->cluster->tls_stats.get()));
 }
 
 // Advances the HTTPS handshake with the client. True when it finished or failed.
@@ -297,7 +422,7 @@ bool HttpConnection::driveHandshake() {
     case net::Transport::Handshake::Done:
       up_->handshake_done = true;
       up_->connect_timer.disarm();
-      cluster_->stats.upstream_cx_connect_ms->record(
+      rq_->cluster->stats.upstream_cx_connect_ms->record(
           static_cast<double>(ctx_.loop.nowMs() - up_->connect_start_ms));
       return true;
     case net::Transport::Handshake::WantRead:
@@ -342,6 +467,9 @@ void HttpConnection::pump() {
     ctx_.loop.remove(fd_);
     ::close(fd_);
     fd_ = -1;
+    // Back to the pool now: the context may be gone by the time the loop
+    // frees this object.
+    if (rq_ != nullptr) giveBackExchange();
     if (ctx_.on_close != nullptr) ctx_.on_close(ctx_.worker, this);
     ctx_.loop.deleteLater(this);
   }
@@ -352,9 +480,9 @@ bool HttpConnection::wantDownstreamRead() const {
     case State::ReadingHead:
       return in_.size() < 2 * kHighWatermark;
     case State::Proxying:
-      return !req_done_ && up_out_.size() < kHighWatermark && in_.size() < kHighWatermark;
+      return !rq_->req_done && rq_->up_out.size() < kHighWatermark && in_.size() < kHighWatermark;
     case State::Tunnel:
-      return up_out_.size() < kHighWatermark;
+      return rq_->up_out.size() < kHighWatermark;
     default:
       return false;
   }
@@ -402,7 +530,7 @@ bool HttpConnection::flushDownstream() {
       ds_writable_ = false;
     } else {
       // The client is gone: nothing more can be delivered.
-      if (flag_[0] == '-') flag_ = "DC";
+      if (rq_ != nullptr && rq_->flag[0] == '-') rq_->flag = "DC";
       close();
       return true;
     }
@@ -428,8 +556,9 @@ bool HttpConnection::processDownstreamInput() {
         if (ds_eof_) close();
         return ds_eof_;
       }
+      takeExchange();
       size_t used = 0;
-      ParseEvent ev = req_parser_.next(in_.view(), used);
+      ParseEvent ev = rq_->req_parser.next(in_.view(), used);
       in_.consume(used);
       if (ev.type == ParseEvent::Type::HeadComplete) {
         onRequestHead();
@@ -437,7 +566,7 @@ bool HttpConnection::processDownstreamInput() {
       }
       if (ev.type == ParseEvent::Type::Error) {
         close_after_ = true;
-        rq_start_ms_ = ctx_.loop.nowMs();
+        rq_->start_ms = ctx_.loop.nowMs();
         beginDownstreamRequest();
         if (http_stats_) http_stats_->downstream_cx_protocol_error->inc();
         sendLocalReply(failureForParse(ev.error), http::toString(ev.error));
@@ -450,35 +579,35 @@ bool HttpConnection::processDownstreamInput() {
       return used > 0;
     }
     case State::Proxying: {
-      if (req_done_) return false;
+      if (rq_->req_done) return false;
       bool progress = false;
       // Called with empty input too: the end of a body may need no more bytes.
-      while (!req_done_ && up_out_.size() < kHighWatermark) {
+      while (!rq_->req_done && rq_->up_out.size() < kHighWatermark) {
         size_t used = 0;
-        ParseEvent ev = req_parser_.next(in_.view(), used);
+        ParseEvent ev = rq_->req_parser.next(in_.view(), used);
         if (ev.type == ParseEvent::Type::Body) {
-          if (req_chunked_out_) {
+          if (rq_->req_chunked_out) {
             ctx_.scratch.clear();
             http::appendChunk(ctx_.scratch, ev.body);
-            up_out_.append(ctx_.scratch);
+            rq_->up_out.append(ctx_.scratch);
           } else {
-            up_out_.append(ev.body);
+            rq_->up_out.append(ev.body);
           }
         }
         in_.consume(used);
         if (ev.type == ParseEvent::Type::MessageComplete) {
-          req_done_ = true;
+          rq_->req_done = true;
           progress = true;
-          if (req_chunked_out_) {
+          if (rq_->req_chunked_out) {
             std::string last;
             http::appendLastChunk(last);
-            up_out_.append(last);
+            rq_->up_out.append(last);
           }
         } else if (ev.type == ParseEvent::Type::Error) {
           // A broken request body: the upstream exchange can't be completed.
           close_after_ = true;
           endUpstreamRequest();
-          if (!resp_started_) {
+          if (!rq_->resp_started) {
             releaseUpstream(false);
             sendLocalReply(Failure::BadRequest, http::toString(ev.error));
           } else {
@@ -489,9 +618,9 @@ bool HttpConnection::processDownstreamInput() {
         progress = progress || used > 0;
         if (ev.type == ParseEvent::Type::NeedMore) break;
       }
-      if (!req_done_ && in_.empty() && ds_eof_) {
+      if (!rq_->req_done && in_.empty() && ds_eof_) {
         // Client went away mid-body.
-        flag_ = "DC";
+        rq_->flag = "DC";
         close();
         return true;
       }
@@ -499,7 +628,7 @@ bool HttpConnection::processDownstreamInput() {
     }
     case State::Tunnel: {
       if (!in_.empty()) {
-        up_out_.append(in_.view());
+        rq_->up_out.append(in_.view());
         in_.consume(in_.size());
         return true;
       }
@@ -518,23 +647,13 @@ bool HttpConnection::processDownstreamInput() {
 
 void HttpConnection::onRequestHead() {
   ds_timer_.disarm();
-  rq_start_ms_ = ctx_.loop.nowMs();
+  // rq_ is fresh: taken when this head's first bytes were parsed.
+  rq_->start_ms = ctx_.loop.nowMs();
   head_started_ = false;
-  req_done_ = false;
-  resp_started_ = false;
-  resp_done_ = false;
-  retried_ = false;
-  connect_attempts_ = 0;
-  status_ = 0;
-  flag_ = "-";
-  route_ = nullptr;
-  cluster_ = nullptr;
-  endpoint_ = nullptr;
-  upstream_host_.clear();
-  auto& head = req_parser_.head();
-  head_request_ = head.method == "HEAD";
-  upgrade_ = req_parser_.isUpgrade();
-  if (!req_parser_.keepAlive() || draining_ || ctx_.draining) close_after_ = true;
+  auto& head = rq_->req_parser.head();
+  rq_->head_request = head.method == "HEAD";
+  rq_->upgrade = rq_->req_parser.isUpgrade();
+  if (!rq_->req_parser.keepAlive() || draining_ || ctx_.draining) close_after_ = true;
 
   const bool listener_live = refreshSnapshot();
   beginDownstreamRequest();
@@ -546,7 +665,7 @@ void HttpConnection::onRequestHead() {
 
   // Envoy answers 100-continue itself and strips Expect, so a backend never
   // sees it; the client sends the body once routing has accepted the request.
-  if (req_parser_.expectsContinue()) {
+  if (rq_->req_parser.expectsContinue()) {
     head.headers.remove("expect");
   }
 
@@ -558,95 +677,96 @@ void HttpConnection::onRequestHead() {
     in.query = head.query();
     in.ctx = &head.headers;
     in.header = &headerLookup;
-    route_ = snapshot::selectRoute(*vhost, in);
+    rq_->route = snapshot::selectRoute(*vhost, in);
   }
-  if (route_ == nullptr) {
+  if (rq_->route == nullptr) {
     http_stats_->no_route->inc();
     sendLocalReply(Failure::NoRoute, "");
     return;
   }
-  if (route_->redirect) {
-    sendRedirect(*route_->redirect);
+  if (rq_->route->redirect) {
+    sendRedirect(*rq_->route->redirect);
     return;
   }
-  if (route_->direct_status != 0) {
-    close_after_ = close_after_ || req_parser_.framing() != http::BodyFraming::None;
-    sendResponse(route_->direct_status, route_->direct_body, nullptr);
+  if (rq_->route->direct_status != 0) {
+    close_after_ = close_after_ || rq_->req_parser.framing() != http::BodyFraming::None;
+    sendResponse(rq_->route->direct_status, rq_->route->direct_body, nullptr);
     return;
   }
-  const auto* backend = snapshot::pickBackend(*route_, ctx_.random());
-  cluster_ = backend ? ctx_.clusters.find(backend->cluster) : nullptr;
+  const auto* backend = snapshot::pickBackend(*rq_->route, ctx_.random());
+  rq_->cluster = backend ? ctx_.clusters.find(backend->cluster) : nullptr;
   // The cluster as this request's snapshot defines it: a reload during the
   // exchange must not change its TLS settings or pool key halfway.
-  cluster_cfg_ = backend ? snap_->findCluster(backend->cluster) : nullptr;
-  if (cluster_ == nullptr || cluster_cfg_ == nullptr) {
+  rq_->cluster_cfg = backend ? snap_->findCluster(backend->cluster) : nullptr;
+  if (rq_->cluster == nullptr || rq_->cluster_cfg == nullptr) {
     sendLocalReply(Failure::NoBackend, "");
     return;
   }
-  if (cluster_cfg_->tls && cluster_cfg_->tls->fail_closed) {
+  if (rq_->cluster_cfg->tls && rq_->cluster_cfg->tls->fail_closed) {
     // A BackendTLSPolicy targets this backend but can't be honoured: never
     // fall back to plaintext or to an unverified connection.
-    upstream_host_.clear();
-    PORTICO_LOG(Warn,
-                "upstream request refused: cluster={} reason=backend TLS policy {} not usable: {}",
-                cluster_->name, cluster_cfg_->tls->policy, cluster_cfg_->tls->fail_reason);
+    rq_->upstream_host.clear();
+    PORTICO_LOG(
+        Warn, "upstream request refused: cluster={} reason=backend TLS policy {} not usable: {}",
+        rq_->cluster->name, rq_->cluster_cfg->tls->policy, rq_->cluster_cfg->tls->fail_reason);
     sendLocalReply(Failure::ConnectFailure,
                    ", transport failure reason: TLS_error: backend TLS policy " +
-                       cluster_cfg_->tls->policy +
-                       " not usable: " + cluster_cfg_->tls->fail_reason);
+                       rq_->cluster_cfg->tls->policy +
+                       " not usable: " + rq_->cluster_cfg->tls->fail_reason);
     return;
   }
   dispatch();
 }
 
 void HttpConnection::dispatch() {
-  auto& head = req_parser_.head();
+  auto& head = rq_->req_parser.head();
   auto& h = head.headers;
-  http::removeHopByHop(h, upgrade_);
-  if (upgrade_) {
+  http::removeHopByHop(h, rq_->upgrade);
+  if (rq_->upgrade) {
     h.set("connection", "upgrade");
   }
   std::string xff(h.get("x-forwarded-for"));
   xff = xff.empty() ? client_ip_ : xff + ", " + client_ip_;
   h.set("x-forwarded-for", xff);
   h.set("x-forwarded-proto", transport_->secure() ? "https" : "http");
-  if (route_->request_header_modifier) applyHeaderModifier(h, *route_->request_header_modifier);
+  if (rq_->route->request_header_modifier)
+    applyHeaderModifier(h, *rq_->route->request_header_modifier);
 
   std::string target = head.target;
-  if (route_->rewrite) {
-    if (route_->rewrite->hostname) h.set("host", *route_->rewrite->hostname);
-    if (route_->rewrite->path) {
+  if (rq_->route->rewrite) {
+    if (rq_->route->rewrite->hostname) h.set("host", *rq_->route->rewrite->hostname);
+    if (rq_->route->rewrite->path) {
       std::string query(head.query());
-      target = modifyPath(*route_->rewrite->path, head.path(), route_->match.path);
+      target = modifyPath(*rq_->route->rewrite->path, head.path(), rq_->route->match.path);
       if (!query.empty()) target += "?" + query;
     }
   }
-  req_chunked_out_ = false;
-  switch (req_parser_.framing()) {
+  rq_->req_chunked_out = false;
+  switch (rq_->req_parser.framing()) {
     case http::BodyFraming::Chunked:
       h.set("transfer-encoding", "chunked");
-      req_chunked_out_ = true;
+      rq_->req_chunked_out = true;
       break;
     case http::BodyFraming::None:
-      req_done_ = true;
+      rq_->req_done = true;
       break;
     default:
       break;
   }
-  up_target_ = std::move(target);
+  rq_->up_target = std::move(target);
   // HTTP/1.0 allows no Host; HTTP/1.1 backends require one. Use the address
   // we connect to (set per attempt in connectUpstream()).
-  missing_host_ = !h.has("host");
+  rq_->missing_host = !h.has("host");
 
-  cluster_->stats.upstream_rq_total->inc();
-  cluster_->stats.upstream_rq_active->add();
-  rq_active_ = true;
+  rq_->cluster->stats.upstream_rq_total->inc();
+  rq_->cluster->stats.upstream_rq_active->add();
+  rq_->rq_active = true;
   state_ = State::Proxying;
   uint32_t timeout =
-      route_->timeout_ms != 0 ? route_->timeout_ms : cluster_cfg_->request_timeout_ms;
-  if (timeout != 0 && !upgrade_) rq_timer_.arm(timeout);
+      rq_->route->timeout_ms != 0 ? rq_->route->timeout_ms : rq_->cluster_cfg->request_timeout_ms;
+  if (timeout != 0 && !rq_->upgrade) rq_->timer.arm(timeout);
   if (!connectUpstream(nullptr)) return;
-  if (req_parser_.expectsContinue() && !req_done_) {
+  if (rq_->req_parser.expectsContinue() && !rq_->req_done) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
 }
@@ -654,39 +774,40 @@ void HttpConnection::dispatch() {
 // Takes a pooled connection or opens a new one; on failure answers the
 // client. Returns false when the request already ended.
 bool HttpConnection::connectUpstream(upstream::EndpointState* exclude) {
-  endpoint_ = ctx_.clusters.pick(*cluster_, ctx_.loop.nowMs(), exclude);
-  if (endpoint_ == nullptr) {
-    cluster_->stats.upstream_cx_none_healthy->inc();
+  rq_->endpoint = ctx_.clusters.pick(*rq_->cluster, ctx_.loop.nowMs(), exclude);
+  if (rq_->endpoint == nullptr) {
+    rq_->cluster->stats.upstream_cx_none_healthy->inc();
     onUpstreamFailure(Failure::NoHealthyUpstream, "", false);
     return false;
   }
-  const uint64_t client_fp = cluster_cfg_->tls ? listener_->backend_client_fingerprint : 0;
-  upstream::PoolKey key{endpoint_->address.text,
-                        cluster_cfg_->tls ? cluster_cfg_->tls->fingerprint : 0, client_fp};
-  upstream_host_ = endpoint_->address.text;
-  up_in_.clear();
-  up_out_.clear();
-  auto& head = req_parser_.head();
-  if (missing_host_) head.headers.set("host", endpoint_->address.text);
+  const uint64_t client_fp = rq_->cluster_cfg->tls ? listener_->backend_client_fingerprint : 0;
+  upstream::PoolKey key{rq_->endpoint->address.text,
+                        rq_->cluster_cfg->tls ? rq_->cluster_cfg->tls->fingerprint : 0, client_fp};
+  rq_->upstream_host = rq_->endpoint->address.text;
+  rq_->up_in.clear();
+  rq_->up_out.clear();
+  auto& head = rq_->req_parser.head();
+  if (rq_->missing_host) head.headers.set("host", rq_->endpoint->address.text);
   ctx_.scratch.clear();
-  http::appendRequestHead(ctx_.scratch, head.method, up_target_, head.headers);
-  up_out_.append(ctx_.scratch);
-  resp_parser_.reset();
-  resp_parser_.expect(req_parser_.head().method);
-  ++connect_attempts_;
+  http::appendRequestHead(ctx_.scratch, head.method, rq_->up_target, head.headers);
+  rq_->up_out.append(ctx_.scratch);
+  rq_->resp_parser.reset();
+  rq_->resp_parser.expect(rq_->req_parser.head().method);
+  ++rq_->connect_attempts;
   up_ = ctx_.pool.takeIdle(key, this);
-  reused_upstream_ = up_ != nullptr;
+  rq_->reused_upstream = up_ != nullptr;
   if (up_ == nullptr) {
     std::string err;
-    up_ = ctx_.pool.connect(key, endpoint_, cluster_, this, cluster_cfg_->connect_timeout_ms, err);
+    up_ = ctx_.pool.connect(key, rq_->endpoint, rq_->cluster, this,
+                            rq_->cluster_cfg->connect_timeout_ms, err);
     if (up_ == nullptr) {
       onUpstreamFailure(Failure::ConnectFailure, err, false);
       return state_ == State::Proxying;
     }
   }
   ++up_->requests;
-  endpoint_->rq_total.inc();
-  endpoint_->rq_active.add();
+  rq_->endpoint->rq_total.inc();
+  rq_->endpoint->rq_active.add();
   return true;
 }
 
@@ -697,63 +818,66 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
   bool never_connected = up_ != nullptr && !up_->connected;
   if (up_ != nullptr) {
     if (never_connected) {
-      cluster_->stats.upstream_cx_connect_fail->inc();
-      endpoint_->connect_failures_in_a_row++;
-      endpoint_->last_failure_ms = ctx_.loop.nowMs();
-      endpoint_->cx_connect_fail.inc();
+      rq_->cluster->stats.upstream_cx_connect_fail->inc();
+      rq_->endpoint->connect_failures_in_a_row++;
+      rq_->endpoint->last_failure_ms = ctx_.loop.nowMs();
+      rq_->endpoint->cx_connect_fail.inc();
     }
     endpointDone(false, failure == Failure::UpstreamTimeout);
     up_->owner = nullptr;
     ctx_.pool.destroy(up_, remote);
     up_ = nullptr;
-  } else if (failure == Failure::ConnectFailure && endpoint_ != nullptr) {
-    cluster_->stats.upstream_cx_connect_fail->inc();
-    endpoint_->connect_failures_in_a_row++;
-    endpoint_->last_failure_ms = ctx_.loop.nowMs();
-    endpoint_->cx_connect_fail.inc();
+  } else if (failure == Failure::ConnectFailure && rq_->endpoint != nullptr) {
+    rq_->cluster->stats.upstream_cx_connect_fail->inc();
+    rq_->endpoint->connect_failures_in_a_row++;
+    rq_->endpoint->last_failure_ms = ctx_.loop.nowMs();
+    rq_->endpoint->cx_connect_fail.inc();
   }
   PORTICO_LOG(Debug, "upstream failure cluster={} endpoint={} reason={} {}",
-              cluster_ ? cluster_->name : "-", upstream_host_, localReplyFor(failure).flag, detail);
-  const bool body_replayable = req_parser_.framing() == http::BodyFraming::None;
+              rq_->cluster ? rq_->cluster->name : "-", rq_->upstream_host,
+              localReplyFor(failure).flag, detail);
+  const bool body_replayable = rq_->req_parser.framing() == http::BodyFraming::None;
   // After the request was written, only idempotent methods may be sent again
   // (RFC 9110 9.2.2): the backend may have acted on the first copy.
-  const std::string& m = req_parser_.head().method;
+  const std::string& m = rq_->req_parser.head().method;
   const bool idempotent =
       m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
   const bool can_retry =
-      !resp_started_ && up_in_.empty() && state_ == State::Proxying &&
+      !rq_->resp_started && rq_->up_in.empty() && state_ == State::Proxying &&
       // Another endpoint may work; the same one again would fail the same way
       // (a refused port, a certificate that does not verify).
-      ((failure == Failure::ConnectFailure && connect_attempts_ < 3 &&
-        connect_attempts_ < static_cast<int>(cluster_->endpoints.size()) && body_replayable) ||
-       (failure == Failure::UpstreamReset && reused_upstream_ && !retried_ && body_replayable &&
-        idempotent));
+      ((failure == Failure::ConnectFailure && rq_->connect_attempts < 3 &&
+        rq_->connect_attempts < static_cast<int>(rq_->cluster->endpoints.size()) &&
+        body_replayable) ||
+       (failure == Failure::UpstreamReset && rq_->reused_upstream && !rq_->retried &&
+        body_replayable && idempotent));
   if (can_retry) {
-    if (failure == Failure::UpstreamReset) retried_ = true;
-    connectUpstream(failure == Failure::ConnectFailure ? endpoint_ : nullptr);
+    if (failure == Failure::UpstreamReset) rq_->retried = true;
+    connectUpstream(failure == Failure::ConnectFailure ? rq_->endpoint : nullptr);
     return;
   }
-  if (cluster_ != nullptr) {
+  if (rq_->cluster != nullptr) {
     endUpstreamRequest();
     // Like Envoy's router, a reply caused by the upstream counts as that
     // upstream's response code.
-    if (!resp_started_) cluster_->stats.recordResponseCode(localReplyFor(failure).status);
+    if (!rq_->resp_started) rq_->cluster->stats.recordResponseCode(localReplyFor(failure).status);
   }
-  rq_timer_.disarm();
-  if (resp_started_ || state_ == State::Tunnel) {
+  rq_->timer.disarm();
+  if (rq_->resp_started || state_ == State::Tunnel) {
     // Too late for a clean answer: the client sees the connection end.
-    flag_ = localReplyFor(failure).flag;
+    rq_->flag = localReplyFor(failure).flag;
     close();
     return;
   }
-  if (!req_done_) close_after_ = true;
+  if (!rq_->req_done) close_after_ = true;
   std::string body_detail = detail;
   if (failure == Failure::ConnectFailure && detail.rfind("TLS_error", 0) == 0) {
     body_detail = ", transport failure reason: " + detail;
   }
   PORTICO_LOG(Warn, "upstream request failed: cluster={} endpoint={} reason={}{}",
-              cluster_ ? cluster_->name : "-", upstream_host_.empty() ? "-" : upstream_host_,
-              localReplyFor(failure).body, detail.empty() ? "" : " (" + detail + ")");
+              rq_->cluster ? rq_->cluster->name : "-",
+              rq_->upstream_host.empty() ? "-" : rq_->upstream_host, localReplyFor(failure).body,
+              detail.empty() ? "" : " (" + detail + ")");
   sendLocalReply(failure, body_detail);
 }
 
@@ -762,11 +886,11 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
 bool HttpConnection::flushUpstream() {
   if (!up_->connected || !up_->handshake_done) return false;
   bool progress = false;
-  while (!up_out_.empty() && up_->writable) {
-    auto v = up_out_.view();
+  while (!rq_->up_out.empty() && up_->writable) {
+    auto v = rq_->up_out.view();
     auto r = up_->transport().write(v.data(), v.size());
     if (r.status == IoStatus::Ok) {
-      up_out_.consume(r.n);
+      rq_->up_out.consume(r.n);
       progress = true;
     } else if (r.status == IoStatus::WouldBlock) {
       up_->writable = false;
@@ -775,7 +899,7 @@ bool HttpConnection::flushUpstream() {
       return true;
     }
   }
-  if (up_out_.empty()) up_out_.shrink();
+  if (rq_->up_out.empty()) rq_->up_out.shrink();
   return progress;
 }
 
@@ -799,20 +923,20 @@ bool HttpConnection::readUpstream() {
     state_ = State::Closing;
     return true;
   }
-  char* dst = up_in_.reserve(kReadChunk);
-  const size_t want = up_in_.writableSize();
+  char* dst = rq_->up_in.reserve(kReadChunk);
+  const size_t want = rq_->up_in.writableSize();
   auto r = up_->transport().read(dst, want);
   switch (r.status) {
     case IoStatus::Ok:
-      up_in_.commit(r.n);
+      rq_->up_in.commit(r.n);
       if (r.n < want && !up_->hup && up_->transport().shortReadDrains()) up_->readable = false;
       return true;
     case IoStatus::WouldBlock:
       up_->readable = false;
       return false;
     case IoStatus::Eof: {
-      if (resp_started_ && resp_parser_.framing() == http::BodyFraming::UntilClose) {
-        ParseEvent ev = resp_parser_.finish();
+      if (rq_->resp_started && rq_->resp_parser.framing() == http::BodyFraming::UntilClose) {
+        ParseEvent ev = rq_->resp_parser.finish();
         if (ev.type == ParseEvent::Type::MessageComplete) {
           up_->readable = false;
           onResponseComplete();
@@ -830,16 +954,16 @@ bool HttpConnection::readUpstream() {
 }
 
 bool HttpConnection::processUpstreamInput() {
-  if (state_ != State::Proxying || (up_in_.empty() && !resp_started_)) return false;
+  if (state_ != State::Proxying || (rq_->up_in.empty() && !rq_->resp_started)) return false;
   bool progress = false;
   // Called with empty input too: the end of a body may need no more bytes.
   while (up_ != nullptr && out_.size() < kHighWatermark && state_ == State::Proxying) {
     size_t used = 0;
-    ParseEvent ev = resp_parser_.next(up_in_.view(), used);
+    ParseEvent ev = rq_->resp_parser.next(rq_->up_in.view(), used);
     switch (ev.type) {
       case ParseEvent::Type::HeadComplete:
-        up_in_.consume(used);
-        if (resp_parser_.isInformational() && resp_parser_.head().status != 101) {
+        rq_->up_in.consume(used);
+        if (rq_->resp_parser.isInformational() && rq_->resp_parser.head().status != 101) {
           // Interim responses (100, 103) are not forwarded: we answered
           // 100-continue ourselves. The parser reports the interim response's
           // end next, then the final response.
@@ -848,46 +972,46 @@ bool HttpConnection::processUpstreamInput() {
         onResponseHead();
         break;
       case ParseEvent::Type::Body:
-        if (resp_chunked_out_) {
+        if (rq_->resp_chunked_out) {
           ctx_.scratch.clear();
           http::appendChunk(ctx_.scratch, ev.body);
           out_.append(ctx_.scratch);
         } else {
           out_.append(ev.body);
         }
-        up_in_.consume(used);
+        rq_->up_in.consume(used);
         break;
       case ParseEvent::Type::MessageComplete:
-        up_in_.consume(used);
-        if (!resp_started_) {
-          resp_parser_.reset();
-          resp_parser_.expect(req_parser_.head().method);
+        rq_->up_in.consume(used);
+        if (!rq_->resp_started) {
+          rq_->resp_parser.reset();
+          rq_->resp_parser.expect(rq_->req_parser.head().method);
           break;  // end of an interim response
         }
         onResponseComplete();
         return true;
       case ParseEvent::Type::Error:
-        up_in_.consume(used);
-        if (resp_started_) {
-          flag_ = "UPE";
+        rq_->up_in.consume(used);
+        if (rq_->resp_started) {
+          rq_->flag = "UPE";
           releaseUpstream(false);
           close();
           return true;
         }
         endUpstreamRequest();
-        cluster_->stats.recordResponseCode(502);
-        rq_timer_.disarm();
+        rq_->cluster->stats.recordResponseCode(502);
+        rq_->timer.disarm();
         endpointDone(false, false);
         up_->owner = nullptr;
         ctx_.pool.destroy(up_, false);
         up_ = nullptr;
         close_after_ = true;
         PORTICO_LOG(Warn, "bad response from upstream: cluster={} endpoint={} error={}",
-                    cluster_->name, upstream_host_, http::toString(ev.error));
+                    rq_->cluster->name, rq_->upstream_host, http::toString(ev.error));
         sendLocalReply(Failure::BadUpstreamResponse, http::toString(ev.error));
         return true;
       case ParseEvent::Type::NeedMore:
-        up_in_.consume(used);
+        rq_->up_in.consume(used);
         return progress || used > 0;
     }
     progress = true;
@@ -896,24 +1020,25 @@ bool HttpConnection::processUpstreamInput() {
 }
 
 void HttpConnection::onResponseHead() {
-  auto& resp = resp_parser_.head();
-  status_ = resp.status;
+  auto& resp = rq_->resp_parser.head();
+  rq_->status = resp.status;
   auto& h = resp.headers;
-  const bool switching = resp.status == 101 && upgrade_;
+  const bool switching = resp.status == 101 && rq_->upgrade;
   http::removeHopByHop(h, switching);
-  if (route_->response_header_modifier) applyHeaderModifier(h, *route_->response_header_modifier);
+  if (rq_->route->response_header_modifier)
+    applyHeaderModifier(h, *rq_->route->response_header_modifier);
   // The backend answered before the request body was all read: this
   // connection can't carry another request, so say so in this very head.
-  if (!req_done_ && !switching) close_after_ = true;
-  resp_chunked_out_ = false;
-  const bool no_body = head_request_ || resp.status == 204 || resp.status == 304 ||
+  if (!rq_->req_done && !switching) close_after_ = true;
+  rq_->resp_chunked_out = false;
+  const bool no_body = rq_->head_request || resp.status == 204 || resp.status == 304 ||
                        (resp.status >= 100 && resp.status < 200);
   if (!no_body) {
-    if (resp_parser_.framing() == http::BodyFraming::Chunked ||
-        resp_parser_.framing() == http::BodyFraming::UntilClose) {
-      if (req_parser_.head().version_minor >= 1) {
+    if (rq_->resp_parser.framing() == http::BodyFraming::Chunked ||
+        rq_->resp_parser.framing() == http::BodyFraming::UntilClose) {
+      if (rq_->req_parser.head().version_minor >= 1) {
         h.set("transfer-encoding", "chunked");
-        resp_chunked_out_ = true;
+        rq_->resp_chunked_out = true;
       } else {
         close_after_ = true;  // HTTP/1.0: the body ends when we close
       }
@@ -923,43 +1048,43 @@ void HttpConnection::onResponseHead() {
     h.set("connection", "upgrade");
   } else if (close_after_) {
     h.set("connection", "close");
-  } else if (req_parser_.head().version_minor == 0) {
+  } else if (rq_->req_parser.head().version_minor == 0) {
     h.set("connection", "keep-alive");
   }
   ctx_.scratch.clear();
   http::appendResponseHead(ctx_.scratch, resp.status, resp.reason, h);
   out_.append(ctx_.scratch);
-  resp_started_ = true;
+  rq_->resp_started = true;
   if (switching) {
     // The rest of the bytes belong to the tunnel in both directions.
-    rq_timer_.disarm();
+    rq_->timer.disarm();
     state_ = State::Tunnel;
-    if (!up_in_.empty()) {
-      out_.append(up_in_.view());
-      up_in_.consume(up_in_.size());
+    if (!rq_->up_in.empty()) {
+      out_.append(rq_->up_in.view());
+      rq_->up_in.consume(rq_->up_in.size());
     }
-    cluster_->stats.recordResponseCode(101);  // the downstream side counts at finishRequest()
+    rq_->cluster->stats.recordResponseCode(101);  // the downstream side counts at finishRequest()
   }
 }
 
 void HttpConnection::onResponseComplete() {
-  if (resp_chunked_out_) {
+  if (rq_->resp_chunked_out) {
     std::string last;
     http::appendLastChunk(last);
     out_.append(last);
   }
-  rq_timer_.disarm();
-  resp_done_ = true;
-  const uint64_t elapsed = ctx_.loop.nowMs() - rq_start_ms_;
-  cluster_->stats.upstream_rq_completed->inc();
+  rq_->timer.disarm();
+  rq_->resp_done = true;
+  const uint64_t elapsed = ctx_.loop.nowMs() - rq_->start_ms;
+  rq_->cluster->stats.upstream_rq_completed->inc();
   endUpstreamRequest();
-  cluster_->stats.recordResponseCode(status_);
-  cluster_->stats.upstream_rq_time->record(static_cast<double>(elapsed));
+  rq_->cluster->stats.recordResponseCode(rq_->status);
+  rq_->cluster->stats.upstream_rq_time->record(static_cast<double>(elapsed));
   // Reuse only when both messages ended cleanly and nothing extra arrived.
-  const bool reusable = req_done_ && resp_parser_.keepAlive() && up_in_.empty() &&
-                        resp_parser_.framing() != http::BodyFraming::UntilClose;
+  const bool reusable = rq_->req_done && rq_->resp_parser.keepAlive() && rq_->up_in.empty() &&
+                        rq_->resp_parser.framing() != http::BodyFraming::UntilClose;
   releaseUpstream(reusable);
-  if (!req_done_) close_after_ = true;  // unread request body left on the wire
+  if (!rq_->req_done) close_after_ = true;  // unread request body left on the wire
   if (close_after_) {
     state_ = State::Closing;
     finishRequest();  // account and log now; the flush then closes
@@ -972,6 +1097,7 @@ void HttpConnection::onResponseComplete() {
 // balanced exactly once by finishRequest().
 void HttpConnection::beginDownstreamRequest() {
   if (ds_rq_open_) return;
+  takeExchange();
   ds_rq_open_ = true;
   if (http_stats_ != nullptr) {
     http_stats_->downstream_rq_total->inc();
@@ -982,27 +1108,27 @@ void HttpConnection::beginDownstreamRequest() {
 // The request to the cluster is over (however it ended): upstream_rq_active
 // goes down exactly once per dispatch.
 void HttpConnection::endUpstreamRequest() {
-  if (!rq_active_) return;
-  rq_active_ = false;
-  cluster_->stats.upstream_rq_active->sub();
+  if (rq_ == nullptr || !rq_->rq_active) return;
+  rq_->rq_active = false;
+  rq_->cluster->stats.upstream_rq_active->sub();
 }
 
-// One upstream attempt on endpoint_ ended: per-host accounting.
+// One upstream attempt on rq_->endpoint ended: per-host accounting.
 void HttpConnection::endpointDone(bool success, bool timeout) {
-  if (endpoint_ == nullptr) return;
-  endpoint_->rq_active.sub();
-  (success ? endpoint_->rq_success : endpoint_->rq_error).inc();
-  if (timeout) endpoint_->rq_timeout.inc();
+  if (rq_->endpoint == nullptr) return;
+  rq_->endpoint->rq_active.sub();
+  (success ? rq_->endpoint->rq_success : rq_->endpoint->rq_error).inc();
+  if (timeout) rq_->endpoint->rq_timeout.inc();
 }
 
 void HttpConnection::releaseUpstream(bool reusable) {
   if (up_ == nullptr) return;
-  endpointDone(resp_done_ && status_ < 500, false);
+  endpointDone(rq_->resp_done && rq_->status < 500, false);
   // Unsent request bytes (a backend that answered before reading the whole
   // body) would be read by the backend as the start of the next request.
-  if (reusable && up_out_.empty() && !up_->hup && !ctx_.draining) {
+  if (reusable && rq_->up_out.empty() && !up_->hup && !ctx_.draining) {
     up_->readable = false;
-    ctx_.pool.release(up_, cluster_cfg_->idle_timeout_ms);
+    ctx_.pool.release(up_, rq_->cluster_cfg->idle_timeout_ms);
   } else {
     up_->owner = nullptr;
     ctx_.pool.destroy(up_, false);
@@ -1014,7 +1140,7 @@ void HttpConnection::releaseUpstream(bool reusable) {
 
 void HttpConnection::sendLocalReply(Failure failure, const std::string& detail) {
   auto reply = localReplyFor(failure);
-  flag_ = reply.flag;
+  rq_->flag = reply.flag;
   std::string body = reply.body;
   // Envoy appends the transport failure reason to connect errors.
   if (failure == Failure::ConnectFailure && !detail.empty() && detail.rfind(", ", 0) == 0)
@@ -1024,7 +1150,7 @@ void HttpConnection::sendLocalReply(Failure failure, const std::string& detail) 
 }
 
 void HttpConnection::sendRedirect(const snapshot::RequestRedirect& r) {
-  auto& head = req_parser_.head();
+  auto& head = rq_->req_parser.head();
   std::string scheme = r.scheme.value_or(transport_->secure() ? "https" : "http");
   std::string host = r.hostname.value_or(std::string(head.host()));
   uint16_t port = 0;
@@ -1036,7 +1162,7 @@ void HttpConnection::sendRedirect(const snapshot::RequestRedirect& r) {
     port = listener_->port;
   }
   std::string path =
-      r.path ? modifyPath(*r.path, head.path(), route_->match.path) : std::string(head.path());
+      r.path ? modifyPath(*r.path, head.path(), rq_->route->match.path) : std::string(head.path());
   std::string location = scheme + "://" + host;
   const bool well_known = (scheme == "http" && port == 80) || (scheme == "https" && port == 443);
   if (port != 0 && !well_known) location += ":" + std::to_string(port);
@@ -1044,24 +1170,24 @@ void HttpConnection::sendRedirect(const snapshot::RequestRedirect& r) {
   if (!head.query().empty()) location += "?" + std::string(head.query());
   http::Headers extra;
   extra.add("location", location);
-  if (req_parser_.framing() != http::BodyFraming::None) close_after_ = true;
+  if (rq_->req_parser.framing() != http::BodyFraming::None) close_after_ = true;
   sendResponse(r.status_code, "", &extra);
 }
 
 void HttpConnection::sendResponse(int status, std::string_view body, const http::Headers* extra) {
-  status_ = status;
-  rq_timer_.disarm();
+  rq_->status = status;
+  rq_->timer.disarm();
   // A local answer leaves the request body (if any) unread: the connection
   // can't carry another request, or the body would be parsed as one.
-  if (state_ == State::ReadingHead && req_parser_.framing() != http::BodyFraming::None) {
+  if (state_ == State::ReadingHead && rq_->req_parser.framing() != http::BodyFraming::None) {
     close_after_ = true;
   }
   http::Headers h;
   if (extra != nullptr) {
     for (const auto& f : extra->fields()) h.add(f.name, f.value);
   }
-  if (route_ != nullptr && route_->response_header_modifier) {
-    applyHeaderModifier(h, *route_->response_header_modifier);
+  if (rq_->route != nullptr && rq_->route->response_header_modifier) {
+    applyHeaderModifier(h, *rq_->route->response_header_modifier);
   }
   h.set("content-length", std::to_string(body.size()));
   if (!body.empty()) h.set("content-type", "text/plain");
@@ -1071,9 +1197,9 @@ void HttpConnection::sendResponse(int status, std::string_view body, const http:
   }
   std::string out;
   http::appendResponseHead(out, status, http::reasonPhrase(status), h);
-  if (!head_request_) out.append(body);
+  if (!rq_->head_request) out.append(body);
   out_.append(out);
-  resp_started_ = true;
+  rq_->resp_started = true;
   state_ = close_after_ ? State::Closing : State::LocalReply;
   if (close_after_) finishRequest();  // log now; the flush then closes
 }
@@ -1084,53 +1210,50 @@ void HttpConnection::finishRequest() {
   if (ds_rq_open_) {
     ds_rq_open_ = false;
     if (http_stats_ != nullptr) {
-      if (status_ != 0) http_stats_->recordResponseCode(status_);
+      if (rq_->status != 0) http_stats_->recordResponseCode(rq_->status);
       http_stats_->downstream_rq_active->sub();
       http_stats_->downstream_rq_time->record(
-          static_cast<double>(ctx_.loop.nowMs() - rq_start_ms_));
+          static_cast<double>(ctx_.loop.nowMs() - rq_->start_ms));
     }
-    writeAccessLog();  // status 0: the exchange was cut short (see flag_)
+    writeAccessLog();  // status 0: the exchange was cut short (see rq_->flag)
   }
-  status_ = 0;
   if (state_ == State::Closing || state_ == State::Closed) return;
-  req_parser_.reset();
-  route_ = nullptr;
   state_ = State::ReadingHead;
   head_started_ = false;
   bytes_in_ = 0;
   bytes_out_ = 0;
-  // Between requests a connection keeps no buffers (idle keep-alive
-  // connections are the many; glibc's bins make the next allocation cheap).
+  // Between requests a connection keeps no request state and no buffers
+  // (idle keep-alive connections are the many; the exchange pool and
+  // glibc's bins make the next request's allocations cheap).
+  giveBackExchange();
   in_.shrink();
-  up_in_.shrink();
-  up_out_.shrink();
   ds_timer_.arm(ctx_.settings.idle_timeout_ms);
   if (draining_ || ctx_.draining) startDrain();
 }
 
 void HttpConnection::writeAccessLog() {
   if (ctx_.settings.access_log == AccessLogFormat::Off) return;
-  const auto& head = req_parser_.head();
-  const uint64_t duration = ctx_.loop.nowMs() - rq_start_ms_;
+  const auto& head = rq_->req_parser.head();
+  const uint64_t duration = ctx_.loop.nowMs() - rq_->start_ms;
   std::string_view host = head.headers.get("host");
   std::string_view ua = head.headers.get("user-agent");
-  const std::string cluster = cluster_ ? cluster_->name : "-";
-  const std::string upstream = upstream_host_.empty() ? "-" : upstream_host_;
+  const std::string cluster = rq_->cluster ? rq_->cluster->name : "-";
+  const std::string upstream = rq_->upstream_host.empty() ? "-" : rq_->upstream_host;
   if (ctx_.settings.access_log == AccessLogFormat::Json) {
     common::accessLogWrite(fmt::format(
         R"({{"start_time":"{}","method":"{}","path":"{}","protocol":"HTTP/1.{}","response_code":{},"response_flags":"{}","bytes_received":{},"bytes_sent":{},"duration":{},"downstream_remote_address":"{}","user_agent":"{}","authority":"{}","route_name":"{}","upstream_cluster":"{}","upstream_host":"{}"}})",
         common::formatRfc3339(std::chrono::system_clock::now(), true), jsonEscape(head.method),
-        jsonEscape(head.target), head.version_minor, status_, flag_, bytes_in_, bytes_out_,
+        jsonEscape(head.target), head.version_minor, rq_->status, rq_->flag, bytes_in_, bytes_out_,
         duration, client_ip_, jsonEscape(ua), jsonEscape(host),
-        route_ ? jsonEscape(route_->name) : "-", cluster, upstream));
+        rq_->route ? jsonEscape(rq_->route->name) : "-", cluster, upstream));
     return;
   }
   common::accessLogWrite(fmt::format(
       "[{}] \"{} {} HTTP/1.{}\" {} {} {} {} {} \"{}\" \"{}\" \"{}\" \"{}\" \"{}\" \"{}\"",
       common::formatRfc3339(std::chrono::system_clock::now(), true), head.method, head.target,
-      head.version_minor, status_, flag_, bytes_in_, bytes_out_, duration, client_ip_,
+      head.version_minor, rq_->status, rq_->flag, bytes_in_, bytes_out_, duration, client_ip_,
       ua.empty() ? "-" : ua, host.empty() ? "-" : host, cluster, upstream,
-      route_ ? route_->name : "-"));
+      rq_->route ? rq_->route->name : "-"));
 }
 
 void HttpConnection::close() {
@@ -1139,21 +1262,21 @@ void HttpConnection::close() {
   if (up_ != nullptr) releaseUpstream(false);
   if (ds_rq_open_) {
     // The request never finished normally: count and log it once.
-    if (status_ == 0 && flag_[0] == '-') flag_ = "DC";
+    if (rq_->status == 0 && rq_->flag[0] == '-') rq_->flag = "DC";
     state_ = State::Closing;
     finishRequest();
   }
   if (http_stats_ != nullptr) http_stats_->downstream_cx_active->sub();
   if (listener_cx_active_ != nullptr) listener_cx_active_->sub();
   ds_timer_.disarm();
-  rq_timer_.disarm();
+  if (rq_ != nullptr) rq_->timer.disarm();
   state_ = State::Closed;
 }
 
 void HttpConnection::onRequestTimer(void* self) {
-  auto* c = static_cast<HttpConnection*>(self);
+  auto* c = static_cast<Exchange*>(self)->owner;
   if (c->state_ != State::Proxying) return;
-  if (c->cluster_) c->cluster_->stats.upstream_rq_timeout->inc();
+  if (c->rq_->cluster) c->rq_->cluster->stats.upstream_rq_timeout->inc();
   c->onUpstreamFailure(Failure::UpstreamTimeout, "", false);
   c->pump();
 }
@@ -1164,8 +1287,8 @@ void HttpConnection::onDownstreamTimer(void* self) {
   if (c->head_started_ || !c->in_.empty()) {
     c->close_after_ = true;
     if (c->refreshSnapshot() && c->http_stats_) c->http_stats_->downstream_rq_timeout->inc();
-    c->rq_start_ms_ = c->ctx_.loop.nowMs();
     c->beginDownstreamRequest();
+    c->rq_->start_ms = c->ctx_.loop.nowMs();
     c->sendLocalReply(Failure::RequestTimeout, "");
   } else {
     c->close();

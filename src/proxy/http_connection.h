@@ -36,6 +36,8 @@ enum class Failure {
   NoBackend,            // 500 (route without usable backend)
 };
 
+struct Exchange;
+
 class HttpConnection final : public net::IoHandler, public upstream::ConnectionOwner {
  public:
   static constexpr size_t kHighWatermark = 64 * 1024;
@@ -52,6 +54,8 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void start(stats::Gauge* listener_cx_active);
   // The worker is draining: close now if idle, else after this response.
   void drain();
+  // Whether a request (or part of one) holds per-request state right now.
+  bool holdsRequestState() const { return rq_ != nullptr; }
 
   // portico::net::IoHandler
   void onIoEvent(uint32_t epoll_events) override;
@@ -92,6 +96,9 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void sendRedirect(const snapshot::RequestRedirect& redirect);
   void writeAccessLog();
   void close();
+  void takeExchange();
+  void giveBackExchange();
+  friend struct Exchange;
   static void onRequestTimer(void* self);
   static void onDownstreamTimer(void* self);
 
@@ -108,11 +115,11 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool ds_handshake_done_ = true;  // false until an HTTPS handshake completes
   bool close_after_ = false;
   bool draining_ = false;
+  bool head_started_ = false;
+  bool ds_rq_open_ = false;  // counted in downstream_rq_active
   net::Buffer in_;
   net::Buffer out_;
-  http::RequestParser req_parser_;
-  net::Timer ds_timer_;
-  net::Timer rq_timer_;
+  net::Timer ds_timer_;  // header timeout while a head arrives, else idle timeout
 
   // The snapshot and listener this connection routes on (refreshed between
   // requests only by pointer comparison: no shared_ptr copy per request).
@@ -121,37 +128,19 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   stats::HttpStats* http_stats_ = nullptr;
   stats::Gauge* listener_cx_active_ = nullptr;
 
-  // ---- the current request ----
-  bool head_started_ = false;
-  uint64_t rq_start_ms_ = 0;
-  const snapshot::Route* route_ = nullptr;
-  upstream::ClusterRuntime* cluster_ = nullptr;
-  const snapshot::Cluster* cluster_cfg_ = nullptr;  // in snap_, pinned for the request
-  upstream::EndpointState* endpoint_ = nullptr;
+  // The current request, if any: taken from the worker's pool when a request's
+  // first bytes arrive and given back once it is answered, so an idle
+  // keep-alive connection holds none of its parsers, buffers or strings.
+  Exchange* rq_ = nullptr;
   upstream::UpstreamConnection* up_ = nullptr;
-  net::Buffer up_in_;
-  net::Buffer up_out_;
-  std::string up_target_;  // request-target sent upstream (after any rewrite)
-  bool missing_host_ = false;
-  http::ResponseParser resp_parser_;
-  bool req_done_ = false;  // downstream request fully read
-  bool req_chunked_out_ = false;
-  bool resp_started_ = false;  // response head written downstream
-  bool resp_done_ = false;
-  bool rq_active_ = false;  // counted in upstream_rq_active
-  bool ds_rq_open_ =
-      false;  // counted in downstream_rq_active     // upstream response fully received
-  bool resp_chunked_out_ = false;
-  bool upgrade_ = false;
-  bool head_request_ = false;
-  bool retried_ = false;
-  bool reused_upstream_ = false;
-  int connect_attempts_ = 0;
-  int status_ = 0;
-  const char* flag_ = "-";
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
-  std::string upstream_host_;
+
+  // The worker's list of its connections (drain walks it): intrusive, so a
+  // connection costs no allocation of its own there.
+  friend class ConnectionList;
+  HttpConnection* prev_ = nullptr;
+  HttpConnection* next_ = nullptr;
 };
 
 }  // namespace portico::proxy

@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "net/event_loop.h"
 #include "snapshot/snapshot.h"
@@ -24,6 +25,41 @@ struct ProxySettings {
 };
 
 class HttpConnection;
+struct Exchange;
+
+// The worker's open connections, linked through the connections themselves
+// (no allocation per connection).
+class ConnectionList {
+ public:
+  void push(HttpConnection* c);
+  void remove(HttpConnection* c);
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  std::vector<HttpConnection*> all() const;
+
+ private:
+  HttpConnection* head_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Per-request state recycled across the worker's connections: a request
+// takes one when its first bytes arrive and gives it back when answered, so
+// idle connections hold none and busy ones reuse warm parsers and strings.
+// Keeps at most kMaxFree spare (as many as ever ran at once, up to that).
+class ExchangePool {
+ public:
+  static constexpr size_t kMaxFree = 256;
+  ExchangePool() = default;
+  ~ExchangePool();
+  ExchangePool(const ExchangePool&) = delete;
+  ExchangePool& operator=(const ExchangePool&) = delete;
+  Exchange* take(net::EventLoop& loop, HttpConnection* owner);
+  void give(Exchange* e);
+  size_t spare() const { return free_.size(); }
+
+ private:
+  std::vector<Exchange*> free_;
+};
 
 struct ProxyContext {
   ProxyContext(net::EventLoop& l, stats::Store& s) : loop(l), store(s), clusters(s), pool(l) {}
@@ -41,7 +77,8 @@ struct ProxyContext {
   // connections: each use is clear, fill, copy out, within one call, so an
   // idle connection doesn't keep one of its own.
   std::string scratch;
-  size_t connections = 0;
+  ConnectionList connections;
+  ExchangePool exchanges;
   uint64_t rng = 0x9E3779B97F4A7C15ull;
 
   uint64_t random() {

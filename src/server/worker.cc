@@ -50,8 +50,7 @@ Worker::Worker(int index, stats::Store& store, proxy::ProxySettings settings)
 
 Worker::~Worker() {
   // Connections delete themselves from pump(); at shutdown we free the rest.
-  auto conns = std::move(connections_);
-  for (auto* c : conns) delete c;
+  for (auto* c : ctx_.connections.all()) delete c;
   acceptors_.clear();
 }
 
@@ -141,7 +140,7 @@ void Worker::accept(Acceptor& acceptor) {
     }
     net::setNoDelay(fd);
     acceptor.listener_stats_.downstream_cx_total->inc();
-    if (ctx_.connections >= ctx_.settings.max_connections) {
+    if (ctx_.connections.size() >= ctx_.settings.max_connections) {
       acceptor.listener_stats_.downstream_cx_overflow->inc();
     }
     bool https = false;
@@ -159,10 +158,9 @@ void Worker::accept(Acceptor& acceptor) {
     } else {
       transport = std::make_unique<net::PlainTransport>(fd);
     }
-    ++ctx_.connections;
     auto* conn = new proxy::HttpConnection(ctx_, fd, acceptor.socket_.name, net::peerIp(fd),
                                            std::move(transport));
-    connections_.insert(conn);
+    ctx_.connections.push(conn);
     acceptor.listener_stats_.downstream_cx_active->add();
     conn->start(acceptor.listener_stats_.downstream_cx_active);  // may close itself at once
   }
@@ -170,8 +168,7 @@ void Worker::accept(Acceptor& acceptor) {
 
 void Worker::onConnectionClosed(void* self, proxy::HttpConnection* conn) {
   auto* w = static_cast<Worker*>(self);
-  w->connections_.erase(conn);
-  --w->ctx_.connections;
+  w->ctx_.connections.remove(conn);
   if (w->ctx_.draining) w->checkDrained();
 }
 
@@ -181,17 +178,14 @@ void Worker::drain(std::function<void()> done) {
     drained_ = std::move(done);
     retireAcceptors();  // stop accepting: new connections are refused
     ctx_.pool.closeIdle();
-    // Copy: drain() may close (and remove) connections.
-    std::vector<proxy::HttpConnection*> conns(connections_.begin(), connections_.end());
-    for (auto* c : conns) {
-      if (connections_.count(c)) c->drain();
-    }
+    // A copy: drain() may close (and unlink) the connection it is called on.
+    for (auto* c : ctx_.connections.all()) c->drain();
     checkDrained();
   });
 }
 
 void Worker::checkDrained() {
-  if (connections_.empty() && drained_) {
+  if (ctx_.connections.empty() && drained_) {
     auto done = std::move(drained_);
     drained_ = nullptr;
     done();

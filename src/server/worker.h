@@ -6,7 +6,6 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "net/event_loop.h"
@@ -57,7 +56,6 @@ class Worker {
   proxy::ProxyContext ctx_;
   std::thread thread_;
   std::unordered_map<std::string, std::unique_ptr<Acceptor>> acceptors_;
-  std::unordered_set<proxy::HttpConnection*> connections_;
   std::function<void()> drained_;
 };
 
