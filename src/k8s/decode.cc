@@ -1,10 +1,12 @@
 #include "k8s/decode.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 #include <utility>
 
 #include "common/log.h"
@@ -859,7 +861,7 @@ template <typename T>
 void finishObject(Ctx& c, int errors_before, const json& obj, json* owned, T&& value,
                   std::vector<T>& into) {
   if (c.errors() != errors_before) return;  // the API server would have rejected it
-  value.spec_digest = specDigest(obj);
+  value.spec_digest = std::hash<std::string>{}(specDigest(obj));
   value.raw =
       owned ? std::make_shared<const json>(std::move(*owned)) : std::make_shared<const json>(obj);
   into.push_back(std::forward<T>(value));
@@ -1041,56 +1043,166 @@ bool blank(const std::string& text) {
 
 }  // namespace
 
-void decodeText(std::string_view text, std::string_view file, ResourceSet& out) {
-  // A JSON file: one document, parsed as JSON (much faster than as YAML).
+namespace {
+
+// A whole text that is JSON: one document. False when it is not strict JSON
+// (the caller then reads it as YAML, which reports what is wrong).
+bool decodeJsonText(std::string_view text, std::string_view file, ResourceSet& out) {
   size_t first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string_view::npos && (text[first] == '{' || text[first] == '[')) {
-    json obj;
-    bool parsed = false;
-    try {
-      parsed = detail::jsonTextToJson(text, obj);
-    } catch (const std::exception&) {
-      parsed = false;  // read it as YAML below, which reports what is wrong
+  if (first == std::string_view::npos || (text[first] != '{' && text[first] != '[')) return false;
+  json obj;
+  try {
+    if (!detail::jsonTextToJson(text, obj)) return false;
+  } catch (const std::exception&) {
+    return false;
+  }
+  Ctx c(std::string(file), 1, out);
+  try {
+    if (!obj.is_object()) {
+      c.error("(root)", std::string("expected a Kubernetes object (map), got ") + typeName(obj));
+    } else {
+      decodeObject(c, obj, "", out, &obj);
     }
-    if (parsed) {
-      Ctx c(std::string(file), 1, out);
-      try {
-        if (!obj.is_object()) {
-          c.error("(root)",
-                  std::string("expected a Kubernetes object (map), got ") + typeName(obj));
-        } else {
-          decodeObject(c, obj, "", out, &obj);
-        }
-      } catch (const std::exception& e) {
-        c.error("(root)", std::string("cannot decode: ") + e.what());
-      }
+  } catch (const std::exception& e) {
+    c.error("(root)", std::string("cannot decode: ") + e.what());
+  }
+  return true;
+}
+
+void decodeChunk(const Chunk& chunk, int document, std::string_view file, ResourceSet& out) {
+  Ctx c(std::string(file), document, out);
+  try {
+    json obj;
+    detail::YamlSyntaxError syntax;
+    if (!detail::yamlToJson(chunk.text, obj, syntax)) {
+      c.error("line " + std::to_string(chunk.first_line + syntax.line + 1) + ", column " +
+                  std::to_string(syntax.column + 1),
+              "invalid YAML: " + syntax.message);
       return;
     }
+    if (obj.is_null()) return;
+    if (!obj.is_object()) {
+      c.error("(root)", std::string("expected a Kubernetes object (map), got ") + typeName(obj));
+      return;
+    }
+    decodeObject(c, obj, "", out, &obj);
+  } catch (const std::exception& e) {
+    c.error("(root)", std::string("cannot decode: ") + e.what());
   }
+}
+
+template <typename Dst, typename Src, typename Fn>
+void eachList(Dst& dst, Src& src, Fn fn) {
+  fn(dst.gateway_classes, src.gateway_classes);
+  fn(dst.gateways, src.gateways);
+  fn(dst.http_routes, src.http_routes);
+  fn(dst.reference_grants, src.reference_grants);
+  fn(dst.backend_tls_policies, src.backend_tls_policies);
+  fn(dst.services, src.services);
+  fn(dst.endpoints, src.endpoints);
+  fn(dst.endpoint_slices, src.endpoint_slices);
+  fn(dst.config_maps, src.config_maps);
+  fn(dst.secrets, src.secrets);
+  fn(dst.namespaces, src.namespaces);
+}
+
+bool givesObjects(const ResourceSet& set) {
+  bool any = false;
+  eachList(set, set, [&any](const auto& list, const auto&) { any = any || !list.empty(); });
+  return any;
+}
+
+// A memo document copied to where it now stands in its file.
+void setDocument(ResourceSet& set, int document) {
+  eachList(set, set, [document](auto& list, auto&) {
+    for (auto& obj : list) obj.document = document;
+  });
+}
+
+}  // namespace
+
+void appendResources(ResourceSet& dst, const ResourceSet& src) {
+  eachList(dst, src,
+           [](auto& to, const auto& from) { to.insert(to.end(), from.begin(), from.end()); });
+  dst.errors.insert(dst.errors.end(), src.errors.begin(), src.errors.end());
+}
+
+void appendResources(ResourceSet& dst, ResourceSet&& src) {
+  auto move_all = [](auto& to, auto& from) {
+    if (to.empty()) {
+      to = std::move(from);
+    } else {
+      to.insert(to.end(), std::make_move_iterator(from.begin()),
+                std::make_move_iterator(from.end()));
+    }
+    from.clear();
+  };
+  eachList(dst, src, move_all);
+  move_all(dst.errors, src.errors);
+}
+
+void appendDocuments(ResourceSet& dst, const std::vector<const DocumentMemo*>& memos) {
+  std::array<size_t, 16> counts{};  // per list, in eachList order
+  for (const DocumentMemo* m : memos) {
+    for (const auto& d : m->documents) {
+      size_t i = 0;
+      eachList(dst, d.objects, [&](auto&, const auto& from) { counts[i++] += from.size(); });
+    }
+  }
+  size_t i = 0;
+  eachList(dst, dst, [&](auto& to, auto&) { to.reserve(to.size() + counts[i++]); });
+  for (const DocumentMemo* m : memos)
+    for (const auto& d : m->documents) appendResources(dst, d.objects);
+}
+
+void decodeText(std::string_view text, std::string_view file, ResourceSet& out) {
+  // A JSON file: one document, parsed as JSON (much faster than as YAML).
+  if (decodeJsonText(text, file, out)) return;
   std::vector<Chunk> chunks = splitDocuments(text);
   int document = 0;
   for (const Chunk& chunk : chunks) {
     ++document;
     if (blank(chunk.text)) continue;
-    Ctx c(std::string(file), document, out);
-    try {
-      json obj;
-      detail::YamlSyntaxError syntax;
-      if (!detail::yamlToJson(chunk.text, obj, syntax)) {
-        c.error("line " + std::to_string(chunk.first_line + syntax.line + 1) + ", column " +
-                    std::to_string(syntax.column + 1),
-                "invalid YAML: " + syntax.message);
-        continue;
-      }
-      if (obj.is_null()) continue;
-      if (!obj.is_object()) {
-        c.error("(root)", std::string("expected a Kubernetes object (map), got ") + typeName(obj));
-        continue;
-      }
-      decodeObject(c, obj, "", out, &obj);
-    } catch (const std::exception& e) {
-      c.error("(root)", std::string("cannot decode: ") + e.what());
+    decodeChunk(chunk, document, file, out);
+  }
+}
+
+void decodeDocuments(std::string_view text, std::string_view file, const DocumentMemo* previous,
+                     DocumentMemo& memo, std::vector<DecodeError>& errors) {
+  memo.documents.clear();
+  auto keep = [&](std::string doc_text, ResourceSet&& objects) {
+    errors.insert(errors.end(), std::make_move_iterator(objects.errors.begin()),
+                  std::make_move_iterator(objects.errors.end()));
+    objects.errors.clear();
+    memo.documents.push_back(DocumentMemo::Document{std::move(doc_text), std::move(objects)});
+  };
+  ResourceSet whole;
+  if (decodeJsonText(text, file, whole)) {
+    keep(std::string(text), std::move(whole));
+    return;
+  }
+  std::unordered_map<std::string_view, const ResourceSet*> before;
+  if (previous) {
+    before.reserve(previous->documents.size());
+    for (const auto& d : previous->documents) before.emplace(d.text, &d.objects);
+  }
+  std::vector<Chunk> chunks = splitDocuments(text);
+  memo.documents.reserve(chunks.size());
+  int document = 0;
+  for (Chunk& chunk : chunks) {
+    ++document;
+    if (blank(chunk.text)) continue;
+    ResourceSet objects;
+    auto it = before.find(chunk.text);
+    // Documents that gave nothing are parsed again: they may be there only
+    // for a message worth repeating (an unsupported kind).
+    if (it != before.end() && givesObjects(*it->second)) {
+      appendResources(objects, *it->second);
+      setDocument(objects, document);
+    } else {
+      decodeChunk(chunk, document, file, objects);
     }
+    keep(std::move(chunk.text), std::move(objects));
   }
 }
 

@@ -1,7 +1,6 @@
 #include "k8s/object_tracker.h"
 
 #include <ctime>
-#include <functional>
 
 #include "common/time.h"
 
@@ -11,7 +10,7 @@ template <typename T>
 void ObjectTracker::stampAll(std::vector<T>& objects, const std::string& now, Map& next) {
   for (T& obj : objects) {
     std::string key = obj.kind + "/" + obj.metadata.ns + "/" + obj.metadata.name;
-    size_t digest = std::hash<std::string>{}(obj.spec_digest);
+    uint64_t digest = obj.spec_digest;
     // Moves the entry over (key and timestamp included) instead of copying it.
     auto node = seen_.extract(key);
     Seen* s = nullptr;

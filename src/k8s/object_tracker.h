@@ -20,7 +20,7 @@ class ObjectTracker final {
 
  private:
   struct Seen {
-    size_t spec_digest = 0;  // hash of ObjectBase::spec_digest
+    uint64_t spec_digest = 0;
     int64_t generation = 1;
     std::string creation_timestamp;
   };

@@ -35,9 +35,10 @@ struct ObjectBase {
   ObjectMeta metadata;
   std::string file;  // where it came from, for messages
   int document = 0;  // 1-based document index in `file`
-  // Canonical JSON of the spec (or data) part: ObjectTracker bumps the
-  // generation when it changes.
-  std::string spec_digest;
+  // Hash of the canonical JSON of the spec (or data) part: ObjectTracker
+  // bumps the generation when it changes. (A hash, not the text: it is
+  // copied with every object on every reload.)
+  uint64_t spec_digest = 0;
   // The whole object as given, so status output can echo it like kubectl.
   std::shared_ptr<const nlohmann::json> raw;
 

@@ -17,22 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <typename Set, typename Add>
-void eachList(k8s::ResourceSet& dst, Set&& src, Add add) {
-  add(dst.gateway_classes, src.gateway_classes);
-  add(dst.gateways, src.gateways);
-  add(dst.http_routes, src.http_routes);
-  add(dst.reference_grants, src.reference_grants);
-  add(dst.backend_tls_policies, src.backend_tls_policies);
-  add(dst.services, src.services);
-  add(dst.endpoints, src.endpoints);
-  add(dst.endpoint_slices, src.endpoint_slices);
-  add(dst.config_maps, src.config_maps);
-  add(dst.secrets, src.secrets);
-  add(dst.namespaces, src.namespaces);
-  add(dst.errors, src.errors);
-}
-
 bool readFile(const std::string& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return false;
@@ -70,34 +54,18 @@ bool FileConfigSource::statFile(const std::string& path, Stamp& out) {
   return true;
 }
 
-void appendResources(k8s::ResourceSet& dst, const k8s::ResourceSet& src) {
-  eachList(dst, src,
-           [](auto& to, const auto& from) { to.insert(to.end(), from.begin(), from.end()); });
-}
-
-void appendResources(k8s::ResourceSet& dst, k8s::ResourceSet&& src) {
-  eachList(dst, src, [](auto& to, auto& from) {
-    if (to.empty()) {
-      to = std::move(from);
-    } else {
-      to.insert(to.end(), std::make_move_iterator(from.begin()),
-                std::make_move_iterator(from.end()));
-    }
-    from.clear();
-  });
-}
-
 void FileConfigSource::decodeInto(FileState& st, const std::string& file, const std::string& text) {
-  k8s::ResourceSet one;
-  k8s::decodeText(text, file, one);
+  k8s::DocumentMemo memo;
+  std::vector<k8s::DecodeError> errors;
+  k8s::decodeDocuments(text, file, st.have_good ? &st.good : nullptr, memo, errors);
   st.errors.clear();
-  if (one.hasErrors()) {
+  if (!errors.empty()) {
     // Keep the last good objects (decoding is a function of the text, so
     // they are what the last good text would give again).
-    for (const auto& e : one.errors) st.errors.push_back(e.toString());
+    for (const auto& e : errors) st.errors.push_back(e.toString());
     return;
   }
-  st.good = std::move(one);
+  st.good = std::move(memo);
   st.have_good = true;
 }
 
@@ -109,6 +77,7 @@ k8s::ResourceSet FileConfigSource::load(std::vector<std::string>& errors) {
   stats_.files = files.size();
   k8s::ResourceSet merged;
   std::map<std::string, FileState> next;
+  std::vector<const k8s::DocumentMemo*> kept;  // in file order
   for (const auto& file : files) {
     FileState st;
     if (auto it = files_.find(file); it != files_.end()) st = std::move(it->second);
@@ -142,7 +111,7 @@ k8s::ResourceSet FileConfigSource::load(std::vector<std::string>& errors) {
             k8s::ResourceSet one;
             k8s::decodeText(text, file, one);
             for (const auto& e : one.errors) errors.push_back(e.toString());
-            if (!one.hasErrors()) appendResources(merged, std::move(one));
+            if (!one.hasErrors()) k8s::appendResources(merged, std::move(one));
             continue;
           }
           decodeInto(st, file, text);
@@ -150,13 +119,13 @@ k8s::ResourceSet FileConfigSource::load(std::vector<std::string>& errors) {
       }
     }
     errors.insert(errors.end(), st.errors.begin(), st.errors.end());
-    if (st.have_good) {
-      appendResources(merged, st.good);
-      if (!decoded) ++stats_.reused;
-    }
-    next.emplace(file, std::move(st));
+    if (st.have_good && !decoded) ++stats_.reused;
+    FileState& placed = next.insert_or_assign(file, std::move(st)).first->second;
+    if (placed.have_good) kept.push_back(&placed.good);
   }
+  // `kept` points into map nodes, which moving the map leaves in place.
   files_ = std::move(next);
+  k8s::appendDocuments(merged, kept);
   k8s::finalize(merged);
   for (const auto& e : merged.errors) errors.push_back(e.toString());
   return merged;

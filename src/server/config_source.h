@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "k8s/decode.h"
 #include "k8s/resources.h"
 
 namespace portico::server {
@@ -59,7 +60,7 @@ class FileConfigSource {
     uint64_t content_hash = 0;
     size_t content_size = 0;
     bool have_good = false;
-    k8s::ResourceSet good;            // objects of the last read that decoded cleanly
+    k8s::DocumentMemo good;           // the last read that decoded cleanly
     std::vector<std::string> errors;  // the current content's errors (empty when good)
   };
   static bool statFile(const std::string& path, Stamp& out);
@@ -74,9 +75,5 @@ class FileConfigSource {
   std::map<std::string, FileState> files_;
   LoadStats stats_;
 };
-
-// Appends every object of `src` to `dst` (errors too).
-void appendResources(k8s::ResourceSet& dst, const k8s::ResourceSet& src);
-void appendResources(k8s::ResourceSet& dst, k8s::ResourceSet&& src);
 
 }  // namespace portico::server

@@ -360,5 +360,72 @@ TEST(LabelSelector, MatchLabelsAndExpressions) {
   EXPECT_TRUE(selectorMatches(LabelSelector{}, {}));
 }
 
+// ---- decodeDocuments: re-parse only what changed ------------------------------------
+
+std::string svcDoc(const std::string& name, int port) {
+  return "---\napiVersion: v1\nkind: Service\nmetadata: {name: " + name +
+         "}\nspec:\n  ports: [{port: " + std::to_string(port) + "}]\n";
+}
+
+const Service& serviceIn(const DocumentMemo& memo, size_t doc) {
+  return memo.documents.at(doc).objects.services.at(0);
+}
+
+TEST(DecodeDocuments, UnchangedDocumentsAreCopiedAndChangedOnesParsed) {
+  DocumentMemo first, second;
+  std::vector<DecodeError> errors;
+  decodeDocuments(svcDoc("a", 80) + svcDoc("b", 80), "f.yaml", nullptr, first, errors);
+  ASSERT_TRUE(errors.empty());
+  ASSERT_EQ(first.documents.size(), 2u);
+
+  // A new first document shifts the others; "b" changes its port.
+  decodeDocuments(svcDoc("new", 80) + svcDoc("a", 80) + svcDoc("b", 81), "f.yaml", &first, second,
+                  errors);
+  ASSERT_TRUE(errors.empty());
+  ASSERT_EQ(second.documents.size(), 3u);
+  // "a" was copied: it shares the parsed tree of the first decode.
+  EXPECT_EQ(serviceIn(second, 1).raw, serviceIn(first, 0).raw);
+  EXPECT_EQ(serviceIn(second, 1).document, 2);  // where it stands now
+  EXPECT_EQ(serviceIn(second, 1).file, "f.yaml");
+  // "b" was parsed again.
+  EXPECT_NE(serviceIn(second, 2).raw, serviceIn(first, 1).raw);
+  EXPECT_EQ(serviceIn(second, 2).ports.at(0).port, 81);
+  EXPECT_EQ(serviceIn(second, 2).document, 3);
+  EXPECT_EQ(serviceIn(second, 0).metadata.name, "new");
+}
+
+TEST(DecodeDocuments, GivesWhatDecodeTextGives) {
+  std::string text = svcDoc("a", 80) + "---\n# only a comment\n" + svcDoc("b", 80) +
+                     "---\napiVersion: v1\nkind: Service\nmetadata: {name: bad}\nspec: {ports: "
+                     "[{port: nope}]}\n";
+  ResourceSet plain;
+  decodeText(text, "f.yaml", plain);
+  DocumentMemo memo;
+  std::vector<DecodeError> errors;
+  decodeDocuments(text, "f.yaml", nullptr, memo, errors);
+  ResourceSet merged;
+  for (const auto& d : memo.documents) appendResources(merged, d.objects);
+  ASSERT_EQ(merged.services.size(), plain.services.size());
+  for (size_t i = 0; i < plain.services.size(); ++i) {
+    EXPECT_EQ(merged.services[i].metadata.name, plain.services[i].metadata.name);
+    EXPECT_EQ(merged.services[i].document, plain.services[i].document);
+  }
+  ASSERT_EQ(errors.size(), plain.errors.size());
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].toString(), plain.errors[0].toString());
+  EXPECT_TRUE(merged.errors.empty());  // errors are not kept in the memo
+}
+
+TEST(DecodeDocuments, AJsonFileIsOneDocument) {
+  DocumentMemo memo;
+  std::vector<DecodeError> errors;
+  decodeDocuments(R"({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "j"},
+                      "spec": {"ports": [{"port": 80}]}})",
+                  "f.json", nullptr, memo, errors);
+  EXPECT_TRUE(errors.empty());
+  ASSERT_EQ(memo.documents.size(), 1u);
+  EXPECT_EQ(serviceIn(memo, 0).metadata.name, "j");
+}
+
 }  // namespace
 }  // namespace portico::k8s
