@@ -26,11 +26,15 @@ class Transport {
   // Why handshake() returned Failed (Envoy-style "TLS_error:..." text).
   virtual std::string failureReason() const { return {}; }
   virtual bool secure() const { return false; }
-  // True when a read that returned less than asked means the socket had
-  // nothing more at that moment (plain TCP). Edge-triggered readers then skip
-  // the extra read that would only say EAGAIN. TLS may hold decrypted bytes
-  // back, so it says no.
-  virtual bool shortReadDrains() const { return false; }
+  // After a read that returned `got` of the `want` bytes asked: true when the
+  // socket and the transport's own buffers are known to be empty, so an
+  // edge-triggered reader can wait for the next edge instead of making a read
+  // that would only say EAGAIN. False when unsure (the reader reads again).
+  virtual bool readDrained(size_t got, size_t want) const {
+    (void)got;
+    (void)want;
+    return false;
+  }
 };
 
 class PlainTransport final : public Transport {
@@ -38,7 +42,9 @@ class PlainTransport final : public Transport {
   explicit PlainTransport(int fd) : fd_(fd) {}
   IoResult read(char* buf, size_t len) override;
   IoResult write(const char* buf, size_t len) override;
-  bool shortReadDrains() const override { return true; }
+  // A short recv(2) means the kernel had nothing more at that moment; later
+  // bytes bring a new edge.
+  bool readDrained(size_t got, size_t want) const override { return got < want; }
 
  private:
   int fd_;

@@ -497,7 +497,7 @@ bool HttpConnection::readDownstream() {
     case IoStatus::Ok:
       in_.commit(r.n);
       // A short read drained the socket: the next bytes bring a new edge.
-      if (r.n < want && !ds_hup_ && transport_->shortReadDrains()) ds_readable_ = false;
+      if (!ds_hup_ && transport_->readDrained(r.n, want)) ds_readable_ = false;
       bytes_in_ += r.n;
       if (state_ == State::ReadingHead && !head_started_) {
         head_started_ = true;
@@ -929,7 +929,7 @@ bool HttpConnection::readUpstream() {
   switch (r.status) {
     case IoStatus::Ok:
       rq_->up_in.commit(r.n);
-      if (r.n < want && !up_->hup && up_->transport().shortReadDrains()) up_->readable = false;
+      if (!up_->hup && up_->transport().readDrained(r.n, want)) up_->readable = false;
       return true;
     case IoStatus::WouldBlock:
       up_->readable = false;

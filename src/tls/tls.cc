@@ -147,9 +147,8 @@ class ServerContext {
       // Our output buffers move when they grow between a WANT_WRITE and the
       // retry; partial writes let the proxy's own buffer track what was sent.
       SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
-      // One read(2) per record instead of two (header, then body). Safe because
-      // TLS readers loop until WANT_READ (Transport::shortReadDrains() is false
-      // for TLS), so bytes OpenSSL read ahead are never stranded.
+      // One read(2) per record instead of two (header, then body). Bytes read
+      // ahead are never stranded: readDrained() is false while OpenSSL holds any.
       SSL_CTX_set_read_ahead(c, 1);
       if (!loadCertificateKey(c, e.cert, error)) return false;
       SSL_CTX_set_tlsext_servername_callback(c, &ServerContext::onServerName);
@@ -239,6 +238,7 @@ class TlsTransport final : public net::Transport {
     ssl_ = SSL_new(ctx_->ctx());
     SSL_set_fd(ssl_, fd);
     SSL_set_ex_data(ssl_, transportIndex(), this);
+    watchSocketReads();
     const auto& cfg = ctx_->config();
     SSL_set_tlsext_host_name(ssl_, cfg.sni.c_str());
     if (cfg.subject_alt_names.empty()) {
@@ -255,6 +255,7 @@ class TlsTransport final : public net::Transport {
   TlsTransport(std::shared_ptr<ServerContext> server, SSL* ssl, stats::SslStats* stats)
       : server_(std::move(server)), stats_(stats), ssl_(ssl) {
     SSL_set_ex_data(ssl_, transportIndex(), this);
+    watchSocketReads();
     SSL_set_accept_state(ssl_);
   }
   ~TlsTransport() override {
@@ -290,6 +291,14 @@ class TlsTransport final : public net::Transport {
     return ioError(SSL_get_error(ssl_, n));
   }
 
+  // Drained when OpenSSL holds no bytes (decrypted or read ahead) and its
+  // last read(2) came back short or would-block: the kernel had nothing more
+  // then, so later bytes bring a new edge. Saves the EAGAIN read(2) (and
+  // SSL_read) after every response that fits one read.
+  bool readDrained(size_t, size_t) const override {
+    return socket_drained_ && SSL_has_pending(ssl_) == 0;
+  }
+
   net::IoResult write(const char* buf, size_t len) override {
     ERR_clear_error();
     int n = SSL_write(ssl_, buf, static_cast<int>(len));
@@ -300,6 +309,22 @@ class TlsTransport final : public net::Transport {
   bool san_mismatch = false;
 
  private:
+  // Observes the socket BIO's reads (SSL_set_fd's BIO serves reads and writes).
+  void watchSocketReads() {
+    BIO* bio = SSL_get_rbio(ssl_);
+    if (bio == nullptr) return;
+    BIO_set_callback_arg(bio, reinterpret_cast<char*>(this));
+    BIO_set_callback_ex(bio, &TlsTransport::onSocketBio);
+  }
+  static long onSocketBio(BIO* bio, int oper, const char*, size_t len, int, long, int ret,
+                          size_t* processed) {
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
+      auto* self = reinterpret_cast<TlsTransport*>(BIO_get_callback_arg(bio));
+      self->socket_drained_ = ret <= 0 || processed == nullptr || *processed < len;
+    }
+    return ret;
+  }
+
   net::IoResult ioError(int err) {
     switch (err) {
       case SSL_ERROR_WANT_READ:
@@ -400,6 +425,7 @@ class TlsTransport final : public net::Transport {
   stats::SslStats* stats_;
   SSL* ssl_ = nullptr;
   bool done_ = false;
+  bool socket_drained_ = false;  // see readDrained()
   std::string failure_;
   friend int verifyCallback(int ok, X509_STORE_CTX* store);
 
@@ -482,9 +508,8 @@ bool ClientContext::init(std::string& error) {
   // Our output buffers move when they grow between a WANT_WRITE and the
   // retry; partial writes let the proxy's own buffer track what was sent.
   SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
-  // One read(2) per record instead of two (header, then body). Safe because
-  // TLS readers loop until WANT_READ (Transport::shortReadDrains() is false
-  // for TLS), so bytes OpenSSL read ahead are never stranded.
+  // One read(2) per record instead of two (header, then body). Bytes read
+  // ahead are never stranded: readDrained() is false while OpenSSL holds any.
   SSL_CTX_set_read_ahead(c, 1);
   if (!cfg_.min_version.empty())
     SSL_CTX_set_min_proto_version(c, versionFromText(cfg_.min_version));

@@ -6,13 +6,15 @@ import hashlib
 import http.client
 import os
 import socket
+import ssl
 import threading
 import time
 import unittest
 
-from harness import (PorticoCase, backend, backend_ref, free_port, gateway, gateway_class,
-                     http_route, listener, rule, websocket_echo_handler, ws_accept, ws_frame,
-                     ws_read_frame)
+import tls_helpers as t
+from harness import (CertFactory, PorticoCase, backend, backend_ref, free_port, gateway,
+                     gateway_class, http_route, listener, rule, websocket_echo_handler, ws_accept,
+                     ws_frame, ws_read_frame)
 
 MIB = 1 << 20
 SIZE_MIB = 100
@@ -192,6 +194,147 @@ class StreamingTest(PorticoCase):
             self.assertEqual(ws_read_frame(s, buf)[0], 0x8)
         finally:
             s.close()
+
+
+RECORD_PIECES = 64
+
+
+def many_records_tls_handler(cert):
+    """A TLS backend that answers each GET with a head and RECORD_PIECES small
+    body pieces, each its own TLS record, all sent in one write(2): the proxy's
+    one socket read then holds many records."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert.chain), str(cert.key))
+
+    def handler(sock):
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = ctx.wrap_bio(inc, out, server_side=True)
+
+        def flush():
+            data = out.read()
+            if data:
+                sock.sendall(data)
+
+        def feed():
+            flush()
+            data = sock.recv(65536)
+            if not data:
+                raise OSError("peer closed")
+            inc.write(data)
+
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                feed()
+        flush()
+        buf = b""
+        while True:
+            while b"\r\n\r\n" not in buf:
+                try:
+                    buf += tls.read(65536)
+                except ssl.SSLWantReadError:
+                    feed()
+            _, buf = buf.split(b"\r\n\r\n", 1)
+            pieces = [b"%04d:" % i + b"r" * 45 for i in range(RECORD_PIECES)]
+            tls.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % sum(map(len, pieces)))
+            for piece in pieces:
+                tls.write(piece)
+            flush()
+
+    return handler
+
+
+class TlsBackendStreamingTest(PorticoCase):
+    """The same bodies through a BackendTLSPolicy backend: TLS reads skip the
+    EAGAIN read(2) when OpenSSL says nothing is buffered (readDrained), so a
+    record left behind in OpenSSL's read-ahead would stall these exchanges."""
+
+    TLS_MIB = 24
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        f = CertFactory(cls.tmp / "certs")
+        root = f.ca("root-ca")
+        leaf = f.leaf("big", root, dns=["big.backend.test"])
+        cls.ng = cls.start_nginx("tls-big", tls=leaf, large_file_mib=cls.TLS_MIB)
+        cls.records = cls.start_py(many_records_tls_handler(leaf))
+        cls.port = free_port()
+        docs = [gateway_class(), gateway("gw", [listener(cls.port)])]
+        docs += backend("svc-tls", cls.ng.port, svc_port=443)
+        docs += backend("svc-records", cls.records.port, svc_port=443)
+        docs += [t.ca_config_map("root-ca", root.pem()),
+                 t.backend_tls_policy("tls", "svc-tls", "big.backend.test",
+                                      ca_refs=[t.ca_ref("root-ca")]),
+                 t.backend_tls_policy("records", "svc-records", "big.backend.test",
+                                      ca_refs=[t.ca_ref("root-ca")]),
+                 http_route("big", [rule([backend_ref("svc-tls", 443)])]),
+                 http_route("records", [rule([backend_ref("svc-records", 443)])],
+                            hostnames=["records.example.com"])]
+        cls.p = cls.make_portico()
+        cls.p.write("tls-streaming.yaml", docs)
+        cls.p.start(wait_ports=[cls.port])
+
+    def test_download_through_tls_backend(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        # Several on one keep-alive connection (and one pooled TLS connection).
+        for _ in range(2):
+            c.request("GET", "/large/big.bin", headers={"Host": "x.example.com"})
+            r = c.getresponse()
+            self.assertEqual(r.status, 200)
+            h = hashlib.sha256()
+            n = 0
+            while chunk := r.read(256 * 1024):
+                n += len(chunk)
+                h.update(chunk)
+            self.assertEqual(n, self.TLS_MIB * MIB)
+            self.assertEqual(h.hexdigest(), self.ng.large_file_sha256, "body corrupted")
+        c.close()
+
+    def test_many_small_keep_alive_exchanges_through_tls_backend(self):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        for i in range(300):
+            c.request("GET", "/large/small.txt", headers={"Host": "x.example.com"})
+            r = c.getresponse()
+            self.assertEqual((r.status, r.read()), (200, b"small file\n"), f"request {i}")
+        c.close()
+
+    def test_response_in_many_records_read_at_once(self):
+        """OpenSSL holds the records after the first one in its read-ahead
+        buffer; the socket is empty. The proxy must not wait for the socket."""
+        want = b"".join(b"%04d:" % i + b"r" * 45 for i in range(RECORD_PIECES))
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        for i in range(20):
+            c.request("GET", "/", headers={"Host": "records.example.com"})
+            r = c.getresponse()
+            self.assertEqual((r.status, r.read()), (200, want), f"request {i}")
+        c.close()
+
+    def test_upload_through_tls_backend(self):
+        block = hashlib.shake_256(b"tls-upload").digest(MIB)
+        h = hashlib.sha256()
+
+        def body():
+            for i in range(self.TLS_MIB):
+                chunk = i.to_bytes(8, "big") + block[8:]
+                h.update(chunk)
+                yield chunk
+
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        c.putrequest("PUT", "/upload/tls.bin", skip_host=True, skip_accept_encoding=True)
+        c.putheader("Host", "x.example.com")
+        c.putheader("Content-Length", str(self.TLS_MIB * MIB))
+        c.endheaders(body())
+        r = c.getresponse()
+        text = r.read()
+        c.close()
+        self.assertIn(r.status, (201, 204), text[:300])
+        stored = self.ng.upload_dir / "tls.bin"
+        sh = hashlib.sha256(stored.read_bytes())
+        self.assertEqual(sh.hexdigest(), h.hexdigest(), "upload corrupted in transit")
+        stored.unlink()
 
 
 if __name__ == "__main__":
