@@ -25,13 +25,11 @@ class WakeHandler final : public IoHandler {
 WakeHandler g_wake_marker;
 }  // namespace
 
-Timer::~Timer() { disarm(); }
+Timer::~Timer() {
+  if (heap_index_ != kNotInHeap) loop_.removeTimer(this);
+}
 
 void Timer::arm(uint64_t delay_ms) { loop_.armTimer(this, loop_.nowMs() + delay_ms); }
-
-void Timer::disarm() {
-  if (armed()) loop_.disarmTimer(this);
-}
 
 EventLoop::EventLoop() {
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -103,7 +101,7 @@ void EventLoop::run() {
   while (!stopping_) {
     int timeout = -1;
     if (!heap_.empty()) {
-      uint64_t deadline = heap_.front()->deadline_ms_;
+      uint64_t deadline = heap_.front()->heap_ms_;
       timeout = deadline <= now_ms_ ? 0 : static_cast<int>(deadline - now_ms_);
     }
     int n = epoll_wait(epfd_, events, kMaxEvents, timeout);
@@ -135,29 +133,29 @@ void EventLoop::run() {
 
 // ---- timer heap (min-heap on deadline, with back indices) -----------------
 
-void EventLoop::armTimer(Timer* t, uint64_t deadline_ms) {
-  if (t->armed()) {
-    uint64_t old = t->deadline_ms_;
-    t->deadline_ms_ = deadline_ms;
-    if (deadline_ms < old) {
+void EventLoop::armTimer(Timer* t, uint64_t due_ms) {
+  t->due_ms_ = due_ms;
+  if (t->heap_index_ != Timer::kNotInHeap) {
+    // Still in the heap: move only if it must fire earlier than its position
+    // says; a later deadline is picked up when the position comes due.
+    if (due_ms < t->heap_ms_) {
+      t->heap_ms_ = due_ms;
       siftUp(t->heap_index_);
-    } else {
-      siftDown(t->heap_index_);
     }
     return;
   }
-  t->deadline_ms_ = deadline_ms;
+  t->heap_ms_ = due_ms;
   t->heap_index_ = heap_.size();
   heap_.push_back(t);
   siftUp(t->heap_index_);
 }
 
-void EventLoop::disarmTimer(Timer* t) {
+void EventLoop::removeTimer(Timer* t) {
   size_t i = t->heap_index_;
   size_t last = heap_.size() - 1;
   if (i != last) swapTimers(i, last);
   heap_.pop_back();
-  t->heap_index_ = Timer::kNotArmed;
+  t->heap_index_ = Timer::kNotInHeap;
   if (i < heap_.size()) {
     siftUp(i);
     siftDown(i);
@@ -173,7 +171,7 @@ void EventLoop::swapTimers(size_t a, size_t b) {
 void EventLoop::siftUp(size_t i) {
   while (i > 0) {
     size_t parent = (i - 1) / 2;
-    if (heap_[parent]->deadline_ms_ <= heap_[i]->deadline_ms_) break;
+    if (heap_[parent]->heap_ms_ <= heap_[i]->heap_ms_) break;
     swapTimers(i, parent);
     i = parent;
   }
@@ -182,8 +180,8 @@ void EventLoop::siftUp(size_t i) {
 void EventLoop::siftDown(size_t i) {
   for (;;) {
     size_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < heap_.size() && heap_[l]->deadline_ms_ < heap_[m]->deadline_ms_) m = l;
-    if (r < heap_.size() && heap_[r]->deadline_ms_ < heap_[m]->deadline_ms_) m = r;
+    if (l < heap_.size() && heap_[l]->heap_ms_ < heap_[m]->heap_ms_) m = l;
+    if (r < heap_.size() && heap_[r]->heap_ms_ < heap_[m]->heap_ms_) m = r;
     if (m == i) return;
     swapTimers(i, m);
     i = m;
@@ -191,9 +189,17 @@ void EventLoop::siftDown(size_t i) {
 }
 
 void EventLoop::runTimers() {
-  while (!heap_.empty() && heap_.front()->deadline_ms_ <= now_ms_) {
+  while (!heap_.empty() && heap_.front()->heap_ms_ <= now_ms_) {
     Timer* t = heap_.front();
-    disarmTimer(t);
+    if (t->due_ms_ != Timer::kIdle && t->due_ms_ > now_ms_) {
+      // Re-armed later since it took this position: move it there.
+      t->heap_ms_ = t->due_ms_;
+      siftDown(0);
+      continue;
+    }
+    removeTimer(t);
+    if (t->due_ms_ == Timer::kIdle) continue;  // disarmed
+    t->due_ms_ = Timer::kIdle;
     t->cb_(t->ctx_);  // may re-arm or destroy timers, including t's owner
   }
 }

@@ -22,6 +22,14 @@ class IoHandler {
 
 // A one-shot timer owned by its user (no allocation to arm/disarm; the loop
 // keeps a heap of pointers with back-indices).
+//
+// Lazy: the proxy disarms and re-arms the same timers on every request
+// (header/idle timeout, request timeout, pooled connection idle), with
+// deadlines seconds away. So disarm() only marks the timer, and arming a
+// timer that is still in the heap at an earlier position only records the new
+// deadline; the heap is fixed up when that earlier position comes due. A
+// request then costs no heap operations; a timer costs one re-sift per
+// timeout period at most.
 class Timer {
  public:
   using Callback = void (*)(void* ctx);
@@ -30,17 +38,19 @@ class Timer {
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
   void arm(uint64_t delay_ms);  // re-arming moves the deadline
-  void disarm();
-  bool armed() const { return heap_index_ != kNotArmed; }
+  void disarm() { due_ms_ = kIdle; }
+  bool armed() const { return due_ms_ != kIdle; }
 
  private:
   friend class EventLoop;
-  static constexpr size_t kNotArmed = static_cast<size_t>(-1);
+  static constexpr size_t kNotInHeap = static_cast<size_t>(-1);
+  static constexpr uint64_t kIdle = static_cast<uint64_t>(-1);
   EventLoop& loop_;
   Callback cb_;
   void* ctx_;
-  uint64_t deadline_ms_ = 0;
-  size_t heap_index_ = kNotArmed;
+  uint64_t due_ms_ = kIdle;  // when the callback should run; kIdle: not armed
+  uint64_t heap_ms_ = 0;     // the heap key: <= due_ms_ while in the heap
+  size_t heap_index_ = kNotInHeap;
 };
 
 class EventLoop {
@@ -72,8 +82,8 @@ class EventLoop {
 
  private:
   friend class Timer;
-  void armTimer(Timer* t, uint64_t deadline_ms);
-  void disarmTimer(Timer* t);
+  void armTimer(Timer* t, uint64_t due_ms);
+  void removeTimer(Timer* t);
   void siftUp(size_t i);
   void siftDown(size_t i);
   void swapTimers(size_t a, size_t b);

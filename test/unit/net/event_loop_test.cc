@@ -52,6 +52,52 @@ TEST(EventLoop, RearmingMovesTheDeadline) {
   EXPECT_TRUE(ta.armed());
 }
 
+// Timers are lazy (disarm marks, a later re-arm keeps the heap position);
+// these pin down that the observable behaviour is still exact.
+TEST(EventLoop, DisarmedThenRearmedLaterFiresOnceAtTheNewDeadline) {
+  EventLoop loop;
+  std::vector<int> order;
+  Recorder a{&loop, &order, 1}, b{&loop, &order, 2}, c{&loop, &order, 3, true};
+  Timer ta(loop, &record, &a), tb(loop, &record, &b), tc(loop, &record, &c);
+  ta.arm(5);
+  ta.disarm();
+  ta.arm(25);  // its heap position still says 5
+  tb.arm(15);
+  tc.arm(40);
+  const uint64_t start = loop.nowMs();
+  loop.run();
+  EXPECT_EQ(order, (std::vector<int>{2, 1, 3}));
+  EXPECT_GE(loop.nowMs() - start, 40u);
+  EXPECT_FALSE(ta.armed());
+}
+
+TEST(EventLoop, RearmingEarlierThanTheHeapPositionTakesEffect) {
+  EventLoop loop;
+  std::vector<int> order;
+  Recorder a{&loop, &order, 1}, b{&loop, &order, 2, true};
+  Timer ta(loop, &record, &a), tb(loop, &record, &b);
+  ta.arm(60);
+  tb.arm(30);
+  ta.arm(10);
+  loop.run();
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+}
+
+TEST(EventLoop, TimerDestroyedWhileDisarmedInTheHeapIsForgotten) {
+  EventLoop loop;
+  std::vector<int> order;
+  Recorder a{&loop, &order, 1}, b{&loop, &order, 2, true};
+  {
+    Timer gone(loop, &record, &a);
+    gone.arm(5);
+    gone.disarm();  // still in the heap: its destructor must take it out
+  }
+  Timer tb(loop, &record, &b);
+  tb.arm(20);
+  loop.run();
+  EXPECT_EQ(order, (std::vector<int>{2}));
+}
+
 TEST(EventLoop, PostFromAnotherThreadRunsOnTheLoop) {
   EventLoop loop;
   std::thread::id ran_on;
