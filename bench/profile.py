@@ -12,6 +12,12 @@ thousand req/s) so that every proxy sees the same request rate even when slowed 
     python3 bench/profile.py --tool perf --proxy portico --scenario 1 --duration 10
     python3 bench/profile.py --tool callgrind --scenario 2 --duration 5
     python3 bench/profile.py --tool massif --idle 2000     # heap held per idle connection
+    python3 bench/profile.py --tool iosizes --scenario 4 --connections 16 --delay 0
+                                                           # bytes per read/write, 1 MiB uploads
+
+Scenario 4 here is the upload half of bench.py's scenario 4 (PUT of 1 MiB to the TLS backend).
+iosizes: strace of the data syscalls (read/write/recvfrom/sendto and vector forms) with the
+number of calls and the mean and distribution of bytes moved per call, per syscall and fd kind.
 
 massif (Portico only): the scenario-5 setup with --idle connections open and idle; a detailed
 heap snapshot is taken through vgdb while they are held, and its allocation tree is printed.
@@ -50,6 +56,34 @@ def strace_summary(text: str, requests: int) -> str:
     for calls, errors, name in rows:
         if calls / requests >= 0.005:
             out.append(f"| {name} | {calls} | {calls / requests:.3f} | {errors} |")
+    return "\n".join(out) + "\n"
+
+
+UPLOAD_BYTES = 1 << 20
+IO_CALLS = ("read", "write", "recvfrom", "sendto", "readv", "writev", "sendmsg", "recvmsg")
+
+
+def io_sizes(text: str, requests: int) -> str:
+    """Per data syscall: calls, EAGAINs, and how many bytes each successful call moved."""
+    stats: dict[str, list[int]] = {}
+    eagain: dict[str, int] = {}
+    for line in text.splitlines():
+        m = re.match(r"^\d+\s+(\w+)\((\d+),.*\)\s+=\s+(-?\d+)", line)
+        if not m or m.group(1) not in IO_CALLS:
+            continue
+        name, n = m.group(1), int(m.group(3))
+        if n < 0:
+            eagain[name] = eagain.get(name, 0) + 1
+        else:
+            stats.setdefault(name, []).append(n)
+    out = ["| syscall | calls per request | EAGAIN per request | mean bytes | p10 | p50 | p90 |",
+           "|---|---:|---:|---:|---:|---:|---:|"]
+    for name in sorted(set(stats) | set(eagain)):
+        sizes = sorted(stats.get(name, [])) or [0]
+        q = lambda f: sizes[min(len(sizes) - 1, int(f * len(sizes)))]  # noqa: E731
+        out.append(f"| {name} | {len(stats.get(name, [])) / requests:.2f} | "
+                   f"{eagain.get(name, 0) / requests:.2f} | {sum(sizes) / len(sizes):,.0f} | "
+                   f"{q(0.1):,} | {q(0.5):,} | {q(0.9):,} |")
     return "\n".join(out) + "\n"
 
 
@@ -110,8 +144,9 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", type=Path, default=bench.ROOT / "build-release" / "portico")
     ap.add_argument("--proxy", default="portico", choices=sorted(PROXIES))
-    ap.add_argument("--scenario", type=int, default=1, choices=(1, 2, 3))
-    ap.add_argument("--tool", default="strace", choices=("strace", "perf", "callgrind", "massif"))
+    ap.add_argument("--scenario", type=int, default=1, choices=(1, 2, 3, 4))
+    ap.add_argument("--tool", default="strace",
+                    choices=("strace", "iosizes", "perf", "callgrind", "massif"))
     ap.add_argument("--idle", type=int, default=2000, help="massif: idle connections to hold")
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--connections", type=int, default=64)
@@ -153,14 +188,18 @@ def main() -> int:
         if err:
             print(err, file=sys.stderr)
             return 1
-        script = wrk_script(work, args.delay)
-        wrk(proxy.port, 2, args.connections, script)  # warm-up: pools filled, TLS sessions up
+        script = wrk_script(work, args.delay, UPLOAD_BYTES if args.scenario == 4 else 0)
+        path = bench.UPLOAD_PATH if args.scenario == 4 else "/"
+        wrk(proxy.port, 2, args.connections, script, path)  # warm-up: pools filled, TLS up
         pids = [p for p in proxy.pids() if p != proxy.proc.pid] or [proxy.proc.pid]
         if args.proxy == "portico":
             pids = [proxy.proc.pid]
         tool = None
-        if args.tool == "strace":
+        if args.tool in ("strace", "iosizes"):
             cmd = ["strace", "-c", "-f", "-o", str(raw)]
+            if args.tool == "iosizes":
+                cmd = ["strace", "-f", "-e", "trace=" + ",".join(IO_CALLS), "-e", "signal=none",
+                       "-o", str(raw)]
             for pid in pids:
                 cmd += ["-p", str(pid)]
             tool = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
@@ -174,7 +213,7 @@ def main() -> int:
                            capture_output=True, timeout=30)
         time.sleep(1.0)  # tracer attached
         cpu0 = bench.proc_cpu_seconds(proxy.pids())
-        res, out = wrk(proxy.port, args.duration, args.connections, script)
+        res, out = wrk(proxy.port, args.duration, args.connections, script, path)
         cpu = bench.proc_cpu_seconds(proxy.pids()) - cpu0
         if tool:
             tool.send_signal(signal.SIGINT)
@@ -189,6 +228,8 @@ def main() -> int:
         # the detach right after it ends), so per-request figures are upper bounds by a hair.
         if args.tool == "strace":
             print(strace_summary(raw.read_text(), res.requests))
+        elif args.tool == "iosizes":
+            print(io_sizes(raw.read_text(), res.requests))
         elif args.tool == "perf":
             rep = subprocess.run(["perf", "report", "-i", str(raw), "--no-children", "--stdio",
                                   "--sort", "dso,symbol", "-g", "none", "--percent-limit", "0.7"],
