@@ -54,6 +54,8 @@ bool EventLoop::add(int fd, uint32_t events, IoHandler* handler) {
   return epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev) == 0;
 }
 
+void EventLoop::closeUnshared(int fd) { ::close(fd); }
+
 bool EventLoop::modify(int fd, uint32_t events, IoHandler* handler) {
   epoll_event ev{};
   ev.events = events;

@@ -63,6 +63,11 @@ class EventLoop {
   bool add(int fd, uint32_t events, IoHandler* handler);
   bool modify(int fd, uint32_t events, IoHandler* handler);
   void remove(int fd);
+  // Closes a registered fd whose file description no other fd shares (never
+  // dup()ed, as accepted and connected sockets): closing the last reference
+  // drops the epoll registration, so no EPOLL_CTL_DEL syscall is needed.
+  // Shared descriptions (the workers' dup()ed listen sockets) need remove().
+  static void closeUnshared(int fd);
 
   // Frees `h` after the current batch of events: a handler deleted while a
   // batch is being dispatched may still have an event later in that batch.

@@ -26,6 +26,10 @@ class Transport {
   // Why handshake() returned Failed (Envoy-style "TLS_error:..." text).
   virtual std::string failureReason() const { return {}; }
   virtual bool secure() const { return false; }
+  // The peer said it is closing this connection (HTTP "Connection: close")
+  // after a complete exchange: TLS skips its own close_notify, as nginx
+  // does; nothing is left to protect from truncation.
+  virtual void peerIsClosing() {}
   // After a read that returned `got` of the `want` bytes asked: true when the
   // socket and the transport's own buffers are known to be empty, so an
   // edge-triggered reader can wait for the next edge instead of making a read

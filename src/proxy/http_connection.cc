@@ -267,8 +267,7 @@ HttpConnection::~HttpConnection() {
   }
   if (fd_ >= 0) {
     transport_.reset();
-    ctx_.loop.remove(fd_);
-    ::close(fd_);
+    net::EventLoop::closeUnshared(fd_);
   }
   if (rq_ != nullptr) giveBackExchange();
 }
@@ -464,8 +463,7 @@ void HttpConnection::pump() {
     // Socket first (TLS close_notify needs it), then the fd; the object is
     // freed after this batch of events, which may still mention it.
     transport_.reset();
-    ctx_.loop.remove(fd_);
-    ::close(fd_);
+    net::EventLoop::closeUnshared(fd_);
     fd_ = -1;
     // Back to the pool now: the context may be gone by the time the loop
     // frees this object.
@@ -1083,6 +1081,7 @@ void HttpConnection::onResponseComplete() {
   // Reuse only when both messages ended cleanly and nothing extra arrived.
   const bool reusable = rq_->req_done && rq_->resp_parser.keepAlive() && rq_->up_in.empty() &&
                         rq_->resp_parser.framing() != http::BodyFraming::UntilClose;
+  if (!rq_->resp_parser.keepAlive() && rq_->req_done) up_->transport().peerIsClosing();
   releaseUpstream(reusable);
   if (!rq_->req_done) close_after_ = true;  // unread request body left on the wire
   if (close_after_) {

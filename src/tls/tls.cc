@@ -260,7 +260,15 @@ class TlsTransport final : public net::Transport {
   }
   ~TlsTransport() override {
     if (ssl_ != nullptr) {
-      if (done_) SSL_shutdown(ssl_);  // best effort close_notify; never blocks
+      if (done_ && peer_closed_) {
+        // The peer closed or said it will: mark the shutdown done without
+        // sending close_notify, as nginx does (a write(2) per connection
+        // under churn). Marked, not skipped: OpenSSL drops the session of an
+        // SSL freed without a shutdown, and resumption with it.
+        SSL_set_shutdown(ssl_, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+      } else if (done_) {
+        SSL_shutdown(ssl_);  // best effort close_notify; never blocks
+      }
       SSL_free(ssl_);
     }
   }
@@ -283,6 +291,7 @@ class TlsTransport final : public net::Transport {
 
   std::string failureReason() const override { return failure_; }
   bool secure() const override { return true; }
+  void peerIsClosing() override { peer_closed_ = true; }
 
   net::IoResult read(char* buf, size_t len) override {
     ERR_clear_error();
@@ -331,9 +340,13 @@ class TlsTransport final : public net::Transport {
       case SSL_ERROR_WANT_WRITE:
         return {net::IoResult::Status::WouldBlock, 0, {}};
       case SSL_ERROR_ZERO_RETURN:
+        peer_closed_ = true;
         return {net::IoResult::Status::Eof, 0, {}};
       case SSL_ERROR_SYSCALL:
-        if (ERR_peek_error() == 0) return {net::IoResult::Status::Eof, 0, {}};
+        if (ERR_peek_error() == 0) {
+          peer_closed_ = true;
+          return {net::IoResult::Status::Eof, 0, {}};
+        }
         [[fallthrough]];
       default:
         return {net::IoResult::Status::Error, 0, "TLS_error: " + lastSslError()};
@@ -426,6 +439,7 @@ class TlsTransport final : public net::Transport {
   SSL* ssl_ = nullptr;
   bool done_ = false;
   bool socket_drained_ = false;  // see readDrained()
+  bool peer_closed_ = false;     // EOF, close_notify, or peerIsClosing()
   std::string failure_;
   friend int verifyCallback(int ok, X509_STORE_CTX* store);
 

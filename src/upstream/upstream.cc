@@ -28,8 +28,7 @@ void UpstreamConnection::shutdown() {
   idle_timer.disarm();
   owner = nullptr;
   transport_.reset();  // TLS may write close_notify: before the fd goes
-  pool_.loop().remove(fd_);
-  ::close(fd_);
+  net::EventLoop::closeUnshared(fd_);
   fd_ = -1;
 }
 
