@@ -1073,27 +1073,33 @@ const char* toString(ParseError e) {
 
 void removeHopByHop(Headers& headers, bool keep_upgrade) {
   auto& fields = headers.mutableFields();
-  // Copy the Connection values' views first: erasing moves fields around, but
-  // the bytes they point at (raw/arena) stay put.
+  // The Connection options that could name a field still standing once the
+  // fixed hop-by-hop fields go. "keep-alive" and "upgrade" (the usual ones)
+  // name fields handled below anyway, so they are not collected, and the
+  // common header then costs no per-field check at all. Views stay valid:
+  // erasing moves fields around, but the bytes (raw/arena) stay put.
   constexpr size_t kInline = 8;
-  std::string_view inline_conn[kInline];
-  std::vector<std::string_view> more_conn;
-  size_t n_conn = 0;
+  std::string_view inline_opts[kInline];
+  std::vector<std::string_view> more_opts;
+  size_t n_opts = 0;
   for (const auto& f : fields) {
     if (!nameIs(f.name, "connection")) continue;
-    if (n_conn < kInline)
-      inline_conn[n_conn++] = f.value;
-    else
-      more_conn.push_back(f.value);
+    forEachElement(f.value, [&](std::string_view t) {
+      if (t.empty() || iequals(t, "keep-alive") || iequals(t, "upgrade")) return;
+      if (n_opts < kInline)
+        inline_opts[n_opts++] = t;
+      else
+        more_opts.push_back(t);
+    });
   }
   auto namedInConnection = [&](std::string_view name) {
-    bool hit = false;
-    auto check = [&](std::string_view list) {
-      forEachElement(list, [&](std::string_view t) { hit = hit || iequals(t, name); });
-    };
-    for (size_t i = 0; i < n_conn && !hit; ++i) check(inline_conn[i]);
-    for (size_t i = 0; i < more_conn.size() && !hit; ++i) check(more_conn[i]);
-    return hit;
+    for (size_t i = 0; i < n_opts; ++i) {
+      if (iequals(inline_opts[i], name)) return true;
+    }
+    for (std::string_view t : more_opts) {
+      if (iequals(t, name)) return true;
+    }
+    return false;
   };
   bool kept_upgrade = false;
   std::erase_if(fields, [&](const HeaderField& f) {
@@ -1112,7 +1118,7 @@ void removeHopByHop(Headers& headers, bool keep_upgrade) {
     // "Connection: host" or "Connection: content-length" would let a client
     // strip the fields the next hop routes and frames by; never honour those.
     if (nameIs(n, "host") || nameIs(n, "content-length")) return false;
-    return n_conn != 0 && namedInConnection(n);
+    return n_opts != 0 && namedInConnection(n);
   });
   if (kept_upgrade) headers.add("Connection", "upgrade");
 }

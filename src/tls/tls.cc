@@ -294,7 +294,7 @@ class TlsTransport final : public net::Transport {
   void peerIsClosing() override { peer_closed_ = true; }
 
   net::IoResult read(char* buf, size_t len) override {
-    ERR_clear_error();
+    clearErrors();
     int n = SSL_read(ssl_, buf, static_cast<int>(len));
     if (n > 0) return {net::IoResult::Status::Ok, static_cast<size_t>(n), {}};
     return ioError(SSL_get_error(ssl_, n));
@@ -309,7 +309,7 @@ class TlsTransport final : public net::Transport {
   }
 
   net::IoResult write(const char* buf, size_t len) override {
-    ERR_clear_error();
+    clearErrors();
     int n = SSL_write(ssl_, buf, static_cast<int>(len));
     if (n > 0) return {net::IoResult::Status::Ok, static_cast<size_t>(n), {}};
     return ioError(SSL_get_error(ssl_, n));
@@ -318,6 +318,14 @@ class TlsTransport final : public net::Transport {
   bool san_mismatch = false;
 
  private:
+  // SSL_get_error() needs an empty error queue before each call. It is
+  // almost always empty already, and peeking costs a fraction of clearing
+  // (OpenSSL 3.0's ERR_clear_error walks all 16 slots): 2.7% of user-space
+  // instructions per proxied request went there.
+  static void clearErrors() {
+    if (ERR_peek_error() != 0) ERR_clear_error();
+  }
+
   // Observes the socket BIO's reads (SSL_set_fd's BIO serves reads and writes).
   void watchSocketReads() {
     BIO* bio = SSL_get_rbio(ssl_);
