@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "http/http1.h"
 #include "snapshot/match.h"
 
 namespace portico::snapshot {
@@ -78,7 +79,7 @@ void BM_SelectVirtualHost(benchmark::State& state) {
   Fixture f;
   for (auto _ : state) {
     benchmark::DoNotOptimize(
-        selectVirtualHost(f.listener, hostWithoutPort("shop.example.com:8080")));
+        selectVirtualHost(f.listener, http::hostWithoutPort("shop.example.com:8080")));
   }
 }
 BENCHMARK(BM_SelectVirtualHost);
@@ -117,7 +118,7 @@ void BM_HostRouteAndBackend(benchmark::State& state) {
   in.header = noHeader;
   uint64_t r = 0;
   for (auto _ : state) {
-    const VirtualHost* vh = selectVirtualHost(f.listener, hostWithoutPort("shop.example.com:8080"));
+    const VirtualHost* vh = selectVirtualHost(f.listener, http::hostWithoutPort("shop.example.com:8080"));
     const Route* route = selectRoute(*vh, in);
     benchmark::DoNotOptimize(pickBackend(*route, r++));
   }
