@@ -9,10 +9,15 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <thread>
+#include <utility>
 
 #include "admin/admin.h"
 #include "admin/clusters.h"
@@ -137,13 +142,219 @@ class AdminConnection final : public net::IoHandler {
   size_t off_ = 0;
 };
 
+using Clock = std::chrono::steady_clock;
+
+int64_t elapsedMs(Clock::duration d) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+}
+
+// What one reload produced, handed from the control thread to the main
+// thread. Everything in it is immutable once handed over.
+struct ReloadResult {
+  uint64_t version = 0;
+  std::shared_ptr<const snapshot::Snapshot> snapshot;
+  std::shared_ptr<const k8s::ResourceSet> resources;
+  std::shared_ptr<const translate::StatusReport> status;
+  size_t errors = 0;
+  LoadStats load;
+  int64_t load_ms = 0, translate_ms = 0;
+  Clock::time_point translated;  // "publish" is timed from here to applied
+};
+
+// The control thread: reads the config, translates it and resolves
+// ExternalName Services, so that a reload of a 10,000-route config (0.3-0.5 s
+// of CPU, and getaddrinfo blocks) never stalls the main loop, which answers
+// the admin port (readiness probes, scrapes) and signals meanwhile.
+//
+// It owns everything the pipeline mutates: the FileConfigSource (last good
+// objects per file), the ObjectTracker, the version counter and the previous
+// StatusReport carryTransitionTimes needs. Results go to `deliver` in order;
+// the main thread publishes them.
+class Reloader {
+ public:
+  using Deliver = std::function<void(std::shared_ptr<ReloadResult>)>;
+  Reloader(const RunOptions& opts, Deliver deliver)
+      : opts_(opts), deliver_(std::move(deliver)), source_(opts.config_paths) {}
+  ~Reloader() {
+    stop();
+    join();
+  }
+
+  void start() {
+    thread_ = std::thread([this] { run(); });
+  }
+
+  // Thread-safe. Requests made while a reload runs coalesce into one more
+  // reload after it: it reads the files as they are then, so the last edit is
+  // never lost and a burst of edits never queues a burst of reloads.
+  void request() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      requested_ = true;
+    }
+    cv_.notify_one();
+  }
+
+  // Thread-safe. No reload starts after this; one in flight gives up at its
+  // next step (after the load, after translate, between DNS names) and
+  // delivers nothing.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+  }
+
+  void join() {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  // Thread-safe. Drops a reference on the control thread, so that when it is
+  // the last one the (large) object is freed there.
+  void release(std::shared_ptr<const void> old) {
+    if (!old) return;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      garbage_.push_back(std::move(old));
+    }
+    cv_.notify_one();
+  }
+
+  // Only reads the paths given at construction: safe from any thread.
+  std::vector<std::string> watchDirectories() const { return source_.watchDirectories(); }
+
+ private:
+  void run() {
+    for (;;) {
+      std::vector<std::shared_ptr<const void>> garbage;
+      bool reload_now = false;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return requested_ || stopping_ || !garbage_.empty(); });
+        garbage.swap(garbage_);
+        if (stopping_) return;
+        reload_now = std::exchange(requested_, false);
+      }
+      garbage.clear();
+      if (!reload_now) continue;
+      std::shared_ptr<ReloadResult> result = reload();
+      if (result) deliver_(std::move(result));
+    }
+  }
+
+  bool stopping() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return stopping_;
+  }
+
+  std::shared_ptr<ReloadResult> reload() {
+    auto t0 = Clock::now();
+    auto out = std::make_shared<ReloadResult>();
+    std::vector<std::string> errors;
+    auto set = std::make_shared<k8s::ResourceSet>(source_.load(errors));
+    for (const auto& e : errors) PORTICO_LOG(Error, "config: {}", e);
+    out->errors = errors.size();
+    out->load = source_.lastLoad();
+    auto t_load = Clock::now();
+    if (stopping()) return nullptr;
+    auto now = std::chrono::system_clock::now();
+    tracker_.stamp(*set, now);
+    translate::Options topts;
+    topts.controller_name = opts_.controller_name;
+    topts.listen_address = opts_.listen_address;
+    topts.now = common::formatRfc3339(now);
+    topts.version = ++version_;
+    // OpenSSL-backed certificate checks for the backend TLS pass.
+    topts.inspect_certificates = [](std::string_view pem) {
+      tls::PemBundleInfo b = tls::inspectPemCertificates(pem);
+      translate::PemInspection pi;
+      pi.error = b.error;
+      pi.dates_known = true;
+      for (const auto& c : b.certificates)
+        pi.certificates.push_back({c.subject, c.not_before, c.not_after});
+      return pi;
+    };
+    topts.check_key_pair = tls::checkCertificateKeyPair;
+    topts.check_tls_settings = tls::validateClientSettings;
+    translate::Result result = translate::translate(*set, topts);
+    out->translated = Clock::now();
+    out->load_ms = elapsedMs(t_load - t0);
+    out->translate_ms = elapsedMs(out->translated - t_load);
+    for (const auto& w : result.status.warnings) PORTICO_LOG(Warn, "config: {}", w);
+    if (stopping()) return nullptr;
+    if (!resolveExternalNames(*result.snapshot)) return nullptr;
+    if (prev_status_) translate::carryTransitionTimes(result.status, *prev_status_);
+    for (const auto& note : result.status.notes) PORTICO_LOG(Info, "config: {}", note);
+    prev_status_ = std::make_shared<const translate::StatusReport>(std::move(result.status));
+    out->version = version_;
+    out->snapshot = std::move(result.snapshot);
+    out->resources = std::move(set);
+    out->status = prev_status_;
+    return out;
+  }
+
+  // ExternalName Services, resolved at each reload (getaddrinfo blocks: here,
+  // never on the main thread or a worker). False when stopped meanwhile.
+  bool resolveExternalNames(snapshot::Snapshot& snap) {
+    for (auto& c : snap.clusters) {
+      if (c.dns_name.empty()) continue;
+      if (stopping()) return false;
+      addrinfo hints{};
+      hints.ai_socktype = SOCK_STREAM;
+      addrinfo* res = nullptr;
+      int rc = getaddrinfo(c.dns_name.c_str(), nullptr, &hints, &res);
+      if (rc != 0) {
+        PORTICO_LOG(Warn, "cluster {}: cannot resolve {}: {}", c.name, c.dns_name,
+                    gai_strerror(rc));
+        continue;
+      }
+      for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+        char host[NI_MAXHOST];
+        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), nullptr, 0,
+                        NI_NUMERICHOST) == 0) {
+          snapshot::Endpoint ep;
+          ep.address = host;
+          ep.port = c.dns_port;
+          bool dup = false;
+          for (const auto& e : c.endpoints) dup = dup || (e.address == ep.address);
+          if (!dup) c.endpoints.push_back(ep);
+        }
+      }
+      freeaddrinfo(res);
+    }
+    return true;
+  }
+
+  const RunOptions& opts_;
+  Deliver deliver_;
+  // The hand-off between the main thread and this one: `requested_`,
+  // `stopping_` and `garbage_` only. Taken to ask for a reload, a stop or a
+  // release (a few times per reload) and here between reloads and phases;
+  // never held while working, never on the admin or request path.
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool requested_ = false;
+  bool stopping_ = false;
+  std::vector<std::shared_ptr<const void>> garbage_;  // see release()
+  // Owned by the control thread.
+  FileConfigSource source_;
+  k8s::ObjectTracker tracker_;
+  uint64_t version_ = 0;
+  std::shared_ptr<const translate::StatusReport> prev_status_;
+  std::thread thread_;
+};
+
 class MainServer {
  public:
   explicit MainServer(const RunOptions& o)
       : opts_(o),
         main_store_(registry_.newStore()),
         server_stats_(stats::ServerStats::make(main_store_)),
-        source_(o.config_paths),
+        reloader_(opts_,
+                  [this](std::shared_ptr<ReloadResult> r) {
+                    loop_.post([this, r = std::move(r)] { applyReload(*r); });
+                  }),
         reload_timer_(loop_, &MainServer::onReloadTimer, this),
         drain_timer_(loop_, &MainServer::onDrainTimeout, this),
         uptime_timer_(loop_, &MainServer::onUptimeTimer, this),
@@ -165,14 +376,17 @@ class MainServer {
     }
     for (auto& w : workers_) w->start();
     server_stats_.concurrency->set(n);
-    server_stats_.state->set(2);  // PRE_INITIALIZING
+    server_stats_.state->set(2);  // PRE_INITIALIZING until the first config is applied
     setUpWatch();
-    reload();
-    server_stats_.live->set(1);
-    server_stats_.state->set(0);  // LIVE
+    reloader_.start();
+    requestReload();
     onUptimeTimer(this);
     PORTICO_LOG(Info, "portico started: {} workers, admin on {}", n, opts_.admin_address);
     loop_.run();
+    // A reload still in flight gives up at its next step; what it would have
+    // posted is never run (the loop is done) and is freed with the loop.
+    reloader_.stop();
+    reloader_.join();
     for (auto& w : workers_) w->stop();
     for (auto& w : workers_) w->join();
     workers_.clear();
@@ -217,7 +431,11 @@ class MainServer {
       return snapshot_ ? snapshot::dumpSnapshotJson(*snapshot_) : std::string("{}");
     };
     sources_.status_list_json = [this] {
-      return translate::renderStatusList(resources_, status_, translate::OutputFormat::Json);
+      static const k8s::ResourceSet kNoResources;
+      static const translate::StatusReport kNoStatus;
+      return translate::renderStatusList(resources_ ? *resources_ : kNoResources,
+                                         status_ ? *status_ : kNoStatus,
+                                         translate::OutputFormat::Json);
     };
     sources_.clusters_text = [this] { return clustersText(); };
     auto start = std::chrono::steady_clock::now();
@@ -264,7 +482,7 @@ class MainServer {
       PORTICO_LOG(Warn, "inotify unavailable: config changes need a restart");
       return;
     }
-    for (const auto& dir : source_.watchDirectories()) {
+    for (const auto& dir : reloader_.watchDirectories()) {
       if (inotify_add_watch(inotify_fd_, dir.c_str(),
                             IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
                                 IN_MODIFY | IN_ATTRIB) < 0) {
@@ -282,60 +500,40 @@ class MainServer {
     // Editors write in several steps; wait for the burst to settle.
     reload_timer_.arm(100);
   }
-  static void onReloadTimer(void* self) { static_cast<MainServer*>(self)->reload(); }
+  static void onReloadTimer(void* self) { static_cast<MainServer*>(self)->requestReload(); }
 
-  void reload() {
-    if (draining_) return;
-    using Clock = std::chrono::steady_clock;
-    auto ms = [](Clock::duration d) {
-      return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-    };
-    auto t0 = Clock::now();
-    std::vector<std::string> errors;
-    // The previous input is only kept for /status; the reload runs on this
-    // thread, so nothing can ask for it until it is replaced below. Freeing
-    // it first keeps one full copy alive instead of two.
-    resources_ = k8s::ResourceSet{};
-    k8s::ResourceSet set = source_.load(errors);
-    for (const auto& e : errors) PORTICO_LOG(Error, "config: {}", e);
-    auto t_load = Clock::now();
-    auto now = std::chrono::system_clock::now();
-    tracker_.stamp(set, now);
-    translate::Options topts;
-    topts.controller_name = opts_.controller_name;
-    topts.listen_address = opts_.listen_address;
-    topts.now = common::formatRfc3339(now);
-    topts.version = ++version_;
-    // OpenSSL-backed certificate checks for the backend TLS pass.
-    topts.inspect_certificates = [](std::string_view pem) {
-      tls::PemBundleInfo b = tls::inspectPemCertificates(pem);
-      translate::PemInspection out;
-      out.error = b.error;
-      out.dates_known = true;
-      for (const auto& c : b.certificates)
-        out.certificates.push_back({c.subject, c.not_before, c.not_after});
-      return out;
-    };
-    topts.check_key_pair = tls::checkCertificateKeyPair;
-    topts.check_tls_settings = tls::validateClientSettings;
-    translate::Result result = translate::translate(set, topts);
-    auto t_translate = Clock::now();
-    for (const auto& w : result.status.warnings) PORTICO_LOG(Warn, "config: {}", w);
-    resolveExternalNames(*result.snapshot);
-    publish(result.snapshot);
-    result.snapshot.reset();
-    resources_ = std::move(set);
-    translate::carryTransitionTimes(result.status, status_);
-    status_ = std::move(result.status);
-    for (const auto& note : status_.notes) PORTICO_LOG(Info, "config: {}", note);
-    ready_ = true;
-    const LoadStats& ls = source_.lastLoad();
+  void requestReload() {
+    if (!draining_) reloader_.request();
+  }
+
+  // On the main thread: what the control thread built goes live, and admin
+  // answers from it from now on.
+  void applyReload(ReloadResult& r) {
+    if (draining_) {
+      // The listeners are closed; nothing to publish to.
+      reloader_.release(std::move(r.snapshot));
+      reloader_.release(std::move(r.resources));
+      reloader_.release(std::move(r.status));
+      return;
+    }
+    std::shared_ptr<const snapshot::Snapshot> previous = snapshot_;
+    publish(std::move(r.snapshot));
+    // Freeing a 10,000-object config takes a good part of what building it
+    // did: the control thread does it, not this one.
+    reloader_.release(std::move(previous));
+    reloader_.release(std::exchange(resources_, std::move(r.resources)));
+    reloader_.release(std::exchange(status_, std::move(r.status)));
+    if (!ready_) {
+      ready_ = true;
+      server_stats_.live->set(1);
+      server_stats_.state->set(0);  // LIVE
+    }
     PORTICO_LOG(Info,
                 "config version {} applied: {} listeners, {} clusters, {} errors; {} files "
                 "({} decoded, {} unchanged); load {} ms, translate {} ms, publish {} ms",
-                version_, snapshot_->listeners.size(), snapshot_->clusters.size(), errors.size(),
-                ls.files, ls.decoded, ls.reused, ms(t_load - t0), ms(t_translate - t_load),
-                ms(Clock::now() - t_translate));
+                r.version, snapshot_->listeners.size(), snapshot_->clusters.size(), r.errors,
+                r.load.files, r.load.decoded, r.load.reused, r.load_ms, r.translate_ms,
+                elapsedMs(Clock::now() - r.translated));
     // The previous snapshot goes when the workers let go of it; give what the
     // last reload freed back to the OS then (glibc keeps freed heap otherwise,
     // and RSS would grow by a config's worth per reload).
@@ -344,39 +542,9 @@ class MainServer {
 
   static void onTrimTimer(void*) { ::malloc_trim(0); }
 
-  // ExternalName Services: resolved here, on the main thread, at each
-  // reload (getaddrinfo blocks; workers never do).
-  void resolveExternalNames(snapshot::Snapshot& snap) {
-    for (auto& c : snap.clusters) {
-      if (c.dns_name.empty()) continue;
-      addrinfo hints{};
-      hints.ai_socktype = SOCK_STREAM;
-      addrinfo* res = nullptr;
-      int rc = getaddrinfo(c.dns_name.c_str(), nullptr, &hints, &res);
-      if (rc != 0) {
-        PORTICO_LOG(Warn, "cluster {}: cannot resolve {}: {}", c.name, c.dns_name,
-                    gai_strerror(rc));
-        continue;
-      }
-      for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-        char host[NI_MAXHOST];
-        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), nullptr, 0,
-                        NI_NUMERICHOST) == 0) {
-          snapshot::Endpoint ep;
-          ep.address = host;
-          ep.port = c.dns_port;
-          bool dup = false;
-          for (const auto& e : c.endpoints) dup = dup || (e.address == ep.address);
-          if (!dup) c.endpoints.push_back(ep);
-        }
-      }
-      freeaddrinfo(res);
-    }
-  }
-
-  void publish(std::shared_ptr<snapshot::Snapshot> snap) {
+  void publish(std::shared_ptr<const snapshot::Snapshot> published) {
     std::map<std::string, int> next;
-    for (const auto& l : snap->listeners) {
+    for (const auto& l : published->listeners) {
       auto it = listen_fds_.find(l.name);
       if (it != listen_fds_.end()) {
         next.emplace(l.name, it->second);
@@ -397,7 +565,6 @@ class MainServer {
       PORTICO_LOG(Info, "listening on {}", addr.text);
       next.emplace(l.name, fd);
     }
-    std::shared_ptr<const snapshot::Snapshot> published = snap;
     for (auto& w : workers_) {
       std::vector<ListenSocket> sockets;
       for (const auto& [name, fd] : next) sockets.push_back({name, ::dup(fd)});
@@ -457,6 +624,7 @@ class MainServer {
 
   void startDrain(const char* why) {
     draining_ = true;
+    reloader_.stop();             // no reload starts now; a result still coming is dropped
     server_stats_.state->set(1);  // DRAINING
     PORTICO_LOG(Info, "{}: draining (no new connections; in-flight requests finish)", why);
     for (auto& [name, fd] : listen_fds_) ::close(fd);
@@ -486,10 +654,11 @@ class MainServer {
   stats::ServerStats server_stats_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::vector<std::unique_ptr<Worker>> workers_;
-  FileConfigSource source_;
-  k8s::ObjectTracker tracker_;
-  k8s::ResourceSet resources_;
-  translate::StatusReport status_;
+  // After loop_: its thread posts results to loop_ until joined.
+  Reloader reloader_;
+  // What admin reads; replaced only by applyReload, on this thread.
+  std::shared_ptr<const k8s::ResourceSet> resources_;
+  std::shared_ptr<const translate::StatusReport> status_;
   std::shared_ptr<const snapshot::Snapshot> snapshot_;
   std::map<std::string, int> listen_fds_;
   admin::AdminSources sources_;
@@ -499,7 +668,6 @@ class MainServer {
   net::Timer trim_timer_;
   std::unique_ptr<FdHandler> signal_handler_, admin_handler_, inotify_handler_;
   int signal_fd_ = -1, admin_fd_ = -1, inotify_fd_ = -1;
-  uint64_t version_ = 0;
   size_t drained_ = 0;
   bool ready_ = false;
   bool draining_ = false;

@@ -3,13 +3,14 @@ failed request; malformed input is reported while the last good config
 keeps serving."""
 
 import http.client
+import os
 import re
 import threading
 import time
 import unittest
 
 from harness import (PorticoCase, backend, backend_ref, free_port, gateway, gateway_class,
-                     http_route, listener, match, request, rule, run_check)
+                     http_route, listener, match, request, rule, run_check, to_yaml)
 
 
 class ClientLoop:
@@ -59,7 +60,11 @@ class ClientLoop:
         return any(r[2] == be for r in self.results)
 
 
-class ReloadTest(PorticoCase):
+class TwoBackendsCase(PorticoCase):
+    """Services svc-a and svc-b on two nginx backends of the same names, and a
+    Gateway on one port; a subclass adds routes and starts portico."""
+
+    WORKERS = 2
 
     @classmethod
     def setUpClass(cls):
@@ -67,9 +72,21 @@ class ReloadTest(PorticoCase):
         cls.a = cls.start_nginx("svc-a")
         cls.b = cls.start_nginx("svc-b")
         cls.port = free_port()
-        cls.p = cls.make_portico()
+        cls.p = cls.make_portico(workers=cls.WORKERS)
         cls.p.write("gateway.yaml", [gateway_class(), gateway("gw", [listener(cls.port)])])
         cls.p.write("backends.yaml", backend("svc-a", cls.a.port) + backend("svc-b", cls.b.port))
+
+    def wait_backend(self, host, want, timeout=5.0):
+        self.assertEventually(
+            lambda: request(self.port, "/", host=host).json().get("backend") == want, timeout,
+            f"{host} never served by {want}")
+
+
+class ReloadTest(TwoBackendsCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
         cls.p.write("stable.yaml", http_route("stable", [rule([backend_ref("svc-a", 80)])],
                                               hostnames=["stable.example.com"]))
         cls.p.write("reload.yaml", cls.reload_route("svc-a"))
@@ -78,11 +95,6 @@ class ReloadTest(PorticoCase):
     @staticmethod
     def reload_route(svc, host="reload.example.com", name="reload"):
         return http_route(name, [rule([backend_ref(svc, 80)])], hostnames=[host])
-
-    def wait_backend(self, host, want, timeout=5.0):
-        self.assertEventually(
-            lambda: request(self.port, "/", host=host).json().get("backend") == want, timeout,
-            f"{host} never served by {want}")
 
     def test_edit_while_client_loops_no_failed_request(self):
         self.wait_backend("reload.example.com", "svc-a")
@@ -182,6 +194,158 @@ class ReloadTest(PorticoCase):
         r = run_check(self.p.binary, self.p.config_dir)
         self.assertEqual(r.returncode, 0, (r.stdout + r.stderr)[-2000:])
         self.p.remove("bad.yaml")
+
+
+def bulk_routes(n, extra=(), edit=0):
+    """n HTTPRoutes, one hostname and one Service each, plus `extra` docs. A
+    new `edit` changes every document (a label), so all of them decode again."""
+    docs = []
+    for i in range(n):
+        r = http_route(f"bulk-{i:05d}", [rule([backend_ref(f"bulk-{i:05d}", 80)])],
+                       hostnames=[f"b{i}.bulk.example.com"])
+        r["metadata"]["labels"] = {"edit": str(edit)}
+        docs.append(r)
+    return to_yaml(docs + list(extra))
+
+
+def bulk_services(n, target_port):
+    """A Service and its EndpointSlice for every bulk route."""
+    return to_yaml([d for i in range(n) for d in backend(f"bulk-{i:05d}", target_port)])
+
+
+APPLIED_RE = re.compile(r"config version (\d+) applied: .* load (\d+) ms, translate (\d+) ms, "
+                        r"publish (\d+) ms")
+
+
+class LongReloadTest(TwoBackendsCase):
+    """A config big enough that one reload takes a good fraction of a second
+    (the scenario-6 shape, scaled down): the admin port must keep answering
+    while it runs, and edits made meanwhile must not be lost."""
+
+    # Sized so that a rewrite of the routes file reloads in ~1 s on a Debug
+    # build on the 2-core dev machine; PORTICO_IT_BULK overrides.
+    BULK = int(os.environ.get("PORTICO_IT_BULK", "5000"))
+    MIN_RELOAD_MS = 400  # below this the admin check would prove nothing
+    ADMIN_DEADLINE = 0.2  # seconds an admin answer may take, reload or not
+    WORKERS = 1
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.p.write("bulk-services.yaml", bulk_services(cls.BULK, cls.a.port))
+        cls.p.write("bulk-routes.yaml", bulk_routes(cls.BULK))
+        cls.p.start(wait_ports=[cls.port], timeout=60)
+
+    def applied(self):
+        """[(version, load+translate+publish ms)] from the log, in order."""
+        return [(int(m[1]), int(m[2]) + int(m[3]) + int(m[4]))
+                for m in APPLIED_RE.finditer(self.p.stderr())]
+
+    def wait_applied(self, version, timeout=30.0):
+        """Polls the log for `config version <version> applied`; returns
+        (time seen, reload ms)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for v, ms in self.applied():
+                if v == version:
+                    return time.monotonic(), ms
+            time.sleep(0.01)
+        self.fail(f"config version {version} not applied within {timeout}s\n"
+                  f"{self.p.stderr()[-2000:]}")
+
+    edits = 0
+
+    def edit_bulk(self, host, svc, p=None):
+        """Rewrites the big routes file, every route changed and one more
+        added: a full decode and translate, as when a generator rewrites it."""
+        LongReloadTest.edits += 1
+        extra = http_route(host.split(".")[0], [rule([backend_ref(svc, 80)])], hostnames=[host])
+        (p or self.p).write("bulk-routes.yaml", bulk_routes(self.BULK, [extra], self.edits))
+
+    def test_admin_answers_during_long_reload(self):
+        v0 = self.applied()[-1][0]
+        polls = []  # (time answered, seconds taken, path, status or error)
+        stop = threading.Event()
+
+        # /ready: what a readiness probe asks, and cheap by itself (/stats and
+        # /config_dump cost time of their own at this size).
+        def poll():
+            path = "/ready"
+            while not stop.is_set():
+                t = time.monotonic()
+                try:
+                    st, _ = self.p.admin(path, timeout=10)
+                except Exception as e:  # noqa: BLE001 - every failure is recorded
+                    st = repr(e)
+                polls.append((time.monotonic(), time.monotonic() - t, path, st))
+                time.sleep(0.01)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        try:
+            time.sleep(0.2)
+            self.edit_bulk("during.example.com", "svc-b")
+            t_seen, reload_ms = self.wait_applied(v0 + 1)
+            time.sleep(0.2)
+        finally:
+            stop.set()
+            poller.join(15)
+        self.assertGreaterEqual(
+            reload_ms, self.MIN_RELOAD_MS,
+            f"the reload took {reload_ms} ms: too quick to show anything (raise PORTICO_IT_BULK)")
+        bad = [p for p in polls if p[3] != 200]
+        self.assertEqual(bad, [], "admin requests failed")
+        slow = [(round(took, 3), path) for _, took, path, _ in polls if took > self.ADMIN_DEADLINE]
+        self.assertEqual(slow, [], f"admin answers slower than {self.ADMIN_DEADLINE}s during a "
+                         f"{reload_ms} ms reload")
+        # Answered while the reload ran, not just before and after it.
+        during = [p for p in polls if t_seen - reload_ms / 1000 < p[0] < t_seen - 0.05]
+        self.assertGreaterEqual(len(during), 3, f"{len(polls)} polls, none during the reload")
+        self.wait_backend("during.example.com", "svc-b", 30)
+
+    def test_edits_during_reload_coalesce_into_one_more(self):
+        v0 = self.applied()[-1][0]
+        self.edit_bulk("first.example.com", "svc-a")
+        # The reload starts after the 100 ms debounce; edit twice while it
+        # runs, each edit past the debounce so each one asks for a reload.
+        time.sleep(0.15)
+        self.p.write("late.yaml", self.late_route("svc-a"))
+        time.sleep(0.15)
+        self.p.write("late.yaml", self.late_route("svc-b"))
+        time.sleep(0.15)
+        running = all(v <= v0 for v, _ in self.applied())
+        self.assertTrue(running, "the first reload finished before the edits: config too small "
+                        "to test coalescing (raise PORTICO_IT_BULK)")
+        self.wait_backend("first.example.com", "svc-a", 30)
+        self.wait_backend("late.example.com", "svc-b", 30)  # the last edit is never lost
+        time.sleep(0.5)
+        versions = [v for v, _ in self.applied() if v > v0]
+        self.assertEqual(versions, [v0 + 1, v0 + 2],
+                         "expected the edited reload and exactly one coalesced reload after it")
+
+    def test_sigterm_during_reload_exits_cleanly(self):
+        # A portico of its own (this one ends), on the same big config.
+        port = free_port()
+        p = self.make_portico("term", workers=1)
+        p.write("gateway.yaml", [gateway_class(), gateway("gw", [listener(port)])])
+        for name in ("backends.yaml", "bulk-services.yaml", "bulk-routes.yaml"):
+            p.write(name, (self.p.config_dir / name).read_text())
+        p.start(wait_ports=[port], timeout=60)
+        self.edit_bulk("term.example.com", "svc-a", p)
+        time.sleep(0.3)  # past the debounce: the reload is running
+        self.assertNotRegex(p.stderr(), r"config version 2 applied",
+                            "the reload finished before SIGTERM (raise PORTICO_IT_BULK)")
+        p.terminate()
+        self.assertEqual(p.wait(timeout=10), 0, p.stderr()[-2000:])
+        log = p.stderr()
+        self.assertIn("portico stopped", log)
+        # A reload still running when the drain began is not published.
+        after = log[log.index("SIGTERM: draining"):]
+        self.assertNotRegex(after, r"config version \d+ applied", log[-2000:])
+
+    @staticmethod
+    def late_route(svc):
+        return http_route("late", [rule([backend_ref(svc, 80)])], hostnames=["late.example.com"])
 
 
 if __name__ == "__main__":
