@@ -777,6 +777,11 @@ void RequestParser::reset() {
   st_.resetMessage();
 }
 
+size_t RequestParser::retainedCapacity() const {
+  return head_.method.capacity() + head_.target.capacity() + head_.raw.capacity() +
+         st_.pending.capacity() + head_.headers.fields().capacity() * sizeof(HeaderField);
+}
+
 // ---- ResponseParser ---------------------------------------------------------------
 
 void ResponseParser::expect(std::string_view request_method) {
@@ -875,6 +880,11 @@ void ResponseParser::reset() {
   framing_ = BodyFraming::None;
   content_length_ = 0;
   st_.resetMessage();
+}
+
+size_t ResponseParser::retainedCapacity() const {
+  return head_.reason.capacity() + head_.raw.capacity() + st_.pending.capacity() +
+         head_.headers.fields().capacity() * sizeof(HeaderField);
 }
 
 // ---- serialization --------------------------------------------------------------

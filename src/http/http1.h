@@ -163,6 +163,12 @@ class RequestParser {
   bool expectsContinue() const;  // Expect: 100-continue
   bool isUpgrade() const;        // Connection: upgrade + Upgrade header
   void reset();                  // ready for a new message
+  // No part of a message held: at most empty lines skipped before one.
+  bool betweenMessages() const {
+    return st_.phase == detail::ParserState::Phase::Head && st_.pending.size() == st_.head_start;
+  }
+  // Heap bytes the parser keeps across reset() (string and vector capacity).
+  size_t retainedCapacity() const;
 
  private:
   ParseEvent parseHead(std::string_view input, size_t& consumed);
@@ -194,6 +200,7 @@ class ResponseParser {
   // Clears the message state; the expect() setting is kept (it belongs to
   // the request, which a 1xx does not finish).
   void reset();
+  size_t retainedCapacity() const;  // as RequestParser's
 
  private:
   ParseEvent parseHead(std::string_view input, size_t& consumed);

@@ -156,12 +156,13 @@ struct Exchange {
     status = 0;
     flag = "-";
   }
-  // Whether keeping it for reuse is worth its memory (a request with a huge
-  // head would otherwise pin that capacity in the pool).
+  // Whether keeping it for reuse is worth its memory: a request with a huge
+  // head (or a failed one, left in the parser) would otherwise pin that
+  // capacity in the pool. Buffers are released before this is asked.
   bool worthKeeping() const {
     constexpr size_t kMaxRetained = 8 * 1024;
-    return req_parser.head().raw.capacity() + resp_parser.head().raw.capacity() +
-               up_target.capacity() <=
+    return req_parser.retainedCapacity() + resp_parser.retainedCapacity() + up_target.capacity() +
+               upstream_host.capacity() <=
            kMaxRetained;
   }
 
@@ -213,6 +214,12 @@ Exchange* ExchangePool::take(net::EventLoop& loop, HttpConnection* owner) {
 void ExchangePool::give(Exchange* e) {
   e->timer.disarm();
   e->owner = nullptr;
+  // Upstream buffers go back to the worker's block cache, where any
+  // connection can use them; a spare exchange keeps only small strings.
+  e->up_in.clear();
+  e->up_in.shrink();
+  e->up_out.clear();
+  e->up_out.shrink();
   if (free_.size() >= kMaxFree || !e->worthKeeping()) {
     delete e;
     return;
@@ -558,6 +565,13 @@ bool HttpConnection::processDownstreamInput() {
       size_t used = 0;
       ParseEvent ev = rq_->req_parser.next(in_.view(), used);
       in_.consume(used);
+      if (ev.type == ParseEvent::Type::NeedMore && in_.empty() &&
+          rq_->req_parser.betweenMessages()) {
+        // Only empty lines between requests (a stray CRLF after a body):
+        // still idle, so hold no request state.
+        giveBackExchange();
+        return used > 0;
+      }
       if (ev.type == ParseEvent::Type::HeadComplete) {
         onRequestHead();
         return true;

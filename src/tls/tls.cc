@@ -295,17 +295,20 @@ class TlsTransport final : public net::Transport {
 
   net::IoResult read(char* buf, size_t len) override {
     clearErrors();
+    socket_read_ = false;
     int n = SSL_read(ssl_, buf, static_cast<int>(len));
     if (n > 0) return {net::IoResult::Status::Ok, static_cast<size_t>(n), {}};
     return ioError(SSL_get_error(ssl_, n));
   }
 
-  // Drained when OpenSSL holds no bytes (decrypted or read ahead) and its
-  // last read(2) came back short or would-block: the kernel had nothing more
-  // then, so later bytes bring a new edge. Saves the EAGAIN read(2) (and
-  // SSL_read) after every response that fits one read.
+  // Drained when this very read() made a read(2) that came back short or
+  // would-block (the kernel had nothing more then, so later bytes bring a
+  // new edge) and OpenSSL holds no bytes (decrypted or read ahead). Saves the
+  // EAGAIN read(2) (and SSL_read) after every response that fits one read.
+  // A read served from OpenSSL's buffer alone says nothing about the socket:
+  // bytes may have arrived while the reader paused, their edge long spent.
   bool readDrained(size_t, size_t) const override {
-    return socket_drained_ && SSL_has_pending(ssl_) == 0;
+    return socket_read_ && socket_drained_ && SSL_has_pending(ssl_) == 0;
   }
 
   net::IoResult write(const char* buf, size_t len) override {
@@ -337,6 +340,7 @@ class TlsTransport final : public net::Transport {
                           size_t* processed) {
     if (oper == (BIO_CB_READ | BIO_CB_RETURN)) {
       auto* self = reinterpret_cast<TlsTransport*>(BIO_get_callback_arg(bio));
+      self->socket_read_ = true;
       self->socket_drained_ = ret <= 0 || processed == nullptr || *processed < len;
     }
     return ret;
@@ -446,7 +450,8 @@ class TlsTransport final : public net::Transport {
   stats::SslStats* stats_;
   SSL* ssl_ = nullptr;
   bool done_ = false;
-  bool socket_drained_ = false;  // see readDrained()
+  bool socket_read_ = false;     // read() made a read(2) (see readDrained())
+  bool socket_drained_ = false;  // ... and the last one came back short
   bool peer_closed_ = false;     // EOF, close_notify, or peerIsClosing()
   std::string failure_;
   friend int verifyCallback(int ok, X509_STORE_CTX* store);

@@ -501,6 +501,19 @@ def read_request_head(sock: socket.socket, limit: int = 1 << 20) -> bytes:
     return buf
 
 
+def next_head(sock: socket.socket, buf: bytes) -> tuple[bytes, bytes] | None:
+    """Reads until `buf` + what arrives holds a whole request head. Returns
+    (head without the blank line, the bytes after it), None at EOF. For
+    backends serving keep-alive connections one request at a time."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
 def garbage_handler(sock: socket.socket) -> None:
     """Answers any request with bytes that are not HTTP (-> 502)."""
     read_request_head(sock)

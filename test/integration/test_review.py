@@ -85,12 +85,10 @@ class Recorder:
         c.settimeout(5)
         try:
             while True:
-                while b"\r\n\r\n" not in buf:
-                    chunk = c.recv(65536)
-                    if not chunk:
-                        return
-                    buf += chunk
-                head, buf = buf.split(b"\r\n\r\n", 1)
+                got = h.next_head(c, buf)
+                if got is None:
+                    return
+                head, buf = got
                 with self.lock:
                     self.busy += 1
                 try:

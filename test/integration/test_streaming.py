@@ -13,8 +13,8 @@ import unittest
 
 import tls_helpers as t
 from harness import (CertFactory, PorticoCase, backend, backend_ref, free_port, gateway,
-                     gateway_class, http_route, listener, rule, websocket_echo_handler, ws_accept,
-                     ws_frame, ws_read_frame)
+                     gateway_class, http_route, listener, next_head, rule, websocket_echo_handler,
+                     ws_accept, ws_frame, ws_read_frame)
 
 MIB = 1 << 20
 SIZE_MIB = 100
@@ -335,6 +335,106 @@ class TlsBackendStreamingTest(PorticoCase):
         sh = hashlib.sha256(stored.read_bytes())
         self.assertEqual(sh.hexdigest(), h.hexdigest(), "upload corrupted in transit")
         stored.unlink()
+
+
+def slow_echo_handler(sock):
+    """Plain HTTP/1.1 backend: GET /slow answers after 300 ms, any other path
+    at once; the body is the path. Keep-alive."""
+    buf = b""
+    while (got := next_head(sock, buf)) is not None:
+        head, buf = got
+        path = head.split(b" ", 2)[1]
+        if path == b"/slow":
+            time.sleep(0.3)
+        sock.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(path), path))
+
+
+class TlsRecords:
+    """A TLS client over a plain socket with memory BIOs, so the test decides
+    which TLS records go out in which write(2)."""
+
+    def __init__(self, port, cafile, host):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        ctx = ssl.create_default_context(cafile=cafile)
+        self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname=host)
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self.flush()
+                self.feed()
+        self.flush()
+
+    def flush(self):
+        data = self.out.read()
+        if data:
+            self.sock.sendall(data)
+
+    def feed(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise OSError("server closed")
+        self.inc.write(data)
+
+    def send_records(self, *records):
+        """Each argument becomes its own TLS record; all in one write(2)."""
+        for r in records:
+            self.tls.write(r)
+        self.flush()
+
+    def read_until(self, predicate):
+        got = b""
+        while not predicate(got):
+            try:
+                got += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                self.feed()
+        return got
+
+
+class HttpsPipelinedRecordsTest(PorticoCase):
+    """TLS reads may skip the EAGAIN read(2) only when that very read saw the
+    socket drained. Here a record waits in OpenSSL's buffer while Portico
+    serves the request before it; the next bytes arrive meanwhile, and their
+    epoll edge is spent. Reading the buffered record must not be taken as
+    "socket drained", or the rest of the second request is never read (the
+    client would get a 408 after the header timeout)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        certs = CertFactory(cls.tmp / "certs")
+        cls.root = certs.ca()
+        leaf = certs.leaf("https", cls.root, dns=["pipe.test"])
+        cls.be = cls.start_py(slow_echo_handler)
+        cls.port = free_port()
+        ln = listener(cls.port, name="https", protocol="HTTPS", hostname="pipe.test")
+        ln["tls"] = {"mode": "Terminate",
+                     "certificateRefs": [{"kind": "Secret", "name": "https-cert"}]}
+        docs = [gateway_class(), gateway("gw", [ln]), t.tls_secret("https-cert", leaf)]
+        docs += backend("svc-slow", cls.be.port)
+        docs += [http_route("pipe", [rule([backend_ref("svc-slow", 80)])], hostnames=["pipe.test"])]
+        cls.p = cls.make_portico(workers=1)
+        cls.p.write("https-pipe.yaml", docs)
+        cls.p.start(wait_ports=[cls.port])
+
+    def test_second_request_completed_while_first_is_served(self):
+        c = TlsRecords(self.port, str(self.root.cert), "pipe.test")
+        try:
+            # One write(2), two records: a whole request, and the start of the next.
+            c.send_records(b"GET /slow HTTP/1.1\r\nHost: pipe.test\r\n\r\n",
+                           b"GET /two HTTP/1.1\r\n")
+            time.sleep(0.1)  # /slow is being served; the rest arrives now
+            c.send_records(b"Host: pipe.test\r\n\r\n")
+            t0 = time.monotonic()
+            got = c.read_until(lambda b: b.count(b"HTTP/1.1 200 OK") >= 2 and b.endswith(b"/two"))
+            elapsed = time.monotonic() - t0
+        finally:
+            c.sock.close()
+        self.assertIn(b"\r\n\r\n/slow", got)
+        self.assertLess(elapsed, 2.0, got)
 
 
 if __name__ == "__main__":

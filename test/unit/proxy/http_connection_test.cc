@@ -10,6 +10,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <string>
 #include <thread>
 
@@ -132,6 +134,44 @@ TEST_F(HttpConnectionTest, ClosedConnectionGivesItsStateBack) {
   stopLoop();
   EXPECT_EQ(ctx_.connections.size(), 0u);
   EXPECT_EQ(ctx_.exchanges.spare(), 1u);
+}
+
+TEST_F(HttpConnectionTest, StrayLineBreaksAfterARequestDoNotHoldRequestState) {
+  // RFC 9112 2.2: empty lines before a request line are skipped. They arrive
+  // after the answered request and must not leave the connection "busy".
+  std::string got = exchange("GET / HTTP/1.1\r\nhost: a.example\r\n\r\n\r\n", 1);
+  EXPECT_EQ(countOf(got, "HTTP/1.1 200 OK\r\n"), 1u) << got;
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the CRLF is processed
+  stopLoop();
+  ASSERT_EQ(ctx_.connections.size(), 1u);
+  EXPECT_FALSE(conn_->holdsRequestState());
+  EXPECT_EQ(ctx_.exchanges.spare(), 1u);
+}
+
+TEST_F(HttpConnectionTest, ExchangeOfAnOversizedHeadIsNotKept) {
+  // 431 after ~60 KiB of header lines: the parser's buffer holds all of it,
+  // so pooling that exchange would pin the memory for the process's life.
+  std::string head = "GET / HTTP/1.1\r\nhost: a.example\r\n";
+  const std::string line = "x-filler: " + std::string(90, 'a') + "\r\n";
+  while (head.size() < 70 * 1024) head += line;
+  std::string got;
+  std::thread writer([&] {
+    // The server answers 431 and closes before reading it all.
+    size_t off = 0;
+    while (off < head.size()) {
+      ssize_t n = ::send(client_, head.data() + off, std::min<size_t>(4096, head.size() - off),
+                         MSG_NOSIGNAL);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+  });
+  char buf[4096];
+  for (ssize_t n; (n = ::read(client_, buf, sizeof(buf))) > 0;) got.append(buf, n);
+  writer.join();
+  EXPECT_EQ(got.rfind("HTTP/1.1 431 ", 0), 0u) << got.substr(0, 200);
+  stopLoop();
+  EXPECT_EQ(ctx_.connections.size(), 0u);
+  EXPECT_EQ(ctx_.exchanges.spare(), 0u);
 }
 
 TEST(ExchangePool, ReusesGivenExchangesUpToItsLimit) {
