@@ -16,6 +16,7 @@
 #include "k8s/object_tracker.h"
 #include "server/config_source.h"
 #include "server/server.h"
+#include "server/tls_checks.h"
 #include "tls/pem.h"
 #include "tls/tls.h"
 #include "translate/status.h"
@@ -151,17 +152,7 @@ int checkCommand(const std::vector<std::string>& args) {
   tracker.stamp(set, now);
   portico::translate::Options topts;
   topts.now = portico::common::formatRfc3339(now);
-  topts.inspect_certificates = [](std::string_view pem) {
-    portico::tls::PemBundleInfo b = portico::tls::inspectPemCertificates(pem);
-    portico::translate::PemInspection out;
-    out.error = b.error;
-    out.dates_known = true;
-    for (const auto& c : b.certificates)
-      out.certificates.push_back({c.subject, c.not_before, c.not_after});
-    return out;
-  };
-  topts.check_key_pair = portico::tls::checkCertificateKeyPair;
-  topts.check_tls_settings = portico::tls::validateClientSettings;
+  portico::server::addTlsChecks(topts);
   auto result = portico::translate::translate(set, topts);
   std::cout << portico::translate::renderStatusList(set, result.status, format);
   std::cout.flush();

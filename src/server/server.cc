@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <functional>
@@ -29,6 +30,7 @@
 #include "net/event_loop.h"
 #include "net/socket.h"
 #include "server/config_source.h"
+#include "server/tls_checks.h"
 #include "server/worker.h"
 #include "snapshot/dump.h"
 #include "stats/stats.h"
@@ -248,6 +250,20 @@ class Reloader {
     return stopping_;
   }
 
+  // For tests only: PORTICO_TEST_RELOAD_DELAY_MS stretches every reload by
+  // that long (after translate, before publishing), so that a test can act
+  // while one is running however fast this machine translates. Unset, it
+  // costs nothing. False when stopped meanwhile.
+  bool testDelay() {
+    static const long delay_ms = [] {
+      const char* v = std::getenv("PORTICO_TEST_RELOAD_DELAY_MS");
+      return v != nullptr ? std::strtol(v, nullptr, 10) : 0L;
+    }();
+    if (delay_ms <= 0) return true;
+    std::unique_lock<std::mutex> lock(mu_);
+    return !cv_.wait_for(lock, std::chrono::milliseconds(delay_ms), [this] { return stopping_; });
+  }
+
   std::shared_ptr<ReloadResult> reload() {
     auto t0 = Clock::now();
     auto out = std::make_shared<ReloadResult>();
@@ -265,23 +281,13 @@ class Reloader {
     topts.listen_address = opts_.listen_address;
     topts.now = common::formatRfc3339(now);
     topts.version = ++version_;
-    // OpenSSL-backed certificate checks for the backend TLS pass.
-    topts.inspect_certificates = [](std::string_view pem) {
-      tls::PemBundleInfo b = tls::inspectPemCertificates(pem);
-      translate::PemInspection pi;
-      pi.error = b.error;
-      pi.dates_known = true;
-      for (const auto& c : b.certificates)
-        pi.certificates.push_back({c.subject, c.not_before, c.not_after});
-      return pi;
-    };
-    topts.check_key_pair = tls::checkCertificateKeyPair;
-    topts.check_tls_settings = tls::validateClientSettings;
+    addTlsChecks(topts);
     translate::Result result = translate::translate(*set, topts);
     out->translated = Clock::now();
     out->load_ms = elapsedMs(t_load - t0);
     out->translate_ms = elapsedMs(out->translated - t_load);
     for (const auto& w : result.status.warnings) PORTICO_LOG(Warn, "config: {}", w);
+    if (!testDelay()) return nullptr;
     if (stopping()) return nullptr;
     if (!resolveExternalNames(*result.snapshot)) return nullptr;
     if (prev_status_) translate::carryTransitionTimes(result.status, *prev_status_);

@@ -39,11 +39,17 @@ class LimitsTest(PorticoCase):
 
     def test_connection_over_the_limit_gets_503_and_close(self):
         lst = f"listener.127.0.0.1_{self.port}.downstream_cx_overflow"
+        active = f"listener.127.0.0.1_{self.port}.downstream_cx_active"
+        # Start from no open connections: the harness's port probe must be
+        # accepted and closed first, or it would count against the limit (one
+        # served request shows the worker accepts; the probe queued before it).
+        self.assertEqual(request(self.port, "/", host="l.example.com").status, 200)
+        self.assertEventually(lambda: self.p.stat(active) == 0, 5, "connections still open")
         before = self.p.stat(lst)
         held = [socket.create_connection(("127.0.0.1", self.port)) for _ in range(2)]
         try:
             self.assertEventually(
-                lambda: self.p.stat(f"listener.127.0.0.1_{self.port}.downstream_cx_active") >= 2, 5,
+                lambda: self.p.stat(active) >= 2, 5,
                 "the two held connections were not accepted")
             extra = socket.create_connection(("127.0.0.1", self.port))
             raw = self.read_all(extra)  # the server answers and closes without a request

@@ -65,6 +65,7 @@ class TwoBackendsCase(PorticoCase):
     Gateway on one port; a subclass adds routes and starts portico."""
 
     WORKERS = 2
+    ENV: dict | None = None  # extra environment for portico
 
     @classmethod
     def setUpClass(cls):
@@ -72,7 +73,7 @@ class TwoBackendsCase(PorticoCase):
         cls.a = cls.start_nginx("svc-a")
         cls.b = cls.start_nginx("svc-b")
         cls.port = free_port()
-        cls.p = cls.make_portico(workers=cls.WORKERS)
+        cls.p = cls.make_portico(workers=cls.WORKERS, env=cls.ENV)
         cls.p.write("gateway.yaml", [gateway_class(), gateway("gw", [listener(cls.port)])])
         cls.p.write("backends.yaml", backend("svc-a", cls.a.port) + backend("svc-b", cls.b.port))
 
@@ -222,9 +223,13 @@ class LongReloadTest(TwoBackendsCase):
     (the scenario-6 shape, scaled down): the admin port must keep answering
     while it runs, and edits made meanwhile must not be lost."""
 
-    # Sized so that a rewrite of the routes file reloads in ~1 s on a Debug
-    # build on the 2-core dev machine; PORTICO_IT_BULK overrides.
-    BULK = int(os.environ.get("PORTICO_IT_BULK", "5000"))
+    # A real translate of a few thousand objects, stretched to a known length
+    # by portico's test hook (PORTICO_TEST_RELOAD_DELAY_MS, on the control
+    # thread after translate): how long translate itself takes depends on the
+    # build type and the machine, and these tests must act while a reload runs.
+    BULK = int(os.environ.get("PORTICO_IT_BULK", "2000"))
+    DELAY_MS = 800
+    ENV = {"PORTICO_TEST_RELOAD_DELAY_MS": str(DELAY_MS)}
     MIN_RELOAD_MS = 400  # below this the admin check would prove nothing
     ADMIN_DEADLINE = 0.2  # seconds an admin answer may take, reload or not
     WORKERS = 1
@@ -292,7 +297,8 @@ class LongReloadTest(TwoBackendsCase):
             poller.join(15)
         self.assertGreaterEqual(
             reload_ms, self.MIN_RELOAD_MS,
-            f"the reload took {reload_ms} ms: too quick to show anything (raise PORTICO_IT_BULK)")
+            f"the reload took {reload_ms} ms: too quick to show anything (is the test delay hook "
+            "PORTICO_TEST_RELOAD_DELAY_MS still honoured?)")
         bad = [p for p in polls if p[3] != 200]
         self.assertEqual(bad, [], "admin requests failed")
         slow = [(round(took, 3), path) for _, took, path, _ in polls if took > self.ADMIN_DEADLINE]
@@ -314,8 +320,8 @@ class LongReloadTest(TwoBackendsCase):
         self.p.write("late.yaml", self.late_route("svc-b"))
         time.sleep(0.15)
         running = all(v <= v0 for v, _ in self.applied())
-        self.assertTrue(running, "the first reload finished before the edits: config too small "
-                        "to test coalescing (raise PORTICO_IT_BULK)")
+        self.assertTrue(running, "the first reload finished before the edits (is the test delay "
+                        "hook PORTICO_TEST_RELOAD_DELAY_MS still honoured?)")
         self.wait_backend("first.example.com", "svc-a", 30)
         self.wait_backend("late.example.com", "svc-b", 30)  # the last edit is never lost
         time.sleep(0.5)
@@ -326,7 +332,7 @@ class LongReloadTest(TwoBackendsCase):
     def test_sigterm_during_reload_exits_cleanly(self):
         # A portico of its own (this one ends), on the same big config.
         port = free_port()
-        p = self.make_portico("term", workers=1)
+        p = self.make_portico("term", workers=1, env=self.ENV)
         p.write("gateway.yaml", [gateway_class(), gateway("gw", [listener(port)])])
         for name in ("backends.yaml", "bulk-services.yaml", "bulk-routes.yaml"):
             p.write(name, (self.p.config_dir / name).read_text())
@@ -334,7 +340,7 @@ class LongReloadTest(TwoBackendsCase):
         self.edit_bulk("term.example.com", "svc-a", p)
         time.sleep(0.3)  # past the debounce: the reload is running
         self.assertNotRegex(p.stderr(), r"config version 2 applied",
-                            "the reload finished before SIGTERM (raise PORTICO_IT_BULK)")
+                            "the reload finished before SIGTERM (test delay hook not honoured?)")
         p.terminate()
         self.assertEqual(p.wait(timeout=10), 0, p.stderr()[-2000:])
         log = p.stderr()

@@ -1,6 +1,7 @@
 // The OpenSSL inspector (tls/pem.h) injected into translate() the way the
 // server and `portico check` do it, with certificates generated here at test
 // time (never checked in).
+#include "server/tls_checks.h"
 #include "tls/pem.h"
 
 #include <gtest/gtest.h>
@@ -62,17 +63,7 @@ Generated makeCert(const std::string& cn, long from, long to) {
 Options realOptions(const std::string& now) {
   Options o;
   o.now = now;
-  o.inspect_certificates = [](std::string_view pem) {
-    tls::PemBundleInfo b = tls::inspectPemCertificates(pem);
-    PemInspection out;
-    out.error = b.error;
-    out.dates_known = true;
-    for (const auto& c : b.certificates)
-      out.certificates.push_back({c.subject, c.not_before, c.not_after});
-    return out;
-  };
-  o.check_key_pair = tls::checkCertificateKeyPair;
-  o.check_tls_settings = tls::validateClientSettings;
+  server::addTlsChecks(o);
   return o;
 }
 
