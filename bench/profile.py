@@ -60,7 +60,8 @@ def strace_summary(text: str, requests: int) -> str:
 
 
 UPLOAD_BYTES = 1 << 20
-IO_CALLS = ("read", "write", "recvfrom", "sendto", "readv", "writev", "sendmsg", "recvmsg")
+IO_CALLS = ("read", "write", "recvfrom", "sendto", "readv", "writev", "sendmsg", "recvmsg",
+            "epoll_wait")  # for epoll_wait the "bytes" are the events returned
 
 
 def io_sizes(text: str, requests: int) -> str:
