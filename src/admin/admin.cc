@@ -121,10 +121,13 @@ bool typeMatches(TypeFilter f, stats::StatType t) {
 std::vector<stats::MergedStat> selectStats(const AdminSources& sources, const StatsParams& p) {
   std::vector<stats::MergedStat> out;
   if (sources.registry == nullptr) return out;
-  for (auto& s : sources.registry->collect()) {
-    if (!typeMatches(p.type, s.type)) continue;
+  // Name and type are decided per shard entry before merging: a filtered
+  // scrape of 10k clusters must not merge all of their stats first.
+  auto want = [&p](std::string_view name, stats::StatType type) {
+    return typeMatches(p.type, type) && (!p.filter || RE2::PartialMatch(name, *p.filter));
+  };
+  for (auto& s : sources.registry->collect(want)) {
     if (p.used_only && !used(s)) continue;
-    if (p.filter && !RE2::PartialMatch(s.name.full(), *p.filter)) continue;
     out.push_back(std::move(s));
   }
   return out;

@@ -110,6 +110,12 @@ void Store::forEach(const std::function<void(const Entry&)>& fn) const {
   for (const auto& [name, entry] : index_) fn(*entry);
 }
 
+void Store::forEachNamed(
+    const std::function<void(const std::string& full, const Entry&)>& fn) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [name, entry] : index_) fn(name, *entry);
+}
+
 // ---- Registry -------------------------------------------------------------
 
 Store& Registry::newStore() {
@@ -117,12 +123,13 @@ Store& Registry::newStore() {
   return stores_.emplace_back();
 }
 
-std::vector<MergedStat> Registry::collect() const {
+std::vector<MergedStat> Registry::collect(const Want& want) const {
   std::map<std::string, MergedStat> merged;
   std::lock_guard<std::mutex> lock(mu_);
   for (const Store& store : stores_) {
-    store.forEach([&merged](const Store::Entry& e) {
-      auto [it, inserted] = merged.try_emplace(e.name.full());
+    store.forEachNamed([&merged, &want](const std::string& full, const Store::Entry& e) {
+      if (want && !want(full, e.type)) return;
+      auto [it, inserted] = merged.try_emplace(full);
       MergedStat& m = it->second;
       if (inserted) {
         m.name = e.name;

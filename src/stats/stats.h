@@ -91,6 +91,8 @@ class Store final {
     Histogram histogram;
   };
   void forEach(const std::function<void(const Entry&)>& fn) const;
+  // The same, with each stat's full name (kept in the index: no string built).
+  void forEachNamed(const std::function<void(const std::string& full, const Entry&)>& fn) const;
 
  private:
   Entry& get(StatType type, std::string_view kind, std::string_view scope, std::string_view suffix);
@@ -117,8 +119,11 @@ struct MergedStat {
 class Registry final {
  public:
   Store& newStore();
-  // All stats, merged, sorted by full name.
-  std::vector<MergedStat> collect() const;
+  // Which stats a caller wants, by full name and type; decided before any
+  // merging, so a narrow filter over many clusters stays cheap.
+  using Want = std::function<bool(std::string_view full_name, StatType type)>;
+  // All stats (or those `want` accepts), merged, sorted by full name.
+  std::vector<MergedStat> collect(const Want& want = nullptr) const;
 
  private:
   mutable std::mutex mu_;
