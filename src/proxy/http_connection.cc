@@ -551,6 +551,16 @@ bool HttpConnection::flushDownstream() {
       return true;
     }
   }
+  if (progress) write_stalled_ = false;
+  if (!out_.empty() && !ds_writable_ && !write_stalled_ &&
+      (state_ == State::LocalReply || state_ == State::Closing || state_ == State::Proxying)) {
+    // A client that does not read what we send gets the idle timeout from
+    // the moment its writes stalled (Envoy's stream idle timeout), so it
+    // cannot pin its connection, buffered response and upstream forever.
+    // Any write progress clears the stall (the timer then finds nothing).
+    write_stalled_ = true;
+    ds_timer_.arm(ctx_.settings.idle_timeout_ms);
+  }
   return progress;
 }
 
@@ -1233,6 +1243,7 @@ void HttpConnection::finishRequest() {
   if (state_ == State::Closing || state_ == State::Closed) return;
   state_ = State::ReadingHead;
   head_started_ = false;
+  write_stalled_ = false;
   bytes_in_ = 0;
   bytes_out_ = 0;
   // Between requests a connection keeps no request state and no buffers
@@ -1296,6 +1307,16 @@ void HttpConnection::onRequestTimer(void* self) {
 
 void HttpConnection::onDownstreamTimer(void* self) {
   auto* c = static_cast<HttpConnection*>(self);
+  if (c->state_ == State::LocalReply || c->state_ == State::Closing ||
+      c->state_ == State::Proxying) {
+    // Armed when the client stopped reading (see flushDownstream()); writes
+    // that progressed since cleared the stall.
+    if (!c->write_stalled_) return;
+    if (c->rq_ != nullptr && c->rq_->flag[0] == '-') c->rq_->flag = "SI";
+    c->close();
+    c->pump();
+    return;
+  }
   if (c->state_ != State::ReadingHead) return;
   if (c->head_started_ || !c->in_.empty()) {
     c->close_after_ = true;

@@ -116,7 +116,8 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool close_after_ = false;
   bool draining_ = false;
   bool head_started_ = false;
-  bool ds_rq_open_ = false;  // counted in downstream_rq_active
+  bool ds_rq_open_ = false;     // counted in downstream_rq_active
+  bool write_stalled_ = false;  // idle timer armed for a client not reading (flushDownstream)
   net::Buffer in_;
   net::Buffer out_;
   net::Timer ds_timer_;  // header timeout while a head arrives, else idle timeout

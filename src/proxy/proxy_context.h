@@ -19,7 +19,7 @@ enum class AccessLogFormat { Off, Text, Json };
 
 struct ProxySettings {
   uint32_t header_timeout_ms = 10000;  // first byte -> full head, else 408
-  uint32_t idle_timeout_ms = 60000;    // keep-alive idle between requests
+  uint32_t idle_timeout_ms = 60000;    // keep-alive idle between requests; stalled client writes
   size_t max_connections = 20000;      // per worker; above: 503 and close
   AccessLogFormat access_log = AccessLogFormat::Text;
 };

@@ -41,7 +41,8 @@ constexpr const char* kUsage = R"(usage:
       --request-headers-timeout SECONDS
                                   a started request head must be complete by then, else
                                   408 (default 10)
-      --idle-timeout SECONDS      keep-alive idle limit between requests (default 60)
+      --idle-timeout SECONDS      keep-alive idle limit between requests, and how long a
+                                  client may leave a response unread (default 60)
   portico check PATH... [-o yaml|json]
       parse, validate and translate; print every Gateway API object with its status
   portico version

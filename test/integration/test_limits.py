@@ -1,5 +1,7 @@
 """Downstream limits with their answers: too many connections (503 and
-close) and a slow request head (408), set from the command line."""
+close), a slow request head (408), and the idle timeout (an idle keep-alive
+connection, and a client that stops reading a response), set from the
+command line."""
 
 import socket
 import time
@@ -80,6 +82,80 @@ class LimitsTest(PorticoCase):
         self.assertEqual(rs[0].status, 408)
         self.assertGreaterEqual(elapsed, 0.8)
         self.assertLess(elapsed, 4.0)
+
+
+class IdleTimeoutTest(PorticoCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ng = cls.start_nginx("svc-i", large_file_mib=16)
+        cls.port = free_port()
+        docs = [gateway_class(), gateway("gw", [listener(cls.port)])]
+        docs += backend("svc-i", cls.ng.port)
+        docs += [http_route("i", [rule([backend_ref("svc-i", 80)])], hostnames=["i.example.com"])]
+        cls.p = cls.make_portico(workers=1, extra_args=["--idle-timeout", "1"])
+        cls.p.write("idle.yaml", docs)
+        cls.p.start(wait_ports=[cls.port])
+
+    def active(self):
+        return self.p.stat(f"listener.127.0.0.1_{self.port}.downstream_cx_active")
+
+    def test_idle_keep_alive_connection_is_closed(self):
+        s = socket.create_connection(("127.0.0.1", self.port))
+        try:
+            s.sendall(b"GET /large/small.txt HTTP/1.1\r\nHost: i.example.com\r\n\r\n")
+            s.settimeout(5)
+            got = b""
+            while b"small file" not in got:
+                got += s.recv(65536)
+            t0 = time.monotonic()
+            rest = s.recv(65536)  # nothing more is sent: the server closes after 1 s idle
+            elapsed = time.monotonic() - t0
+        finally:
+            s.close()
+        self.assertEqual(rest, b"")
+        self.assertGreaterEqual(elapsed, 0.8)
+        self.assertLess(elapsed, 4.0)
+
+    def test_client_that_stops_reading_a_response_is_closed(self):
+        # 16 MiB asked for, nothing read: the backend's answer fills the
+        # socket buffers and Portico's own, then the writes stall. Without a
+        # timeout for that, the connection (and its buffered response) would
+        # stay forever.
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", self.port))
+        try:
+            s.sendall(b"GET /large/big.bin HTTP/1.1\r\nHost: i.example.com\r\n\r\n")
+            self.assertEventually(lambda: self.active() >= 1, 5, "not accepted")
+            t0 = time.monotonic()
+            self.assertEventually(lambda: self.active() == 0, 8,
+                                  "a connection whose client stopped reading stayed open")
+            elapsed = time.monotonic() - t0
+        finally:
+            s.close()
+        self.assertGreaterEqual(elapsed, 0.5)
+
+    def test_slow_but_reading_client_is_not_cut(self):
+        # Reads 16 MiB over ~3 s in small bites: the writes stall all the time,
+        # but never for the 1 s idle timeout, so the download completes.
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.connect(("127.0.0.1", self.port))
+        s.settimeout(10)
+        total = 0
+        try:
+            s.sendall(b"GET /large/big.bin HTTP/1.1\r\nHost: i.example.com\r\n"
+                      b"Connection: close\r\n\r\n")
+            t0 = time.monotonic()
+            while chunk := s.recv(256 * 1024):
+                total += len(chunk)
+                if time.monotonic() - t0 < 3:
+                    time.sleep(0.02)
+        finally:
+            s.close()
+        self.assertGreater(total, 16 * 1024 * 1024, "download cut short")
 
 
 if __name__ == "__main__":
