@@ -50,6 +50,8 @@ TLS_NAME = "example.com"
 BODY = "hello from the backend\n"
 PROXY_CPU = "0"
 LOAD_CPU = "1"
+# What the TLS backend offers (nginx ssl_protocols); --backend-tls-protocols changes it.
+BACKEND_TLS_PROTOCOLS = "TLSv1.2 TLSv1.3"
 
 
 # ---------------------------------------------------------------------------
@@ -613,7 +615,7 @@ def start_backend(num: int, work: Path, certs: CertFactory) -> tuple[Nginx, "Tls
     if tls:
         # nginx 1.22's default ssl_protocols stop at TLSv1.2; the seed's backend speaks 1.3.
         tls_lines = (f"ssl_certificate {backend_cert.chain}; ssl_certificate_key {backend_cert.key};"
-                     "\n    ssl_protocols TLSv1.2 TLSv1.3;"
+                     f"\n    ssl_protocols {BACKEND_TLS_PROTOCOLS};"
                      "\n    ssl_session_cache shared:SSL:10m; ssl_session_tickets on;")
     be.raw_server = f"""
   server {{
@@ -845,11 +847,14 @@ def machine() -> str:
 
 
 def main() -> int:
+    global BACKEND_TLS_PROTOCOLS
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", type=Path, default=ROOT / "build-release" / "portico")
     ap.add_argument("--scenarios", default="2,1,3,4,5,6", help="comma list, e.g. 2,1")
     ap.add_argument("--proxies", default="portico,nginx,haproxy")
+    ap.add_argument("--backend-tls-protocols", default=BACKEND_TLS_PROTOCOLS,
+                    help="nginx ssl_protocols of the TLS backend, e.g. TLSv1.2 (the seed's)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=int, default=8, help="seconds per measured run")
     ap.add_argument("--warmup", type=int, default=2)
@@ -878,6 +883,7 @@ def main() -> int:
                     "'' for none")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
+    BACKEND_TLS_PROTOCOLS = args.backend_tls_protocols
     # SIGTERM/SIGINT (also when started in the background, where SIGINT is ignored) unwind
     # through the finally blocks, so no proxy, backend or wrk outlives the run.
     for sig in (signal.SIGTERM, signal.SIGINT):
