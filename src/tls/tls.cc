@@ -6,7 +6,6 @@
 #include <openssl/x509v3.h>
 
 #include <cctype>
-#include <chrono>
 #include <cstring>
 #include <optional>
 #include <set>
@@ -89,25 +88,6 @@ class ClientContext {
     if (slot != nullptr) SSL_SESSION_free(slot);
     slot = s;
   }
-  // Whether a connection resuming `key`'s TLS 1.2 session may offer TLS 1.2
-  // only. Offering 1.3 to a backend that answers 1.2 costs an X25519 key
-  // share per connection that the server ignores (scenario 3 against a TLS
-  // 1.2 backend: 0.62x nginx, which offers 1.2 only). One connection per
-  // kProbeMs still offers 1.3, so a backend that gains TLS 1.3 gets it again
-  // within that time; the cap only ever follows a real 1.2 handshake, which
-  // TLS 1.3's downgrade protection vouched for.
-  bool capToTls12(const std::string& key) {
-    constexpr int64_t kProbeMs = 60'000;
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::steady_clock::now().time_since_epoch())
-                            .count();
-    auto [it, fresh] = last_probe_ms_.try_emplace(key, now);
-    if (fresh || now - it->second >= kProbeMs) {
-      it->second = now;
-      return false;
-    }
-    return true;
-  }
 
  private:
   static int onNewSession(SSL* ssl, SSL_SESSION* session);
@@ -115,7 +95,6 @@ class ClientContext {
   std::optional<snapshot::CertificateKeyPair> client_;
   std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx_;
   std::unordered_map<std::string, SSL_SESSION*> sessions_;
-  std::unordered_map<std::string, int64_t> last_probe_ms_;  // see capToTls12()
 };
 
 // ---- server contexts (HTTPS listeners) -------------------------------------------
@@ -269,12 +248,7 @@ class TlsTransport final : public net::Transport {
                         X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
       SSL_set1_host(ssl_, cfg.sni.c_str());
     }
-    if (SSL_SESSION* s = ctx_->session(session_key_)) {
-      SSL_set_session(ssl_, s);
-      if (SSL_SESSION_get_protocol_version(s) == TLS1_2_VERSION && ctx_->capToTls12(session_key_)) {
-        SSL_set_max_proto_version(ssl_, TLS1_2_VERSION);
-      }
-    }
+    if (SSL_SESSION* s = ctx_->session(session_key_)) SSL_set_session(ssl_, s);
     SSL_set_connect_state(ssl_);
   }
   // Server side (HTTPS listeners): `server` keeps the contexts alive.

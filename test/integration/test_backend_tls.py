@@ -16,8 +16,6 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
-import ssl
-import threading
 import unittest
 from pathlib import Path
 
@@ -726,108 +724,6 @@ class SystemTrustTest(h.PorticoCase):
         self.assertGreaterEqual(r.status, 500, r.text[:300])
         conds = t.policy_conditions(t.status_items(p), "sys")
         self.assertEqual(t.cond(conds, "Accepted"), ("False", "Invalid"))
-
-
-KEY_SHARE = 0x0033
-SUPPORTED_VERSIONS = 0x002B
-
-
-def client_hello_extensions(data: bytes) -> set[int]:
-    """Extension types of a ClientHello handshake message (with its 4-byte header)."""
-    if data[:1] != b"\x01":
-        return set()
-    p = 4 + 2 + 32  # header, legacy_version, random
-    p += 1 + data[p]  # session id
-    p += 2 + int.from_bytes(data[p:p + 2], "big")  # cipher suites
-    p += 1 + data[p]  # compression methods
-    end = p + 2 + int.from_bytes(data[p:p + 2], "big")
-    p += 2
-    types = set()
-    while p + 4 <= end:
-        types.add(int.from_bytes(data[p:p + 2], "big"))
-        p += 4 + int.from_bytes(data[p + 2:p + 4], "big")
-    return types
-
-
-class HelloRecordingBackend:
-    """A TLS backend (Python's ssl) that records, per connection, the
-    ClientHello's extensions and whether the session was resumed, answers one
-    request and closes (so every request is a new upstream connection)."""
-
-    def __init__(self, cert, max_version):
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(str(cert.chain), str(cert.key))
-        self.ctx.maximum_version = max_version
-        self.hellos: list[set[int]] = []
-        self.resumed: list[bool] = []
-        self.lock = threading.Lock()
-
-        def on_msg(conn, direction, version, content_type, msg_type, data):
-            if direction == "read" and content_type == ssl._TLSContentType.HANDSHAKE \
-                    and msg_type == ssl._TLSMessageType.CLIENT_HELLO:
-                with self.lock:
-                    self.hellos.append(client_hello_extensions(data))
-
-        self.ctx._msg_callback = on_msg
-
-    def handler(self, sock):
-        tls = self.ctx.wrap_socket(sock, server_side=True)
-        h.read_request_head(tls)
-        with self.lock:
-            self.resumed.append(tls.session_reused)
-        tls.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
-        tls.close()
-
-
-class Tls12KeyShareTest(h.PorticoCase):
-    """Against a TLS 1.2 backend, a connection resuming its TLS 1.2 session
-    offers TLS 1.2 only: no TLS 1.3 key share (an X25519 key generation per
-    connection that the server ignores). TLS 1.3 backends are unaffected."""
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        super().setUpClass()
-        f = h.CertFactory(cls.tmp / "certs")
-        root = f.ca("root-ca")
-        leaf = f.leaf("hello", root, dns=["backend.example.com"])
-        cls.b12 = HelloRecordingBackend(leaf, ssl.TLSVersion.TLSv1_2)
-        cls.b13 = HelloRecordingBackend(leaf, ssl.TLSVersion.TLSv1_3)
-        p12 = cls.start_py(cls.b12.handler)
-        p13 = cls.start_py(cls.b13.handler)
-        cls.port = h.free_port()
-        cls.p = cls.make_portico(workers=1)
-        docs = [h.gateway_class(), h.gateway("gw", [h.listener(cls.port)]),
-                t.ca_config_map("root-ca", root.pem())]
-        for name, be in (("b12", p12), ("b13", p13)):
-            docs += t.tls_backend(name, be.port)
-            docs += [t.backend_tls_policy(name, name, "backend.example.com",
-                                          ca_refs=[t.ca_ref("root-ca")]),
-                     t.route_to(name, f"{name}.test", name, parent="gw", parent_namespace=None)]
-        cls.p.write("hello.yaml", docs)
-        cls.p.start(wait_ports=[cls.port])
-
-    def test_resumed_tls12_connections_offer_no_key_share(self):
-        for i in range(6):
-            r = t.get(self.port, "b12.test")
-            self.assertEqual((r.status, r.body), (200, b"ok"), f"request {i}")
-        hellos, resumed = self.b12.hellos, self.b12.resumed
-        self.assertEqual(len(hellos), 6, "one upstream connection per request")
-        # 1: no session yet; 2: resumes, but still offers 1.3 (the periodic probe).
-        self.assertIn(KEY_SHARE, hellos[0])
-        self.assertIn(KEY_SHARE, hellos[1])
-        for i in range(2, 6):
-            self.assertNotIn(KEY_SHARE, hellos[i], f"connection {i + 1} offered a 1.3 key share")
-            self.assertNotIn(SUPPORTED_VERSIONS, hellos[i])
-        self.assertEqual(resumed, [False] + [True] * 5, "TLS 1.2 sessions resumed")
-
-    def test_tls13_backend_keeps_offering_tls13(self):
-        for i in range(4):
-            r = t.get(self.port, "b13.test")
-            self.assertEqual((r.status, r.body), (200, b"ok"), f"request {i}")
-        self.assertEqual(len(self.b13.hellos), 4)
-        for i, ext in enumerate(self.b13.hellos):
-            self.assertIn(KEY_SHARE, ext, f"connection {i + 1}")
-            self.assertIn(SUPPORTED_VERSIONS, ext, f"connection {i + 1}")
 
 
 if __name__ == "__main__":
