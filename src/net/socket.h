@@ -31,6 +31,10 @@ int connectResult(int fd);
 void setNoDelay(int fd);
 // The peer's IP as text ("" on failure).
 std::string peerIp(int fd);
+// Bytes in the socket's send queue (written, not yet acknowledged by the
+// peer); -1 if unknown. A shrinking queue is a reading peer, even while the
+// socket is not yet reported writable again.
+int unsentBytes(int fd);
 // The locally bound port of a socket (for port 0 binds).
 uint16_t localPort(int fd);
 

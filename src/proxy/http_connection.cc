@@ -10,6 +10,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "net/socket.h"
 #include "snapshot/match.h"
 #include "tls/tls.h"
 
@@ -559,6 +560,7 @@ bool HttpConnection::flushDownstream() {
     // cannot pin its connection, buffered response and upstream forever.
     // Any write progress clears the stall (the timer then finds nothing).
     write_stalled_ = true;
+    stall_unsent_ = net::unsentBytes(fd_);
     ds_timer_.arm(ctx_.settings.idle_timeout_ms);
   }
   return progress;
@@ -1312,6 +1314,15 @@ void HttpConnection::onDownstreamTimer(void* self) {
     // Armed when the client stopped reading (see flushDownstream()); writes
     // that progressed since cleared the stall.
     if (!c->write_stalled_) return;
+    // Linux reports the socket writable again only once a third of its send
+    // buffer drained (several MiB after a fast start): a client reading
+    // slowly meanwhile shows up only as a shrinking send queue.
+    const int unsent = net::unsentBytes(c->fd_);
+    if (unsent >= 0 && unsent < c->stall_unsent_) {
+      c->stall_unsent_ = unsent;
+      c->ds_timer_.arm(c->ctx_.settings.idle_timeout_ms);
+      return;
+    }
     if (c->rq_ != nullptr && c->rq_->flag[0] == '-') c->rq_->flag = "SI";
     c->close();
     c->pump();

@@ -134,6 +134,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   // keep-alive connection holds none of its parsers, buffers or strings.
   Exchange* rq_ = nullptr;
   upstream::UpstreamConnection* up_ = nullptr;
+  int stall_unsent_ = 0;  // send-queue bytes when the stall was last seen moving
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
 

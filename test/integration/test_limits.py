@@ -137,26 +137,52 @@ class IdleTimeoutTest(PorticoCase):
             s.close()
         self.assertGreaterEqual(elapsed, 0.5)
 
-    def test_slow_but_reading_client_is_not_cut(self):
-        # Reads 16 MiB over ~3 s in small bites: the writes stall all the time,
-        # but never for the 1 s idle timeout, so the download completes.
+    def download(self, rcvbuf, read):
+        """GET the 16 MiB file on a connection with SO_RCVBUF `rcvbuf`;
+        read(sock) consumes the body as it likes and returns the bytes it got."""
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         s.connect(("127.0.0.1", self.port))
         s.settimeout(10)
-        total = 0
         try:
             s.sendall(b"GET /large/big.bin HTTP/1.1\r\nHost: i.example.com\r\n"
                       b"Connection: close\r\n\r\n")
-            t0 = time.monotonic()
+            return read(s)
+        finally:
+            s.close()
+
+    def test_slow_but_reading_client_is_not_cut(self):
+        # Reads 16 MiB over ~3 s in small bites: the writes stall all the time,
+        # but never for the 1 s idle timeout, so the download completes.
+        def read(s):
+            total, t0 = 0, time.monotonic()
             while chunk := s.recv(256 * 1024):
                 total += len(chunk)
                 if time.monotonic() - t0 < 3:
                     time.sleep(0.02)
-        finally:
-            s.close()
-        self.assertGreater(total, 16 * 1024 * 1024, "download cut short")
+            return total
 
+        self.assertGreater(self.download(65536, read), 16 * 1024 * 1024, "download cut short")
+
+    def test_client_slowing_down_after_a_fast_start_is_not_cut(self):
+        # A fast start lets the kernel grow Portico's send buffer; then the
+        # client reads ~160 KB/s for 3 s. Linux reports the socket writable
+        # again only once a third of that buffer drained, which at this pace
+        # takes longer than the 1 s idle timeout: the stall check must count
+        # bytes leaving the send queue as progress, or this reader is cut.
+        def read(s):
+            total = 0
+            while total < 4 * 1024 * 1024 and (chunk := s.recv(1 << 20)):
+                total += len(chunk)
+            t0 = time.monotonic()
+            while time.monotonic() - t0 < 3 and (chunk := s.recv(16384)):
+                total += len(chunk)
+                time.sleep(0.1)
+            while chunk := s.recv(1 << 20):
+                total += len(chunk)
+            return total
+
+        self.assertGreater(self.download(32768, read), 16 * 1024 * 1024, "download cut short")
 
 if __name__ == "__main__":
     unittest.main()
