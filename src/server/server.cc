@@ -245,9 +245,19 @@ class Reloader {
     }
   }
 
+  // A checkpoint of a reload: says whether to stop, and frees what the main
+  // thread released meanwhile. When reloads coalesce, the configs replaced
+  // by the previous result arrive while this one runs; holding them to its
+  // end would keep a third config in memory.
   bool stopping() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return stopping_;
+    std::vector<std::shared_ptr<const void>> garbage;
+    bool stop;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      garbage.swap(garbage_);
+      stop = stopping_;
+    }
+    return stop;  // `garbage` is freed here, outside the lock
   }
 
   // For tests only: PORTICO_TEST_RELOAD_DELAY_MS stretches every reload by
