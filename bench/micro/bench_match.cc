@@ -118,7 +118,8 @@ void BM_HostRouteAndBackend(benchmark::State& state) {
   in.header = noHeader;
   uint64_t r = 0;
   for (auto _ : state) {
-    const VirtualHost* vh = selectVirtualHost(f.listener, http::hostWithoutPort("shop.example.com:8080"));
+    const VirtualHost* vh =
+        selectVirtualHost(f.listener, http::hostWithoutPort("shop.example.com:8080"));
     const Route* route = selectRoute(*vh, in);
     benchmark::DoNotOptimize(pickBackend(*route, r++));
   }

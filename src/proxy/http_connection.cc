@@ -138,12 +138,11 @@ std::string jsonEscape(std::string_view s) {
 struct Exchange {
   explicit Exchange(net::EventLoop& loop) : timer(loop, &HttpConnection::onRequestTimer, this) {}
 
-  // Back to a fresh request; parsers and strings keep their capacity.
+  // Back to a fresh request; parsers and strings keep their capacity (the
+  // pool has released the buffers already).
   void reset() {
     req_parser.reset();
     resp_parser.reset();
-    up_in.clear();
-    up_out.clear();
     up_target.clear();
     upstream_host.clear();
     start_ms = 0;

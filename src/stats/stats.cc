@@ -105,13 +105,7 @@ Histogram& Store::histogram(std::string_view kind, std::string_view scope,
   return get(StatType::Histogram, kind, scope, suffix).histogram;
 }
 
-void Store::forEach(const std::function<void(const Entry&)>& fn) const {
-  std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [name, entry] : index_) fn(*entry);
-}
-
-void Store::forEachNamed(
-    const std::function<void(const std::string& full, const Entry&)>& fn) const {
+void Store::forEach(const std::function<void(const std::string& full, const Entry&)>& fn) const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& [name, entry] : index_) fn(name, *entry);
 }
@@ -127,7 +121,7 @@ std::vector<MergedStat> Registry::collect(const Want& want) const {
   std::map<std::string, MergedStat> merged;
   std::lock_guard<std::mutex> lock(mu_);
   for (const Store& store : stores_) {
-    store.forEachNamed([&merged, &want](const std::string& full, const Store::Entry& e) {
+    store.forEach([&merged, &want](const std::string& full, const Store::Entry& e) {
       if (want && !want(full, e.type)) return;
       auto [it, inserted] = merged.try_emplace(full);
       MergedStat& m = it->second;

@@ -82,7 +82,6 @@ class Store final {
   Gauge& gauge(std::string_view kind, std::string_view scope, std::string_view suffix);
   Histogram& histogram(std::string_view kind, std::string_view scope, std::string_view suffix);
 
-  // Calls fn for every stat in this shard, under the shard's mutex.
   struct Entry {
     StatName name;
     StatType type;
@@ -90,9 +89,9 @@ class Store final {
     Gauge gauge;
     Histogram histogram;
   };
-  void forEach(const std::function<void(const Entry&)>& fn) const;
-  // The same, with each stat's full name (kept in the index: no string built).
-  void forEachNamed(const std::function<void(const std::string& full, const Entry&)>& fn) const;
+  // Calls fn for every stat in this shard with its full name (kept in the
+  // index: no string built), under the shard's mutex.
+  void forEach(const std::function<void(const std::string& full, const Entry&)>& fn) const;
 
  private:
   Entry& get(StatType type, std::string_view kind, std::string_view scope, std::string_view suffix);
