@@ -152,6 +152,7 @@ struct Exchange {
     endpoint = nullptr;
     missing_host = req_done = req_chunked_out = resp_started = resp_done = false;
     rq_active = resp_chunked_out = upgrade = head_request = retried = reused_upstream = false;
+    widened = false;
     connect_attempts = 0;
     status = 0;
     flag = "-";
@@ -193,6 +194,7 @@ struct Exchange {
   bool head_request = false;
   bool retried = false;
   bool reused_upstream = false;
+  bool widened = false;  // retried a narrowed TLS offer with the full one
 };
 
 ExchangePool::~ExchangePool() {
@@ -395,8 +397,12 @@ void HttpConnection::onUpstreamConnected() {
     onUpstreamFailure(Failure::ConnectFailure, "TLS_error: " + error, false);
     return;
   }
+  // A narrowed offer that fails is retried by connecting again and sending
+  // the head anew (driveHandshake()); a request body may already be on its
+  // way into up_out, so only bodyless requests narrow.
+  const bool may_narrow = rq_->req_parser.framing() == http::BodyFraming::None;
   up_->setTransport(tls::makeClientTransport(std::move(client), up_->fd(), rq_->upstream_host,
-                                             rq_->cluster->tls_stats.get()));
+                                             may_narrow, rq_->cluster->tls_stats.get()));
 }
 
 // Advances the HTTPS handshake with the client. True when it finished or failed.
@@ -439,6 +445,21 @@ bool HttpConnection::driveHandshake() {
       return false;
     case net::Transport::Handshake::Failed: {
       std::string reason = up_->transport().failureReason();
+      if (up_->transport().narrowedOfferFailed() && !rq_->widened) {
+        // Our own TLS 1.2-only offer failed (the server may have dropped
+        // 1.2): not the endpoint's fault, and nothing was sent. Once more,
+        // same endpoint, full offer (the transport dropped the session).
+        PORTICO_LOG(Debug, "narrowed TLS offer to {} failed ({}), retrying with the full offer",
+                    rq_->upstream_host, reason);
+        rq_->widened = true;
+        upstream::EndpointState* same = rq_->endpoint;
+        endpointDone(false, false);
+        up_->owner = nullptr;
+        ctx_.pool.destroy(up_, true);
+        up_ = nullptr;
+        connectUpstream(nullptr, same);
+        return true;
+      }
       onUpstreamFailure(Failure::ConnectFailure, reason, true);
       return true;
     }
@@ -794,10 +815,12 @@ void HttpConnection::dispatch() {
   }
 }
 
-// Takes a pooled connection or opens a new one; on failure answers the
-// client. Returns false when the request already ended.
-bool HttpConnection::connectUpstream(upstream::EndpointState* exclude) {
-  rq_->endpoint = ctx_.clusters.pick(*rq_->cluster, ctx_.loop.nowMs(), exclude);
+// Takes a pooled connection or opens a new one (to `only` when given); on
+// failure answers the client. Returns false when the request already ended.
+bool HttpConnection::connectUpstream(upstream::EndpointState* exclude,
+                                     upstream::EndpointState* only) {
+  rq_->endpoint =
+      only != nullptr ? only : ctx_.clusters.pick(*rq_->cluster, ctx_.loop.nowMs(), exclude);
   if (rq_->endpoint == nullptr) {
     rq_->cluster->stats.upstream_cx_none_healthy->inc();
     onUpstreamFailure(Failure::NoHealthyUpstream, "", false);

@@ -79,7 +79,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void onRequestHead();
   bool refreshSnapshot();
   void dispatch();
-  bool connectUpstream(upstream::EndpointState* exclude);
+  bool connectUpstream(upstream::EndpointState* exclude, upstream::EndpointState* only = nullptr);
   void onUpstreamConnected();
   bool driveHandshake();
   bool driveDownstreamHandshake();

@@ -37,6 +37,22 @@ int versionFromText(const std::string& v) {
   return 0;
 }
 
+// Whether a client context may offer TLS 1.3 (no max, or a max of 1.3).
+bool offersTls13(SSL_CTX* ctx) {
+  const long max = SSL_CTX_get_max_proto_version(ctx);
+  return max == 0 || max >= TLS1_3_VERSION;
+}
+
+// RFC 8446 4.1.3: a server that speaks TLS 1.3 and negotiates 1.2 ends its
+// random with "DOWNGRD\x01". OpenSSL checks it only when the client itself
+// offered 1.3.
+bool serverCanTls13(const SSL* ssl) {
+  static constexpr unsigned char kSentinel[8] = {'D', 'O', 'W', 'N', 'G', 'R', 'D', 1};
+  unsigned char random[SSL3_RANDOM_SIZE];
+  if (SSL_get_server_random(ssl, random, sizeof random) != sizeof random) return false;
+  return std::memcmp(random + sizeof random - sizeof kSentinel, kSentinel, sizeof kSentinel) == 0;
+}
+
 // Index of our per-connection data on SSL objects.
 int transportIndex() {
   static int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
@@ -87,6 +103,12 @@ class ClientContext {
     auto& slot = sessions_[key];
     if (slot != nullptr) SSL_SESSION_free(slot);
     slot = s;
+  }
+  void dropSession(const std::string& key) {
+    auto it = sessions_.find(key);
+    if (it == sessions_.end()) return;
+    SSL_SESSION_free(it->second);
+    sessions_.erase(it);
   }
 
  private:
@@ -232,7 +254,7 @@ class ServerContext {
 class TlsTransport final : public net::Transport {
  public:
   // Client side: SNI, host check and session per the backend's policy.
-  TlsTransport(std::shared_ptr<ClientContext> ctx, int fd, std::string session_key,
+  TlsTransport(std::shared_ptr<ClientContext> ctx, int fd, std::string session_key, bool may_narrow,
                stats::SslStats* stats)
       : ctx_(std::move(ctx)), session_key_(std::move(session_key)), stats_(stats) {
     ssl_ = SSL_new(ctx_->ctx());
@@ -248,7 +270,19 @@ class TlsTransport final : public net::Transport {
                         X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
       SSL_set1_host(ssl_, cfg.sni.c_str());
     }
-    if (SSL_SESSION* s = ctx_->session(session_key_)) SSL_set_session(ssl_, s);
+    if (SSL_SESSION* s = ctx_->session(session_key_)) {
+      SSL_set_session(ssl_, s);
+      narrowed_ = may_narrow && SSL_SESSION_get_protocol_version(s) == TLS1_2_VERSION &&
+                  offersTls13(ctx_->ctx());
+      // Resuming a TLS 1.2 session: offer TLS 1.2 only. Offering 1.3 as well
+      // costs an X25519 key share per connection that a 1.2 server ignores
+      // (scenario 3 against the seed's TLS 1.2 backend). Safe because a 1.2
+      // session only ever comes from a handshake that proved the server is
+      // 1.2-only: OpenSSL's downgrade check on a full offer, or ours on a
+      // narrowed one (onHandshakeDone()). A narrowed handshake that fails is
+      // retried with the full offer (narrowedOfferFailed()).
+      if (narrowed_) SSL_set_max_proto_version(ssl_, TLS1_2_VERSION);
+    }
     SSL_set_connect_state(ssl_);
   }
   // Server side (HTTPS listeners): `server` keeps the contexts alive.
@@ -286,8 +320,11 @@ class TlsTransport final : public net::Transport {
     if (err == SSL_ERROR_WANT_READ) return Handshake::WantRead;
     if (err == SSL_ERROR_WANT_WRITE) return Handshake::WantWrite;
     recordFailure(err);
+    // The server may have dropped TLS 1.2: the next connection offers all.
+    if (narrowed_) ctx_->dropSession(session_key_);
     return Handshake::Failed;
   }
+  bool narrowedOfferFailed() const override { return narrowed_ && !done_; }
 
   std::string failureReason() const override { return failure_; }
   bool secure() const override { return true; }
@@ -366,6 +403,14 @@ class TlsTransport final : public net::Transport {
   }
 
   void onHandshakeDone() {
+    if (narrowed_ && serverCanTls13(ssl_)) {
+      // The server answered our TLS 1.2-only offer with TLS 1.3's downgrade
+      // sentinel: it speaks 1.3 now. This connection is sound (the sentinel
+      // is authenticated, so no attacker put it there, and a resumed or full
+      // 1.2 handshake with a verified peer is what we asked for), but its
+      // session must not narrow the next offer.
+      ctx_->dropSession(session_key_);
+    }
     if (stats_ == nullptr) return;
     stats_->handshake->inc();
     if (SSL_session_reused(ssl_)) stats_->session_reused->inc();
@@ -453,6 +498,7 @@ class TlsTransport final : public net::Transport {
   bool socket_read_ = false;     // read() made a read(2) (see readDrained())
   bool socket_drained_ = false;  // ... and the last one came back short
   bool peer_closed_ = false;     // EOF, close_notify, or peerIsClosing()
+  bool narrowed_ = false;        // client offering TLS 1.2 only (see the constructor)
   std::string failure_;
   friend int verifyCallback(int ok, X509_STORE_CTX* store);
 
@@ -612,9 +658,9 @@ void ClientContextCache::retainOnly(const snapshot::Snapshot& snap) {
 }
 
 std::unique_ptr<net::Transport> makeClientTransport(std::shared_ptr<ClientContext> ctx, int fd,
-                                                    const std::string& session_key,
+                                                    const std::string& session_key, bool may_narrow,
                                                     stats::SslStats* stats) {
-  return std::make_unique<TlsTransport>(std::move(ctx), fd, session_key, stats);
+  return std::make_unique<TlsTransport>(std::move(ctx), fd, session_key, may_narrow, stats);
 }
 
 std::shared_ptr<ServerContext> makeServerContext(const snapshot::DownstreamTls& cfg,

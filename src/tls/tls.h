@@ -37,9 +37,11 @@ class ClientContextCache {
 };
 
 // Starts a client TLS session on a connected socket. `session_key` (the
-// endpoint) selects the cached session to resume.
+// endpoint) selects the cached session to resume. `may_narrow`: resuming a
+// TLS 1.2 session may offer TLS 1.2 only, which the caller must be ready to
+// retry (Transport::narrowedOfferFailed()).
 std::unique_ptr<net::Transport> makeClientTransport(std::shared_ptr<ClientContext> ctx, int fd,
-                                                    const std::string& session_key,
+                                                    const std::string& session_key, bool may_narrow,
                                                     stats::SslStats* stats);
 
 class ServerContext;
