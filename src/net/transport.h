@@ -25,11 +25,12 @@ class Transport {
   virtual Handshake handshake() { return Handshake::Done; }
   // Why handshake() returned Failed (Envoy-style "TLS_error:..." text).
   virtual std::string failureReason() const { return {}; }
-  // After handshake() failed: the offer was narrower than the configuration
-  // allows (TLS 1.2 only, to resume a 1.2 session), and a new connection to
-  // the same endpoint will make the full one. The failure may be the
-  // server's, not the narrowing's; one retry tells.
-  virtual bool narrowedOfferFailed() const { return false; }
+  // After handshake() failed or timed out: true when the offer was narrower
+  // than the configuration allows (TLS 1.2 only, to resume a 1.2 session);
+  // the transport forgets what narrowed it, so a new connection to the same
+  // endpoint makes the full offer. The failure may be the server's, not the
+  // narrowing's; one retry tells.
+  virtual bool widenAfterFailure() { return false; }
   virtual bool secure() const { return false; }
   // The peer said it is closing this connection (HTTP "Connection: close")
   // after a complete exchange: TLS skips its own close_notify, as nginx

@@ -371,7 +371,8 @@ void HttpConnection::onUpstreamEvent(upstream::UpstreamConnection& conn, uint32_
 void HttpConnection::onUpstreamConnectTimeout(upstream::UpstreamConnection& conn) {
   if (&conn != up_) return;
   rq_->cluster->stats.upstream_cx_connect_timeout->inc();
-  onUpstreamFailure(Failure::ConnectFailure, "connect timeout", false);
+  if (!(conn.connected && retryWithFullOffer("connect timeout during the TLS handshake")))
+    onUpstreamFailure(Failure::ConnectFailure, "connect timeout", false);
   pump();
 }
 
@@ -400,7 +401,9 @@ void HttpConnection::onUpstreamConnected() {
   // A narrowed offer that fails is retried by connecting again and sending
   // the head anew (driveHandshake()); a request body may already be on its
   // way into up_out, so only bodyless requests narrow.
-  const bool may_narrow = rq_->req_parser.framing() == http::BodyFraming::None;
+  // Nor does the retry: another connection may have stored a new 1.2
+  // session meanwhile.
+  const bool may_narrow = rq_->req_parser.framing() == http::BodyFraming::None && !rq_->widened;
   up_->setTransport(tls::makeClientTransport(std::move(client), up_->fd(), rq_->upstream_host,
                                              may_narrow, rq_->cluster->tls_stats.get()));
 }
@@ -445,26 +448,32 @@ bool HttpConnection::driveHandshake() {
       return false;
     case net::Transport::Handshake::Failed: {
       std::string reason = up_->transport().failureReason();
-      if (up_->transport().narrowedOfferFailed() && !rq_->widened) {
-        // Our own TLS 1.2-only offer failed (the server may have dropped
-        // 1.2): not the endpoint's fault, and nothing was sent. Once more,
-        // same endpoint, full offer (the transport dropped the session).
-        PORTICO_LOG(Debug, "narrowed TLS offer to {} failed ({}), retrying with the full offer",
-                    rq_->upstream_host, reason);
-        rq_->widened = true;
-        upstream::EndpointState* same = rq_->endpoint;
-        endpointDone(false, false);
-        up_->owner = nullptr;
-        ctx_.pool.destroy(up_, true);
-        up_ = nullptr;
-        connectUpstream(nullptr, same);
-        return true;
-      }
-      onUpstreamFailure(Failure::ConnectFailure, reason, true);
+      if (!retryWithFullOffer(reason)) onUpstreamFailure(Failure::ConnectFailure, reason, true);
       return true;
     }
   }
   return false;
+}
+
+// After an upstream TLS handshake failed or timed out: when our own TLS
+// 1.2-only offer (tls::makeClientTransport) may be the cause (the server
+// dropped 1.2, or something drops such offers), tries once more on the same
+// endpoint with the full offer. Nothing was sent yet. The failed attempt
+// counts in the endpoint's and ssl.* stats, but neither marks the endpoint
+// as failing nor uses up one of the request's failover attempts.
+bool HttpConnection::retryWithFullOffer(const std::string& reason) {
+  if (rq_->widened || !up_->transport().widenAfterFailure()) return false;
+  PORTICO_LOG(Debug, "narrowed TLS offer to {} failed ({}), retrying with the full offer",
+              rq_->upstream_host, reason);
+  rq_->widened = true;
+  upstream::EndpointState* same = rq_->endpoint;
+  endpointDone(false, false);
+  up_->owner = nullptr;
+  ctx_.pool.destroy(up_, true);
+  up_ = nullptr;
+  --rq_->connect_attempts;  // connectUpstream() counts it again
+  connectUpstream(nullptr, same);
+  return true;
 }
 
 // ---- the pump: make every step that can be made, until none can -------------

@@ -80,6 +80,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool refreshSnapshot();
   void dispatch();
   bool connectUpstream(upstream::EndpointState* exclude, upstream::EndpointState* only = nullptr);
+  bool retryWithFullOffer(const std::string& reason);
   void onUpstreamConnected();
   bool driveHandshake();
   bool driveDownstreamHandshake();

@@ -6,6 +6,7 @@
 #include <openssl/x509v3.h>
 
 #include <cctype>
+#include <chrono>
 #include <cstring>
 #include <optional>
 #include <set>
@@ -110,6 +111,21 @@ class ClientContext {
     SSL_SESSION_free(it->second);
     sessions_.erase(it);
   }
+  // A narrowed offer to `key` failed or timed out: make full offers to it for
+  // a while. Otherwise a 1.2-only server behind something that drops 1.2-only
+  // offers would cost a failed handshake (or a connect timeout) every other
+  // connection: the full offer's new session would narrow the next one.
+  void stopNarrowing(const std::string& key) {
+    no_narrowing_until_[key] = nowMs() + kNoNarrowingMs;
+  }
+  bool mayNarrow(const std::string& key) {
+    if (no_narrowing_until_.empty()) return true;
+    auto it = no_narrowing_until_.find(key);
+    if (it == no_narrowing_until_.end()) return true;
+    if (nowMs() < it->second) return false;
+    no_narrowing_until_.erase(it);
+    return true;
+  }
 
  private:
   static int onNewSession(SSL* ssl, SSL_SESSION* session);
@@ -117,6 +133,13 @@ class ClientContext {
   std::optional<snapshot::CertificateKeyPair> client_;
   std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx_;
   std::unordered_map<std::string, SSL_SESSION*> sessions_;
+  static constexpr int64_t kNoNarrowingMs = 10 * 60 * 1000;
+  static int64_t nowMs() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
+  std::unordered_map<std::string, int64_t> no_narrowing_until_;  // see stopNarrowing()
 };
 
 // ---- server contexts (HTTPS listeners) -------------------------------------------
@@ -273,14 +296,14 @@ class TlsTransport final : public net::Transport {
     if (SSL_SESSION* s = ctx_->session(session_key_)) {
       SSL_set_session(ssl_, s);
       narrowed_ = may_narrow && SSL_SESSION_get_protocol_version(s) == TLS1_2_VERSION &&
-                  offersTls13(ctx_->ctx());
+                  offersTls13(ctx_->ctx()) && ctx_->mayNarrow(session_key_);
       // Resuming a TLS 1.2 session: offer TLS 1.2 only. Offering 1.3 as well
       // costs an X25519 key share per connection that a 1.2 server ignores
       // (scenario 3 against the seed's TLS 1.2 backend). Safe because a 1.2
       // session only ever comes from a handshake that proved the server is
       // 1.2-only: OpenSSL's downgrade check on a full offer, or ours on a
-      // narrowed one (onHandshakeDone()). A narrowed handshake that fails is
-      // retried with the full offer (narrowedOfferFailed()).
+      // narrowed one (onHandshakeDone()). A narrowed handshake that fails or
+      // times out is retried with the full offer (widenAfterFailure()).
       if (narrowed_) SSL_set_max_proto_version(ssl_, TLS1_2_VERSION);
     }
     SSL_set_connect_state(ssl_);
@@ -320,11 +343,15 @@ class TlsTransport final : public net::Transport {
     if (err == SSL_ERROR_WANT_READ) return Handshake::WantRead;
     if (err == SSL_ERROR_WANT_WRITE) return Handshake::WantWrite;
     recordFailure(err);
-    // The server may have dropped TLS 1.2: the next connection offers all.
-    if (narrowed_) ctx_->dropSession(session_key_);
     return Handshake::Failed;
   }
-  bool narrowedOfferFailed() const override { return narrowed_ && !done_; }
+  bool widenAfterFailure() override {
+    if (!narrowed_ || done_) return false;
+    // The server may have dropped TLS 1.2: the next connection offers all.
+    ctx_->dropSession(session_key_);
+    ctx_->stopNarrowing(session_key_);
+    return true;
+  }
 
   std::string failureReason() const override { return failure_; }
   bool secure() const override { return true; }
@@ -581,6 +608,10 @@ bool ClientContext::init(std::string& error) {
   // Our output buffers move when they grow between a WANT_WRITE and the
   // retry; partial writes let the proxy's own buffer track what was sent.
   SSL_CTX_set_mode(c, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+  // A backend's TLS 1.2 renegotiation is refused, as Envoy does by default
+  // (allow_renegotiation: false). It would also store a session that no
+  // downgrade check saw (see the narrowed offer in TlsTransport).
+  SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
   // One read(2) per record instead of two (header, then body). Bytes read
   // ahead are never stranded: readDrained() is false while OpenSSL holds any.
   SSL_CTX_set_read_ahead(c, 1);

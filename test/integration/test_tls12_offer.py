@@ -8,6 +8,9 @@ It must cost nothing in safety or availability:
   downgrade sentinel, and the next connection offers 1.3 again;
 - a backend that drops TLS 1.2 fails the narrowed handshake, and the same
   request is retried on the same endpoint with the full offer;
+- the same holds when the narrowed handshake times out instead (something
+  on the way drops such offers);
+- the retry does not use up one of the request's attempts at another endpoint;
 - a request with a body (which cannot be re-sent) never narrows;
 - a policy capping the version at 1.2 keeps resuming against a 1.3 server.
 
@@ -17,8 +20,10 @@ extensions, the version negotiated and whether the session was resumed.
 
 from __future__ import annotations
 
+import socket
 import ssl
 import threading
+import time
 import unittest
 
 import harness as h
@@ -46,6 +51,17 @@ def client_hello_extensions(data: bytes) -> set[int]:
     return types
 
 
+def peek_hello(sock: socket.socket) -> set[int]:
+    """The extensions of the ClientHello waiting on `sock`, left unread."""
+    data = b""
+    for _ in range(100):
+        data = sock.recv(16384, socket.MSG_PEEK)
+        if len(data) >= 5 and len(data) >= 5 + int.from_bytes(data[3:5], "big"):
+            break
+        time.sleep(0.01)
+    return client_hello_extensions(data[5:])
+
+
 class RecordingBackend:
     """Answers one request per connection and closes, so every request is a
     new upstream connection. The versions it accepts can change while it
@@ -67,12 +83,25 @@ class RecordingBackend:
                     self.hellos.append(client_hello_extensions(data))
 
         self.ctx._msg_callback = on_msg
+        # "serve"; "refuse": close each connection at once (a crashed
+        # backend); "ignore-narrowed": never answer a ClientHello without
+        # supported_versions (a TLS 1.2-only offer), as a middlebox might.
+        self.mode = "serve"
+        self.ignored = 0
 
     def set_versions(self, lo, hi) -> None:
         self.ctx.minimum_version = lo
         self.ctx.maximum_version = hi
 
     def handler(self, sock) -> None:
+        if self.mode == "refuse":
+            sock.close()
+            return
+        if self.mode == "ignore-narrowed" and SUPPORTED_VERSIONS not in peek_hello(sock):
+            self.ignored += 1
+            while sock.recv(4096):  # until Portico gives up and closes
+                pass
+            return
         tls = self.ctx.wrap_socket(sock, server_side=True)
         head = h.read_request_head(tls)
         length = 0
@@ -104,6 +133,9 @@ class Tls12OfferTest(h.PorticoCase):
         "drops12": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2),
         "body": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2),
         "capped": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3),
+        "silent": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2),
+        "pair-a": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2),
+        "pair-b": (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_2),
     }
 
     @classmethod
@@ -118,12 +150,22 @@ class Tls12OfferTest(h.PorticoCase):
         docs = [h.gateway_class(), h.gateway("gw", [h.listener(cls.port)]),
                 t.ca_config_map("root-ca", root.pem())]
         cls.b = {}
+        ports = {}
         for name, (lo, hi) in cls.BACKENDS.items():
             be = RecordingBackend(leaf, lo, hi)
             cls.b[name] = be
-            py = cls.start_py(be.handler)
+            ports[name] = cls.start_py(be.handler).port
+        # Service "pair": two endpoints, pair-a and pair-b.
+        docs += [h.service("pair", 443, port_name="https"),
+                 h.endpoint_slice("pair", ports["pair-a"], "https", name="pair-1"),
+                 h.endpoint_slice("pair", ports["pair-b"], "https", name="pair-2"),
+                 t.backend_tls_policy("pair", "pair", HOST, ca_refs=[t.ca_ref("root-ca")]),
+                 t.route_to("pair", "pair.test", "pair", parent="gw", parent_namespace=None)]
+        for name, port in ports.items():
+            if name.startswith("pair-"):
+                continue
             options = {"portico.dev/max-tls-version": "1.2"} if name == "capped" else None
-            docs += t.tls_backend(name, py.port)
+            docs += t.tls_backend(name, port)
             docs += [t.backend_tls_policy(name, name, HOST, ca_refs=[t.ca_ref("root-ca")],
                                           options=options),
                      t.route_to(name, f"{name}.test", name, parent="gw", parent_namespace=None)]
@@ -182,9 +224,35 @@ class Tls12OfferTest(h.PorticoCase):
         # The narrowed handshake fails; the same request retries, full offer.
         self.assertNotIn(KEY_SHARE, be.hellos[hellos], "the narrowed offer")
         self.assertIn(KEY_SHARE, be.hellos[hellos + 1], "the retry")
-        self.assertEqual(len(be.hellos), hellos + 4, "one retry, then no more narrowing")
+        self.assertEqual(len(be.hellos), hellos + 4, "one retry")
         self.assertEqual(be.done[done:], [("TLSv1.3", False), ("TLSv1.3", True), ("TLSv1.3", True)])
         self.assertEqual(self.connection_errors("drops12") - errors, 1)
+
+    def test_narrowed_offer_that_times_out_is_retried_with_the_full_offer(self):
+        be = self.b["silent"]
+        self.fetch("silent", 2)
+        self.assertNotIn(KEY_SHARE, be.hellos[1], "narrowed before the change")
+        be.mode = "ignore-narrowed"
+        hellos, done = be.mark()
+        t0 = time.monotonic()
+        self.fetch("silent", 3)  # the first waits out the 5 s connect timeout
+        self.assertGreater(time.monotonic() - t0, 4.5)
+        self.assertEqual(be.ignored, 1, "no more narrowed offers once one went unanswered")
+        for i in (0, 1, 2):
+            self.assertIn(KEY_SHARE, be.hellos[hellos + i], f"connection {i + 1} after")
+        self.assertEqual(be.done[done:], [("TLSv1.2", False)] + [("TLSv1.2", True)] * 2)
+
+    def test_retry_does_not_use_up_the_failover_to_another_endpoint(self):
+        a, b = self.b["pair-a"], self.b["pair-b"]
+        self.fetch("pair", 4)  # sessions with both
+        self.assertTrue(a.done and b.done, "both endpoints served")
+        a.mode = "refuse"
+        try:
+            # A request for pair-a: narrowed handshake fails, the full one
+            # fails, then pair-b serves it.
+            self.fetch("pair", 4)
+        finally:
+            a.mode = "serve"
 
     def test_request_with_a_body_is_never_narrowed(self):
         be = self.b["body"]
