@@ -450,7 +450,11 @@ class BackendTlsTest(h.PorticoCase):
     def test_tls12_only_backend(self):
         before = self.ssl("tls12")
         self.assertEqual(self.echo("tls12.test")["ssl_protocol"], "TLSv1.2")
-        self.assertGreaterEqual(t.delta(before, self.ssl("tls12"), "versions.TLSv1.2"), 1)
+        after = self.ssl("tls12")
+        self.assertGreaterEqual(t.delta(before, after, "versions.TLSv1.2"), 1)
+        # Envoy's default upstream cipher order: AES-128-GCM first.
+        self.assertGreaterEqual(t.delta(before, after, "ciphers.ECDHE-ECDSA-AES128-GCM-SHA256"),
+                                1, after)
         r = self.get("tls12-min13.test")
         self.assertEqual(r.status, 503, r.text)
         self.assertIn("TLS_error", r.text)
@@ -458,7 +462,9 @@ class BackendTlsTest(h.PorticoCase):
     def test_tls13_only_backend(self):
         before = self.ssl("tls13")
         self.assertEqual(self.echo("tls13.test")["ssl_protocol"], "TLSv1.3")
-        self.assertGreaterEqual(t.delta(before, self.ssl("tls13"), "versions.TLSv1.3"), 1)
+        after = self.ssl("tls13")
+        self.assertGreaterEqual(t.delta(before, after, "versions.TLSv1.3"), 1)
+        self.assertGreaterEqual(t.delta(before, after, "ciphers.TLS_AES_128_GCM_SHA256"), 1, after)
         r = self.get("tls13-max12.test")
         self.assertEqual(r.status, 503, r.text)
         self.assertIn("TLS_error", r.text)
