@@ -395,9 +395,11 @@ class TlsTransport final : public net::Transport {
   // its reads cost ~4% of the user-space instructions per proxied request
   // (the BIO_ctrl dispatch and the callback, called around every BIO
   // operation); this BIO does what a non-blocking TCP socket needs and notes
-  // what readDrained() asks as it reads. Semantics as OpenSSL's bss_sock.c:
-  // EAGAIN/EINTR ask for a retry, 0 marks EOF (BIO_eof), errors return -1
-  // with errno for SSL_ERROR_SYSCALL.
+  // what readDrained() asks as it reads. As OpenSSL's bss_sock.c, except
+  // that only EAGAIN/EINTR ask for a retry (bss_sock also retries ENOTCONN,
+  // EINPROGRESS...: on a connected socket those mean failure, so failing
+  // fast beats waiting for an edge that never comes); 0 marks EOF (BIO_eof);
+  // errors return -1 with errno for SSL_ERROR_SYSCALL.
   void attachSocket(int fd) {
     fd_ = fd;
     BIO* bio = BIO_new(socketBioMethod());
