@@ -1087,9 +1087,14 @@ void removeHopByHop(Headers& headers, bool keep_upgrade) {
   // fixed hop-by-hop fields go. "keep-alive" and "upgrade" (the usual ones)
   // name fields handled below anyway, so they are not collected, and the
   // common header then costs no per-field check at all. Views stay valid:
-  // erasing moves fields around, but the bytes (raw/arena) stay put.
+  // erasing moves fields around, but the bytes (raw/arena) stay put. The
+  // inline slots are plain structs: nothing to initialise per call.
+  struct Option {
+    const char* data;
+    size_t size;
+  };
   constexpr size_t kInline = 8;
-  std::string_view inline_opts[kInline];
+  Option inline_opts[kInline];
   std::vector<std::string_view> more_opts;
   size_t n_opts = 0;
   for (const auto& f : fields) {
@@ -1097,14 +1102,15 @@ void removeHopByHop(Headers& headers, bool keep_upgrade) {
     forEachElement(f.value, [&](std::string_view t) {
       if (t.empty() || iequals(t, "keep-alive") || iequals(t, "upgrade")) return;
       if (n_opts < kInline)
-        inline_opts[n_opts++] = t;
+        inline_opts[n_opts] = {t.data(), t.size()};
       else
         more_opts.push_back(t);
+      ++n_opts;
     });
   }
   auto namedInConnection = [&](std::string_view name) {
-    for (size_t i = 0; i < n_opts; ++i) {
-      if (iequals(inline_opts[i], name)) return true;
+    for (size_t i = 0; i < std::min(n_opts, kInline); ++i) {
+      if (iequals({inline_opts[i].data, inline_opts[i].size}, name)) return true;
     }
     for (std::string_view t : more_opts) {
       if (iequals(t, name)) return true;
@@ -1114,20 +1120,39 @@ void removeHopByHop(Headers& headers, bool keep_upgrade) {
   bool kept_upgrade = false;
   std::erase_if(fields, [&](const HeaderField& f) {
     const std::string_view n = f.name;
-    if (nameIs(n, "upgrade")) {
-      if (keep_upgrade) {
-        kept_upgrade = true;
-        return false;
-      }
-      return true;
+    // By length first: most fields are none of these and cost one switch.
+    switch (n.size()) {
+      case 2:
+        if (nameIs(n, "te")) return true;
+        break;
+      case 4:
+        // "Connection: host" or "Connection: content-length" would let a
+        // client strip the fields the next hop routes and frames by; never
+        // honour those.
+        if (nameIs(n, "host")) return false;
+        break;
+      case 7:
+        if (nameIs(n, "upgrade")) {
+          kept_upgrade = kept_upgrade || keep_upgrade;
+          return !keep_upgrade;
+        }
+        if (nameIs(n, "trailer")) return true;
+        break;
+      case 10:
+        if (nameIs(n, "connection") || nameIs(n, "keep-alive")) return true;
+        break;
+      case 14:
+        if (nameIs(n, "content-length")) return false;
+        break;
+      case 16:
+        if (nameIs(n, "proxy-connection")) return true;
+        break;
+      case 17:
+        if (nameIs(n, "transfer-encoding")) return true;
+        break;
+      default:
+        break;
     }
-    if (nameIs(n, "connection") || nameIs(n, "keep-alive") || nameIs(n, "proxy-connection") ||
-        nameIs(n, "te") || nameIs(n, "trailer") || nameIs(n, "transfer-encoding")) {
-      return true;
-    }
-    // "Connection: host" or "Connection: content-length" would let a client
-    // strip the fields the next hop routes and frames by; never honour those.
-    if (nameIs(n, "host") || nameIs(n, "content-length")) return false;
     return n_opts != 0 && namedInConnection(n);
   });
   if (kept_upgrade) headers.add("Connection", "upgrade");

@@ -1090,6 +1090,48 @@ TEST(Misc, ReasonPhraseAndToString) {
   EXPECT_FALSE(iequals("abc", "abcd"));
 }
 
+// iequals folds ASCII letters only (bytes of 0x80 and above, '@', '[' ...
+// compare as they are): every pair of single bytes, then random strings of
+// lengths 0-33, equal up to case or differing in one byte.
+bool referenceIequals(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  auto fold = [](unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; };
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (fold(static_cast<unsigned char>(a[i])) != fold(static_cast<unsigned char>(b[i])))
+      return false;
+  }
+  return true;
+}
+
+TEST(Misc, IequalsMatchesByteByByteFoldForEveryBytePair) {
+  for (int x = 0; x < 256; ++x) {
+    for (int y = 0; y < 256; ++y) {
+      std::string a(1, static_cast<char>(x)), b(1, static_cast<char>(y));
+      ASSERT_EQ(iequals(a, b), referenceIequals(a, b)) << x << " " << y;
+    }
+  }
+}
+
+TEST(Misc, IequalsMatchesByteByByteFoldOnRandomStrings) {
+  std::mt19937 rng(7);
+  // Letters both ways, the bytes next to them ('@', '[', '`', '{'), a digit,
+  // '-' and bytes with the top bit set.
+  const std::string alphabet = "aAzZmM@[`{0-\x80\xc1\xe1\xff";
+  for (size_t len = 0; len <= 33; ++len) {
+    for (int round = 0; round < 300; ++round) {
+      std::string a(len, ' ');
+      for (auto& c : a) c = alphabet[rng() % alphabet.size()];
+      std::string b = a;
+      for (auto& c : b) {
+        if (rng() % 2 && c >= 'a' && c <= 'z') c = static_cast<char>(c - 32);
+        if (rng() % 2 && c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+      }
+      if (len > 0 && round % 3 == 0) b[rng() % len] = alphabet[rng() % alphabet.size()];
+      ASSERT_EQ(iequals(a, b), referenceIequals(a, b)) << len << " '" << a << "' '" << b << "'";
+    }
+  }
+}
+
 // ---- hop-by-hop ----------------------------------------------------------------------
 
 std::vector<std::string> names(const Headers& h) {
