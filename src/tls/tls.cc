@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "tls/session_cache.h"
 
 namespace portico::tls {
 namespace {
@@ -93,33 +94,23 @@ class ClientContext {
       : cfg_(cfg) {
     if (client != nullptr) client_ = *client;
   }
-  ~ClientContext() {
-    for (auto& [k, s] : sessions_) SSL_SESSION_free(s);
-  }
   bool init(std::string& error);
   SSL_CTX* ctx() const { return ctx_.get(); }
   const snapshot::UpstreamTls& config() const { return cfg_; }
-  SSL_SESSION* session(const std::string& key) {
-    auto it = sessions_.find(key);
-    return it == sessions_.end() ? nullptr : it->second;
-  }
-  void storeSession(const std::string& key, SSL_SESSION* s) {
-    auto& slot = sessions_[key];
-    if (slot != nullptr) SSL_SESSION_free(slot);
-    slot = s;
-  }
-  void dropSession(const std::string& key) {
-    auto it = sessions_.find(key);
-    if (it == sessions_.end()) return;
-    SSL_SESSION_free(it->second);
-    sessions_.erase(it);
-  }
+  SSL_SESSION* session(const std::string& key) { return sessions_.get(key); }
+  void storeSession(const std::string& key, SSL_SESSION* s) { sessions_.put(key, s); }
+  void dropSession(const std::string& key) { sessions_.drop(key); }
   // A narrowed offer to `key` failed or timed out: make full offers to it for
   // a while. Otherwise a 1.2-only server behind something that drops 1.2-only
   // offers would cost a failed handshake (or a connect timeout) every other
   // connection: the full offer's new session would narrow the next one.
   void stopNarrowing(const std::string& key) {
-    no_narrowing_until_[key] = nowMs() + kNoNarrowingMs;
+    const int64_t now = nowMs();
+    if (no_narrowing_until_.size() >= kMaxEndpoints) {  // bounded like the sessions
+      std::erase_if(no_narrowing_until_, [&](const auto& e) { return e.second <= now; });
+      if (no_narrowing_until_.size() >= kMaxEndpoints) no_narrowing_until_.clear();
+    }
+    no_narrowing_until_[key] = now + kNoNarrowingMs;
   }
   bool mayNarrow(const std::string& key) {
     if (no_narrowing_until_.empty()) return true;
@@ -135,7 +126,9 @@ class ClientContext {
   snapshot::UpstreamTls cfg_;
   std::optional<snapshot::CertificateKeyPair> client_;
   std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx_;
-  std::unordered_map<std::string, SSL_SESSION*> sessions_;
+  // Endpoints remembered per context and worker (sessions, narrowing).
+  static constexpr size_t kMaxEndpoints = 4096;
+  SessionCache sessions_{kMaxEndpoints};
   static constexpr int64_t kNoNarrowingMs = 10 * 60 * 1000;
   static int64_t nowMs() {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
