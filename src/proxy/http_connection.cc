@@ -399,10 +399,10 @@ void HttpConnection::onUpstreamConnected() {
     return;
   }
   // A narrowed offer that fails is retried by connecting again and sending
-  // the head anew (driveHandshake()); a request body may already be on its
-  // way into up_out, so only bodyless requests narrow.
-  // Nor does the retry: another connection may have stored a new 1.2
-  // session meanwhile.
+  // the head anew (retryWithFullOffer()); a request body may already be on
+  // its way into up_out, so only bodyless requests narrow. The retry itself
+  // never narrows: another connection may have stored a new 1.2 session
+  // since the failure dropped the old one.
   const bool may_narrow = rq_->req_parser.framing() == http::BodyFraming::None && !rq_->widened;
   up_->setTransport(tls::makeClientTransport(std::move(client), up_->fd(), rq_->upstream_host,
                                              may_narrow, rq_->cluster->tls_stats.get()));
