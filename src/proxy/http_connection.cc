@@ -3,6 +3,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -152,7 +153,8 @@ struct Exchange {
     endpoint = nullptr;
     missing_host = req_done = req_chunked_out = resp_started = resp_done = false;
     rq_active = resp_chunked_out = upgrade = head_request = retried = reused_upstream = false;
-    widened = false;
+    widened = tunnel_probed = false;
+    tunnel_io_ms = 0;
     connect_attempts = 0;
     status = 0;
     flag = "-";
@@ -195,6 +197,11 @@ struct Exchange {
   bool retried = false;
   bool reused_upstream = false;
   bool widened = false;  // retried a narrowed TLS offer with the full one
+  // Tunnel (upgraded connection) idle tracking, see checkTunnelIdle().
+  bool tunnel_probed = false;  // the send queues below were sampled with no I/O since
+  int tunnel_ds_unsent = 0;    // bytes in the client socket's send queue then
+  int tunnel_up_unsent = 0;    // bytes in the upstream socket's send queue then
+  uint64_t tunnel_io_ms = 0;   // when a byte last moved through the tunnel (pump())
 };
 
 ExchangePool::~ExchangePool() {
@@ -480,6 +487,7 @@ bool HttpConnection::retryWithFullOffer(const std::string& reason) {
 
 void HttpConnection::pump() {
   bool progress = true;
+  bool moved = false;  // some step made progress
   while (progress && state_ != State::Closed) {
     progress = false;
     if (!ds_handshake_done_) {
@@ -495,6 +503,15 @@ void HttpConnection::pump() {
     if (up_ != nullptr && readUpstream()) progress = true;
     if (up_ != nullptr && processUpstreamInput()) progress = true;
     if (readDownstream()) progress = true;
+    moved = moved || progress;
+  }
+  if (moved && state_ == State::Tunnel) {
+    // In a tunnel every step that makes progress moves bytes (a read, a
+    // write, client bytes handed to the upstream buffer). Noting the time is
+    // all the stream idle timeout costs per pass: the timer re-checks this
+    // when it fires (checkTunnelIdle()) instead of being re-armed per I/O.
+    rq_->tunnel_io_ms = ctx_.loop.nowMs();
+    rq_->tunnel_probed = false;
   }
   if (state_ == State::Closed && fd_ >= 0) {
     // Socket first (TLS close_notify needs it), then the fd; the object is
@@ -1114,6 +1131,12 @@ void HttpConnection::onResponseHead() {
     // The rest of the bytes belong to the tunnel in both directions.
     rq_->timer.disarm();
     state_ = State::Tunnel;
+    // From here ds_timer_ is the stream idle timeout: a tunnel whose ends
+    // went silent (or whose client vanished without a FIN) would otherwise
+    // pin both connections and their buffers forever.
+    write_stalled_ = false;
+    rq_->tunnel_io_ms = ctx_.loop.nowMs();
+    ds_timer_.arm(ctx_.settings.stream_idle_timeout_ms);
     if (!rq_->up_in.empty()) {
       out_.append(rq_->up_in.view());
       rq_->up_in.consume(rq_->up_in.size());
@@ -1338,8 +1361,49 @@ void HttpConnection::onRequestTimer(void* self) {
   c->pump();
 }
 
+// The stream idle timeout of a tunnel (Envoy's stream_idle_timeout for
+// upgraded streams): closes both sides once no byte moved either way for a
+// whole period. pump() notes the time of the last byte; this re-arms itself
+// for the rest of the period while the tunnel is busy.
+void HttpConnection::checkTunnelIdle() {
+  const uint64_t timeout = ctx_.settings.stream_idle_timeout_ms;
+  const uint64_t now = ctx_.loop.nowMs();
+  const uint64_t quiet = now - rq_->tunnel_io_ms;
+  if (quiet < timeout) {
+    ds_timer_.arm(timeout - quiet);
+    return;
+  }
+  // Nothing moved in user space for a period, but bytes we wrote may still be
+  // leaving a send queue: Linux reports a socket writable again only once a
+  // third of its send buffer drained, so a peer reading slowly shows up only
+  // as a shrinking queue (see onDownstreamTimer()). Queued bytes earn one more
+  // period; a queue that shrank in it counts as traffic. Two ioctls per idle
+  // period at most, none per byte.
+  auto queued = [](int fd) { return std::max(net::unsentBytes(fd), 0); };
+  const int ds_unsent = queued(fd_);
+  const int up_unsent = up_ != nullptr ? queued(up_->fd()) : 0;
+  const bool drained = rq_->tunnel_probed &&
+                       (ds_unsent < rq_->tunnel_ds_unsent || up_unsent < rq_->tunnel_up_unsent);
+  const bool first_look = !rq_->tunnel_probed && (ds_unsent > 0 || up_unsent > 0);
+  if (drained || first_look) {
+    rq_->tunnel_probed = true;
+    rq_->tunnel_ds_unsent = ds_unsent;
+    rq_->tunnel_up_unsent = up_unsent;
+    rq_->tunnel_io_ms = now;
+    ds_timer_.arm(timeout);
+    return;
+  }
+  if (rq_->flag[0] == '-') rq_->flag = "SI";
+  close();  // releases the upstream connection too
+  pump();
+}
+
 void HttpConnection::onDownstreamTimer(void* self) {
   auto* c = static_cast<HttpConnection*>(self);
+  if (c->state_ == State::Tunnel) {
+    c->checkTunnelIdle();
+    return;
+  }
   if (c->state_ == State::LocalReply || c->state_ == State::Closing ||
       c->state_ == State::Proxying) {
     // Armed when the client stopped reading (see flushDownstream()); writes

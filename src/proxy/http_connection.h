@@ -102,6 +102,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   friend struct Exchange;
   static void onRequestTimer(void* self);
   static void onDownstreamTimer(void* self);
+  void checkTunnelIdle();
 
   ProxyContext& ctx_;
   int fd_;
@@ -121,7 +122,8 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool write_stalled_ = false;  // idle timer armed for a client not reading (flushDownstream)
   net::Buffer in_;
   net::Buffer out_;
-  net::Timer ds_timer_;  // header timeout while a head arrives, else idle timeout
+  net::Timer ds_timer_;  // header timeout while a head arrives, stream idle timeout in a
+                         // tunnel, else idle timeout
 
   // The snapshot and listener this connection routes on (refreshed between
   // requests only by pointer comparison: no shared_ptr copy per request).

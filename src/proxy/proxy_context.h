@@ -22,6 +22,9 @@ struct ProxySettings {
   uint32_t idle_timeout_ms = 60000;    // keep-alive idle between requests; stalled client writes
   size_t max_connections = 20000;      // per worker; above: 503 and close
   AccessLogFormat access_log = AccessLogFormat::Text;
+  // An upgraded connection (tunnel) on which no byte moves either way for
+  // this long is closed (Envoy's stream_idle_timeout, and its 5 min default).
+  uint32_t stream_idle_timeout_ms = 300000;
 };
 
 class HttpConnection;

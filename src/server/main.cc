@@ -43,6 +43,9 @@ constexpr const char* kUsage = R"(usage:
                                   408 (default 10)
       --idle-timeout SECONDS      keep-alive idle limit between requests, and how long a
                                   client may leave a response unread (default 60)
+      --stream-idle-timeout SECONDS
+                                  an upgraded connection (WebSocket) on which no byte moves
+                                  either way for this long is closed (default 300)
   portico check PATH... [-o yaml|json]
       parse, validate and translate; print every Gateway API object with its status
   portico version
@@ -87,13 +90,16 @@ int runCommand(const std::vector<std::string>& args) {
       if (!value(v) || !parseUint(v, n) || n == 0)
         return usageError("--max-connections needs N > 0");
       o.max_connections = n;
-    } else if (a == "--request-headers-timeout" || a == "--idle-timeout") {
+    } else if (a == "--request-headers-timeout" || a == "--idle-timeout" ||
+               a == "--stream-idle-timeout") {
       uint64_t n = 0;
       if (!value(v) || !parseUint(v, n) || n == 0 || n > 86400) {
         return usageError(a + " needs 1..86400 seconds");
       }
-      (a == "--idle-timeout" ? o.proxy.idle_timeout_ms : o.proxy.header_timeout_ms) =
-          static_cast<uint32_t>(n * 1000);
+      uint32_t& ms = a == "--idle-timeout"          ? o.proxy.idle_timeout_ms
+                     : a == "--stream-idle-timeout" ? o.proxy.stream_idle_timeout_ms
+                                                    : o.proxy.header_timeout_ms;
+      ms = static_cast<uint32_t>(n * 1000);
     } else if (a == "--drain-timeout") {
       uint64_t n = 0;
       if (!value(v) || !parseUint(v, n)) return usageError("--drain-timeout needs seconds");
