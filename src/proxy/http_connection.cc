@@ -1394,6 +1394,7 @@ void HttpConnection::checkTunnelIdle() {
     return;
   }
   if (rq_->flag[0] == '-') rq_->flag = "SI";
+  if (http_stats_ != nullptr) http_stats_->downstream_rq_idle_timeout->inc();
   close();  // releases the upstream connection too
   pump();
 }
@@ -1419,6 +1420,7 @@ void HttpConnection::onDownstreamTimer(void* self) {
       return;
     }
     if (c->rq_ != nullptr && c->rq_->flag[0] == '-') c->rq_->flag = "SI";
+    if (c->http_stats_ != nullptr) c->http_stats_->downstream_rq_idle_timeout->inc();
     c->close();
     c->pump();
     return;
@@ -1431,6 +1433,8 @@ void HttpConnection::onDownstreamTimer(void* self) {
     c->rq_->start_ms = c->ctx_.loop.nowMs();
     c->sendLocalReply(Failure::RequestTimeout, "");
   } else {
+    // Idle between requests for --idle-timeout (Envoy's connection idle_timeout).
+    if (c->refreshSnapshot() && c->http_stats_) c->http_stats_->downstream_cx_idle_timeout->inc();
     c->close();
   }
   c->pump();

@@ -190,6 +190,8 @@ struct ClusterStats {
   C(downstream_rq_5xx)            \
   C(downstream_cx_protocol_error) \
   C(downstream_rq_timeout)        \
+  C(downstream_cx_idle_timeout)   \
+  C(downstream_rq_idle_timeout)   \
   C(no_route)
 
 #define PORTICO_HTTP_GAUGES(G) \

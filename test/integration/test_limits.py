@@ -101,7 +101,13 @@ class IdleTimeoutTest(PorticoCase):
     def active(self):
         return self.p.stat(f"listener.127.0.0.1_{self.port}.downstream_cx_active")
 
+    def http_stat(self, suffix):
+        """A counter summed over the http.<prefix>. scopes (one per listener)."""
+        return sum(v for k, v in self.p.stats().items()
+                   if k.startswith("http.") and k.endswith("." + suffix) and isinstance(v, int))
+
     def test_idle_keep_alive_connection_is_closed(self):
+        closed_before = self.http_stat("downstream_cx_idle_timeout")
         s = socket.create_connection(("127.0.0.1", self.port))
         try:
             s.sendall(b"GET /large/small.txt HTTP/1.1\r\nHost: i.example.com\r\n\r\n")
@@ -117,12 +123,16 @@ class IdleTimeoutTest(PorticoCase):
         self.assertEqual(rest, b"")
         self.assertGreaterEqual(elapsed, 0.8)
         self.assertLess(elapsed, 4.0)
+        # Envoy's name for it: http.<prefix>.downstream_cx_idle_timeout.
+        self.assertEventually(
+            lambda: self.http_stat("downstream_cx_idle_timeout") - closed_before >= 1, 3)
 
     def test_client_that_stops_reading_a_response_is_closed(self):
         # 16 MiB asked for, nothing read: the backend's answer fills the
         # socket buffers and Portico's own, then the writes stall. Without a
         # timeout for that, the connection (and its buffered response) would
         # stay forever.
+        cut_before = self.http_stat("downstream_rq_idle_timeout")
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         s.connect(("127.0.0.1", self.port))
@@ -136,6 +146,7 @@ class IdleTimeoutTest(PorticoCase):
         finally:
             s.close()
         self.assertGreaterEqual(elapsed, 0.5)
+        self.assertGreaterEqual(self.http_stat("downstream_rq_idle_timeout") - cut_before, 1)
 
     def download(self, rcvbuf, read):
         """GET the 16 MiB file on a connection with SO_RCVBUF `rcvbuf`;

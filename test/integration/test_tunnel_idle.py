@@ -115,16 +115,25 @@ class TunnelIdleTest(PorticoCase):
         s.sendall(msg)
         self.assertEqual(self.recv_n(s, len(msg)), msg)
 
-    def assertLoggedSI(self, path: str):
-        """The tunnel's access log line (text format, on stdout) says 101 SI."""
+    def idle_timeouts(self) -> int:
+        """http.<prefix>.downstream_rq_idle_timeout, summed over the listeners."""
+        return sum(v for k, v in self.p.stats().items()
+                   if k.startswith("http.") and k.endswith(".downstream_rq_idle_timeout")
+                   and isinstance(v, int))
+
+    def assertLoggedSI(self, path: str, idle_timeouts_before: int):
+        """The tunnel's access log line (text format, on stdout) says 101 SI,
+        and Envoy's counter for it went up."""
         def line():
             return next((ln for ln in self.p.stdout().splitlines() if path in ln), None)
 
         self.assertEventually(lambda: line() is not None, 5, "no access log line")
         self.assertRegex(line(), rf'"GET {path} HTTP/1\.1" 101 SI ')
+        self.assertGreaterEqual(self.idle_timeouts() - idle_timeouts_before, 1)
 
     # (1) + (3)
     def test_silent_tunnel_is_closed_on_both_sides_and_logged_si(self):
+        before = self.idle_timeouts()
         s, path = self.open_tunnel("echo")
         t0 = time.monotonic()
         try:
@@ -146,7 +155,7 @@ class TunnelIdleTest(PorticoCase):
         end = self.be.end(path)
         self.assertIsInstance(end, float, "the backend's side was not closed by Portico")
         self.assertLess(end - t0, 3.5)
-        self.assertLoggedSI(path)
+        self.assertLoggedSI(path, before)
 
     # (2): traffic both ways keeps the tunnel open far past the timeout
     def test_busy_tunnel_stays_open(self):
@@ -216,6 +225,7 @@ class TunnelIdleTest(PorticoCase):
     # ... but a client that stops reading altogether is cut: bytes stuck in the
     # send queues earn one more period, not an unlimited one.
     def test_client_that_stops_reading_is_cut(self):
+        before = self.idle_timeouts()
         s, path = self.open_tunnel("flood", rcvbuf=4096)
         t0 = time.monotonic()
         try:
@@ -226,7 +236,7 @@ class TunnelIdleTest(PorticoCase):
         end = self.be.end(path)
         self.assertIsInstance(end, float, "the backend's side was not closed by Portico")
         self.assertLess(end - t0, 2 * TIMEOUT_S + 2.5)
-        self.assertLoggedSI(path)
+        self.assertLoggedSI(path, before)
 
     def test_option_is_validated(self):
         for bad in ("0", "86401", "x"):
