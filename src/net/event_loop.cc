@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "common/log.h"
+#include "net/socket.h"
 
 namespace portico::net {
 namespace {
@@ -106,7 +107,7 @@ void EventLoop::run() {
       uint64_t deadline = heap_.front()->heap_ms_;
       timeout = deadline <= now_ms_ ? 0 : static_cast<int>(deadline - now_ms_);
     }
-    int n = epoll_wait(epfd_, events, kMaxEvents, timeout);
+    int n = epollWaitNow(epfd_, events, kMaxEvents, timeout);
     updateTime();
     if (n < 0) {
       if (errno == EINTR) continue;

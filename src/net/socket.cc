@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -119,6 +121,21 @@ uint16_t localPort(int fd) {
 int unsentBytes(int fd) {
   int n = 0;
   return ::ioctl(fd, SIOCOUTQ, &n) == 0 ? n : -1;
+}
+
+ssize_t recvNow(int fd, void* buf, size_t len) {
+  return ::syscall(SYS_recvfrom, fd, buf, len, 0, nullptr, nullptr);
+}
+
+ssize_t sendNow(int fd, const void* buf, size_t len, int flags) {
+  return ::syscall(SYS_sendto, fd, buf, len, flags, nullptr, 0);
+}
+
+int epollWaitNow(int epfd, epoll_event* events, int max_events, int timeout_ms) {
+  // epoll_pwait with no signal mask is epoll_wait, and exists on every
+  // architecture (arm64 has no epoll_wait).
+  return static_cast<int>(
+      ::syscall(SYS_epoll_pwait, epfd, events, max_events, timeout_ms, nullptr, 0));
 }
 
 }  // namespace portico::net

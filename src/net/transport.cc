@@ -6,11 +6,13 @@
 #include <cerrno>
 #include <cstring>
 
+#include "net/socket.h"
+
 namespace portico::net {
 
 IoResult PlainTransport::read(char* buf, size_t len) {
   for (;;) {
-    ssize_t n = ::recv(fd_, buf, len, 0);
+    ssize_t n = recvNow(fd_, buf, len);
     if (n > 0) return {IoResult::Status::Ok, static_cast<size_t>(n), {}};
     if (n == 0) return {IoResult::Status::Eof, 0, {}};
     if (errno == EINTR) continue;
@@ -21,7 +23,7 @@ IoResult PlainTransport::read(char* buf, size_t len) {
 
 IoResult PlainTransport::write(const char* buf, size_t len) {
   for (;;) {
-    ssize_t n = ::send(fd_, buf, len, MSG_NOSIGNAL);
+    ssize_t n = sendNow(fd_, buf, len, MSG_NOSIGNAL);
     if (n >= 0) return {IoResult::Status::Ok, static_cast<size_t>(n), {}};
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) return {IoResult::Status::WouldBlock, 0, {}};

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/log.h"
+#include "net/socket.h"
 #include "tls/session_cache.h"
 
 namespace portico::tls {
@@ -414,7 +415,7 @@ class TlsTransport final : public net::Transport {
   static int bioRead(BIO* bio, char* buf, int len) {
     auto* self = static_cast<TlsTransport*>(BIO_get_data(bio));
     BIO_clear_retry_flags(bio);
-    ssize_t n = ::recv(self->fd_, buf, static_cast<size_t>(len), 0);
+    ssize_t n = net::recvNow(self->fd_, buf, static_cast<size_t>(len));
     self->socket_read_ = true;
     self->socket_drained_ = n < len;
     if (n > 0) return static_cast<int>(n);
@@ -428,7 +429,7 @@ class TlsTransport final : public net::Transport {
   static int bioWrite(BIO* bio, const char* buf, int len) {
     auto* self = static_cast<TlsTransport*>(BIO_get_data(bio));
     BIO_clear_retry_flags(bio);
-    ssize_t n = ::send(self->fd_, buf, static_cast<size_t>(len), MSG_NOSIGNAL);
+    ssize_t n = net::sendNow(self->fd_, buf, static_cast<size_t>(len), MSG_NOSIGNAL);
     if (n < 0 && retryable(errno)) BIO_set_retry_write(bio);
     return static_cast<int>(n);
   }
