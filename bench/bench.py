@@ -64,6 +64,7 @@ class RunResult:
     p50_ms: float = float("nan")
     p99_ms: float = float("nan")
     p999_ms: float = float("nan")
+    mean_ms: float = float("nan")
     requests: int = 0
     errors: int = 0
     cpu_s: float = 0.0
@@ -114,6 +115,8 @@ def parse_wrk(out: str) -> RunResult:
         r.p50_ms = float(kv["p50_us"]) / 1e3
         r.p99_ms = float(kv["p99_us"]) / 1e3
         r.p999_ms = float(kv["p999_us"]) / 1e3
+        if "mean_us" in kv:
+            r.mean_ms = float(kv["mean_us"]) / 1e3
     return r
 
 
@@ -395,9 +398,9 @@ REPORT_LUA = """
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    "BENCH requests=%d duration_us=%d p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f\\n",
+    "BENCH requests=%d duration_us=%d p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f\\n",
     summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    latency:percentile(99.9), latency.max))
+    latency:percentile(99.9), latency.max, latency.mean))
 end
 """
 
@@ -755,7 +758,7 @@ def log_run(num: int, rnd: int, name: str, mode: str, res: RunResult, out: str,
     if res.reuse_stats == res.reuse_stats:
         extra += f"  reused/handshake {res.reuse_stats:.3f}"
     print(f"  scenario {num} round {rnd + 1} {mode:9s} {name:8s} {res.rps:9.0f} req/s "
-          f"p99 {res.p99_ms:6.2f} ms  cpu/10k {res.cpu_per_10k:.3f} s  proxy {100 * res.cpu_util:3.0f}%"
+          f"p99 {res.p99_ms:6.2f} ms  mean {res.mean_ms:5.2f} ms  cpu/10k {res.cpu_per_10k:.3f} s  proxy {100 * res.cpu_util:3.0f}%"
           f"  cpu1 {100 * res.cpu1_busy:3.0f}%  noise {100 * res.noise:3.0f}%"
           f"  errors {res.errors}{extra}", file=sys.stderr)
     if verbose or (res.errors and not res.requests):
