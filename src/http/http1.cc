@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -612,8 +613,22 @@ size_t Headers::count(std::string_view name) const {
   return n;
 }
 
+namespace {
+constexpr size_t kMaxSpareStrings = 8;
+constexpr size_t kMaxSpareCapacity = 256;
+}  // namespace
+
+// A string at the arena's front: a spare one (kept by clear()) when there is
+// one, its capacity reused, else a new one.
+std::string& Headers::newArenaString() {
+  if (spare_.empty()) return arena_.emplace_front();
+  arena_.splice_after(arena_.before_begin(), spare_, spare_.before_begin());
+  arena_.front().clear();
+  return arena_.front();
+}
+
 void Headers::add(std::string_view name, std::string_view value) {
-  std::string& s = arena_.emplace_front();
+  std::string& s = newArenaString();
   s.reserve(name.size() + value.size());
   s.append(name);
   s.append(value);
@@ -636,10 +651,28 @@ size_t Headers::remove(std::string_view name) {
 
 void Headers::clear() {
   fields_.clear();
-  arena_.clear();
+  auto kept = static_cast<size_t>(std::distance(spare_.begin(), spare_.end()));
+  while (!arena_.empty()) {
+    if (kept < kMaxSpareStrings && arena_.front().capacity() <= kMaxSpareCapacity) {
+      spare_.splice_after(spare_.before_begin(), arena_, arena_.before_begin());
+      ++kept;
+    } else {
+      arena_.pop_front();
+    }
+  }
 }
 
-std::string_view Headers::intern(std::string_view s) { return arena_.emplace_front(s); }
+size_t Headers::retainedCapacity() const {
+  size_t bytes = 0;
+  for (const auto& s : spare_) bytes += sizeof(s) + s.capacity();
+  return bytes;
+}
+
+std::string_view Headers::intern(std::string_view s) {
+  std::string& stored = newArenaString();
+  stored.assign(s);
+  return stored;
+}
 
 // ---- heads ----------------------------------------------------------------------
 
@@ -779,7 +812,8 @@ void RequestParser::reset() {
 
 size_t RequestParser::retainedCapacity() const {
   return head_.method.capacity() + head_.target.capacity() + head_.raw.capacity() +
-         st_.pending.capacity() + head_.headers.fields().capacity() * sizeof(HeaderField);
+         st_.pending.capacity() + head_.headers.fields().capacity() * sizeof(HeaderField) +
+         head_.headers.retainedCapacity();
 }
 
 // ---- ResponseParser ---------------------------------------------------------------
@@ -884,7 +918,7 @@ void ResponseParser::reset() {
 
 size_t ResponseParser::retainedCapacity() const {
   return head_.reason.capacity() + head_.raw.capacity() + st_.pending.capacity() +
-         head_.headers.fields().capacity() * sizeof(HeaderField);
+         head_.headers.fields().capacity() * sizeof(HeaderField) + head_.headers.retainedCapacity();
 }
 
 // ---- serialization --------------------------------------------------------------

@@ -1132,6 +1132,43 @@ TEST(Misc, IequalsMatchesByteByByteFoldOnRandomStrings) {
   }
 }
 
+// Added fields live in strings clear() keeps for the next message; what
+// they hold must be exactly what was added, and what is kept stays bounded.
+TEST(HeadersArena, ClearKeepsSpareStringsThatLaterAddsReuse) {
+  Headers h;
+  h.add("X-Forwarded-For", "192.0.2.1, 198.51.100.7");
+  h.add("X-Forwarded-Proto", "https");
+  std::string_view interned = h.intern("a value long enough to need the heap");
+  EXPECT_EQ(interned, "a value long enough to need the heap");
+  h.clear();
+  EXPECT_TRUE(h.fields().empty());
+  EXPECT_GT(h.retainedCapacity(), 0u);
+  h.add("x-forwarded-for", "10.0.0.1");
+  h.add("Via", "1.1 portico");
+  ASSERT_EQ(h.fields().size(), 2u);
+  EXPECT_EQ(h.get("X-Forwarded-For"), "10.0.0.1");
+  EXPECT_EQ(h.get("via"), "1.1 portico");
+  EXPECT_EQ(h.get("x-forwarded-proto"), "");
+  // A copy owns its bytes (not the spare strings) and survives the source.
+  Headers copy = h;
+  h.clear();
+  h.add("x-forwarded-for", "overwritten");
+  EXPECT_EQ(copy.get("x-forwarded-for"), "10.0.0.1");
+  EXPECT_EQ(copy.get("via"), "1.1 portico");
+}
+
+TEST(HeadersArena, SpareStringsStayBounded) {
+  Headers h;
+  const std::string big(1000, 'b');
+  for (int round = 0; round < 50; ++round) {
+    for (int i = 0; i < 20; ++i) h.add("x-field-" + std::to_string(i), i % 2 ? big : "v");
+    EXPECT_EQ(h.get("x-field-3"), big);
+    h.clear();
+    // At most 8 strings of at most 256 bytes each are kept.
+    EXPECT_LE(h.retainedCapacity(), 8 * (sizeof(std::string) + 256));
+  }
+}
+
 // ---- hop-by-hop ----------------------------------------------------------------------
 
 std::vector<std::string> names(const Headers& h) {
