@@ -52,7 +52,7 @@ class Headers {
 
   std::vector<HeaderField> fields_;
   // A forward_list, not a deque: libstdc++'s deque allocates ~600 bytes
-  // when constructed, and every idle connection holds two Headers.
+  // when constructed, and every pooled exchange holds two Headers.
   std::forward_list<std::string> arena_;
   // Arena strings clear() kept, with their capacity, for the next message's
   // added fields (X-Forwarded-For, X-Forwarded-Proto...): four allocations

@@ -1393,9 +1393,15 @@ void HttpConnection::checkTunnelIdle() {
     ds_timer_.arm(timeout);
     return;
   }
-  if (rq_->flag[0] == '-') rq_->flag = "SI";
+  cutIdleStream();  // releases the upstream connection too
+}
+
+// Envoy's stream idle timeout fired (a silent tunnel, or a client that stopped
+// reading a response): flag SI, count it, close.
+void HttpConnection::cutIdleStream() {
+  if (rq_ != nullptr && rq_->flag[0] == '-') rq_->flag = "SI";
   if (http_stats_ != nullptr) http_stats_->downstream_rq_idle_timeout->inc();
-  close();  // releases the upstream connection too
+  close();
   pump();
 }
 
@@ -1419,10 +1425,7 @@ void HttpConnection::onDownstreamTimer(void* self) {
       c->ds_timer_.arm(c->ctx_.settings.idle_timeout_ms);
       return;
     }
-    if (c->rq_ != nullptr && c->rq_->flag[0] == '-') c->rq_->flag = "SI";
-    if (c->http_stats_ != nullptr) c->http_stats_->downstream_rq_idle_timeout->inc();
-    c->close();
-    c->pump();
+    c->cutIdleStream();
     return;
   }
   if (c->state_ != State::ReadingHead) return;

@@ -103,6 +103,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   static void onRequestTimer(void* self);
   static void onDownstreamTimer(void* self);
   void checkTunnelIdle();
+  void cutIdleStream();
 
   ProxyContext& ctx_;
   int fd_;
