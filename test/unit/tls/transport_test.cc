@@ -6,10 +6,12 @@
 // peer's message inline into a full socket), bytes already received could
 // wait for an edge that never comes.
 #include <gtest/gtest.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -32,6 +34,12 @@ snapshot::CertificateKeyPair makeCertificate() {
   X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
                              reinterpret_cast<const unsigned char*>("example.com"), -1, -1, 0);
   X509_set_issuer_name(x, X509_get_subject_name(x));
+  X509V3_CTX v3;
+  X509V3_set_ctx_nodb(&v3);
+  X509V3_set_ctx(&v3, x, x, nullptr, nullptr, 0);
+  X509_EXTENSION* san = X509V3_EXT_conf_nid(nullptr, &v3, NID_subject_alt_name, "DNS:example.com");
+  X509_add_ext(x, san, -1);
+  X509_EXTENSION_free(san);
   X509_set_pubkey(x, key);
   X509_sign(x, key, EVP_sha256());
   auto pem = [](auto write) {
@@ -133,6 +141,72 @@ TEST_F(TlsTransportTest, ClientRenegotiationIsRefused) {
   char buf[64];
   auto r = transport_->read(buf, sizeof(buf));
   EXPECT_EQ(r.status, net::IoResult::Status::Error) << "status " << static_cast<int>(r.status);
+}
+
+// Portico as the client of a TLS 1.2 backend that asks to renegotiate (a
+// HelloRequest): refused (SSL_OP_NO_RENEGOTIATION on client contexts, as
+// Envoy's allow_renegotiation: false), so the backend's new handshake never
+// completes, and data sent before it still arrives.
+TEST(TlsClientTransport, BackendRenegotiationIsRefused) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds), 0);
+  const auto cert = makeCertificate();
+  snapshot::UpstreamTls cfg;
+  cfg.sni = "example.com";
+  cfg.ca_pem = cert.cert_pem;
+  cfg.fingerprint = 1;
+  ClientContextCache cache;
+  std::string error;
+  auto ctx = cache.get(cfg, nullptr, 0, error);
+  ASSERT_TRUE(ctx) << error;
+  auto portico = makeClientTransport(ctx, fds[0], "127.0.0.1:1", false, nullptr);
+
+  SSL_CTX* server_ctx = SSL_CTX_new(TLS_server_method());
+  SSL_CTX_set_max_proto_version(server_ctx, TLS1_2_VERSION);
+  BIO* b = BIO_new_mem_buf(cert.cert_pem.data(), static_cast<int>(cert.cert_pem.size()));
+  X509* x = PEM_read_bio_X509(b, nullptr, nullptr, nullptr);
+  BIO_free(b);
+  b = BIO_new_mem_buf(cert.key_pem.data(), static_cast<int>(cert.key_pem.size()));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(b, nullptr, nullptr, nullptr);
+  BIO_free(b);
+  ASSERT_EQ(SSL_CTX_use_certificate(server_ctx, x), 1);
+  ASSERT_EQ(SSL_CTX_use_PrivateKey(server_ctx, key), 1);
+  X509_free(x);
+  EVP_PKEY_free(key);
+  SSL* server = SSL_new(server_ctx);
+  SSL_set_fd(server, fds[1]);
+  SSL_set_accept_state(server);
+
+  bool portico_done = false, server_done = false;
+  for (int i = 0; i < 100 && !(portico_done && server_done); ++i) {
+    if (!portico_done) {
+      auto h = portico->handshake();
+      ASSERT_NE(h, net::Transport::Handshake::Failed) << portico->failureReason();
+      portico_done = h == net::Transport::Handshake::Done;
+    }
+    if (!server_done) server_done = SSL_do_handshake(server) == 1;
+  }
+  ASSERT_TRUE(portico_done && server_done);
+
+  ASSERT_EQ(SSL_write(server, "before", 6), 6);
+  ASSERT_EQ(SSL_CTX_sess_accept_good(server_ctx), 1);
+  ASSERT_EQ(SSL_renegotiate(server), 1);
+  ASSERT_EQ(SSL_do_handshake(server), 1);  // sends the HelloRequest
+  char buf[64];
+  std::string got;
+  for (int i = 0; i < 20; ++i) {
+    auto r = portico->read(buf, sizeof(buf));
+    if (r.status == net::IoResult::Status::Ok) got.append(buf, r.n);
+    SSL_read(server, buf, sizeof(buf));  // takes a ClientHello, if one came
+    ERR_clear_error();
+  }
+  EXPECT_EQ(got, "before");
+  EXPECT_EQ(SSL_CTX_sess_accept_good(server_ctx), 1) << "the backend renegotiated";
+  SSL_free(server);
+  SSL_CTX_free(server_ctx);
+  portico.reset();
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 }  // namespace
