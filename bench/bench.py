@@ -83,6 +83,13 @@ class RunResult:
         return self.cpu_s / self.requests * 10000 if self.requests else float("nan")
 
     @property
+    def load_us_per_req(self) -> float:
+        """CPU 1 (wrk + backend, and the kernel's work for them) microseconds per request. When
+        CPU 1 saturates, req/s is 1e6 / this: the proxy moves the ratio only as far as it
+        changes the load side's cost per request."""
+        return self.cpu1_busy / self.rps * 1e6 if self.rps else float("nan")
+
+    @property
     def cpu_per_gib(self) -> float:
         """Proxy CPU seconds per GiB of body moved (scenario 4)."""
         moved = self.mib_s * (self.requests / self.rps if self.rps else 0) / 1024
@@ -523,6 +530,7 @@ METRICS = {m.attr: m for m in (
     Metric("proxy CPU s / GiB", "cpu_per_gib", "{:.2f}", better="lower"),
     Metric("proxy CPU %", "cpu_util", "{:.0f}", 100),
     Metric("CPU 1 busy %", "cpu1_busy", "{:.0f}", 100),
+    Metric("CPU 1 us / req", "load_us_per_req", "{:.1f}"),
     Metric("noise %", "noise", "{:.0f}", 100),
     Metric("RSS growth MiB", "rss_growth_kib", "{:.1f}", 1 / 1024, better="lower"),
     Metric("peak RSS MiB", "peak_rss_kib", "{:.1f}", 1 / 1024, better="lower"),
@@ -543,8 +551,8 @@ class Scenario:
     modes: list[Mode] = field(default_factory=list)
 
 
-BASIC = ["rps", "p50_ms", "p99_ms", "p999_ms", "cpu_per_10k", "cpu_util", "cpu1_busy", "noise",
-         "peak_rss_kib"]
+BASIC = ["rps", "p50_ms", "p99_ms", "p999_ms", "cpu_per_10k", "cpu_util", "cpu1_busy",
+         "load_us_per_req", "noise", "peak_rss_kib"]
 
 
 def scenario_spec(num: int, args, work: Path) -> Scenario:
