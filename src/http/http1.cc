@@ -259,13 +259,11 @@ bool parseFields(const char* p, const char* end, Headers& headers, size_t max_co
       err = ParseError::HeadersTooLarge;
       return false;
     }
-    fields.push_back({{name, name_len}, {value, static_cast<size_t>(value_end - value)}});
+    fields.push_back({{name, name_len},
+                      {value, static_cast<size_t>(value_end - value)},
+                      classifyField({name, name_len})});
     p += 2;
   }
-}
-
-inline bool nameIs(std::string_view name, std::string_view lower_literal) {
-  return name.size() == lower_literal.size() && iequals(name, lower_literal);
 }
 
 // What the framing and connection decisions need from the fields, gathered in
@@ -317,45 +315,41 @@ void addContentLength(FieldSummary& s, std::string_view value) {
 FieldSummary summarize(const Headers& headers) {
   FieldSummary s;
   for (const HeaderField& f : headers.fields()) {
-    switch (f.name.size()) {
-      case 4:
-        if (nameIs(f.name, "host")) ++s.host_count;
+    switch (f.id) {
+      case FieldId::Host:
+        ++s.host_count;
         break;
-      case 6:
-        if (nameIs(f.name, "expect")) s.expect_continue = iequals(f.value, "100-continue");
+      case FieldId::Expect:
+        s.expect_continue = iequals(f.value, "100-continue");
         break;
-      case 7:
-        if (nameIs(f.name, "upgrade")) s.has_upgrade = s.has_upgrade || !f.value.empty();
+      case FieldId::Upgrade:
+        s.has_upgrade = s.has_upgrade || !f.value.empty();
         break;
-      case 10:
-        if (nameIs(f.name, "connection")) {
-          forEachElement(f.value, [&](std::string_view t) {
-            if (iequals(t, "close"))
-              s.conn_close = true;
-            else if (iequals(t, "keep-alive"))
-              s.conn_keep_alive = true;
-            else if (iequals(t, "upgrade"))
-              s.conn_upgrade = true;
-          });
-        }
+      case FieldId::Connection:
+        forEachElement(f.value, [&](std::string_view t) {
+          if (iequals(t, "close"))
+            s.conn_close = true;
+          else if (iequals(t, "keep-alive"))
+            s.conn_keep_alive = true;
+          else if (iequals(t, "upgrade"))
+            s.conn_upgrade = true;
+        });
         break;
-      case 14:
-        if (nameIs(f.name, "content-length")) addContentLength(s, f.value);
+      case FieldId::ContentLength:
+        addContentLength(s, f.value);
         break;
-      case 17:
-        if (nameIs(f.name, "transfer-encoding")) {
-          s.has_te = true;
-          forEachElement(f.value, [&](std::string_view coding) {
-            if (coding.empty()) return;  // empty list elements are ignored
-            if (iequals(coding, "chunked")) {
-              ++s.te_chunked;
-              s.te_last_chunked = true;
-            } else {
-              s.te_other = true;
-              s.te_last_chunked = false;
-            }
-          });
-        }
+      case FieldId::TransferEncoding:
+        s.has_te = true;
+        forEachElement(f.value, [&](std::string_view coding) {
+          if (coding.empty()) return;  // empty list elements are ignored
+          if (iequals(coding, "chunked")) {
+            ++s.te_chunked;
+            s.te_last_chunked = true;
+          } else {
+            s.te_other = true;
+            s.te_last_chunked = false;
+          }
+        });
         break;
       default:
         break;
@@ -560,6 +554,78 @@ void detail::ParserState::resetMessage() {
 
 // ---- Headers --------------------------------------------------------------------
 
+namespace {
+// A lower-case field name as up to three little-endian words, with a mask
+// that has 0x20 at each letter: (bytes | mask) == word holds exactly when
+// the bytes spell the name in any case (0x20 is the case bit of ASCII
+// letters; '-' and digits must match as they are).
+struct NameWords {
+  uint64_t word[3] = {0, 0, 0};
+  uint64_t mask[3] = {0, 0, 0};
+};
+constexpr NameWords nameWords(std::string_view lower_name) {
+  NameWords w;
+  for (size_t i = 0; i < lower_name.size(); ++i) {
+    const auto c = static_cast<uint64_t>(static_cast<unsigned char>(lower_name[i]));
+    w.word[i / 8] |= c << (8 * (i % 8));
+    if (c >= 'a' && c <= 'z') w.mask[i / 8] |= uint64_t{0x20} << (8 * (i % 8));
+  }
+  return w;
+}
+// `n` spells the name of `w` (whose length the caller already checked).
+// Inlined into classifyField's cases, where n.size() is a constant, so the
+// copies below are plain loads.
+inline bool spells(std::string_view n, const NameWords& w) {
+  size_t i = 0;
+  for (; i + 8 <= n.size(); i += 8) {
+    uint64_t b;
+    std::memcpy(&b, n.data() + i, 8);
+    if ((b | w.mask[i / 8]) != w.word[i / 8]) return false;
+  }
+  if (i == n.size()) return true;
+  uint64_t b = 0;
+  std::memcpy(&b, n.data() + i, n.size() - i);
+  return (b | w.mask[i / 8]) == w.word[i / 8];
+}
+constexpr NameWords kTe = nameWords("te"), kHost = nameWords("host"), kExpect = nameWords("expect"),
+                    kUpgrade = nameWords("upgrade"), kTrailer = nameWords("trailer"),
+                    kConnection = nameWords("connection"), kKeepAlive = nameWords("keep-alive"),
+                    kContentLength = nameWords("content-length"),
+                    kXForwardedFor = nameWords("x-forwarded-for"),
+                    kProxyConnection = nameWords("proxy-connection"),
+                    kTransferEncoding = nameWords("transfer-encoding"),
+                    kXForwardedProto = nameWords("x-forwarded-proto");
+}  // namespace
+
+FieldId classifyField(std::string_view n) {
+  // By length first: most names are none of these and cost one switch.
+  switch (n.size()) {
+    case 2:
+      return spells(n, kTe) ? FieldId::Te : FieldId::Other;
+    case 4:
+      return spells(n, kHost) ? FieldId::Host : FieldId::Other;
+    case 6:
+      return spells(n, kExpect) ? FieldId::Expect : FieldId::Other;
+    case 7:
+      if (spells(n, kUpgrade)) return FieldId::Upgrade;
+      return spells(n, kTrailer) ? FieldId::Trailer : FieldId::Other;
+    case 10:
+      if (spells(n, kConnection)) return FieldId::Connection;
+      return spells(n, kKeepAlive) ? FieldId::KeepAlive : FieldId::Other;
+    case 14:
+      return spells(n, kContentLength) ? FieldId::ContentLength : FieldId::Other;
+    case 15:
+      return spells(n, kXForwardedFor) ? FieldId::XForwardedFor : FieldId::Other;
+    case 16:
+      return spells(n, kProxyConnection) ? FieldId::ProxyConnection : FieldId::Other;
+    case 17:
+      if (spells(n, kTransferEncoding)) return FieldId::TransferEncoding;
+      return spells(n, kXForwardedProto) ? FieldId::XForwardedProto : FieldId::Other;
+    default:
+      return FieldId::Other;
+  }
+}
+
 Headers::Headers(const Headers& other) { copyFrom(other); }
 
 Headers& Headers::operator=(const Headers& other) {
@@ -588,28 +654,47 @@ void Headers::copyFrom(const Headers& other) {
     off += f.name.size();
     std::string_view value(stored.data() + off, f.value.size());
     off += f.value.size();
-    fields.push_back({name, value});
+    fields.push_back({name, value, f.id});
   }
   fields_ = std::move(fields);
 }
 
+namespace {
+// Whether field `f` is named `name`, whose classification is `id`: a
+// classified name matches by id alone, exactly as by name (classifyField()
+// matches whole names, case-insensitively).
+inline bool named(const HeaderField& f, std::string_view name, FieldId id) {
+  return id != FieldId::Other ? f.id == id : iequals(f.name, name);
+}
+}  // namespace
+
 std::string_view Headers::get(std::string_view name) const {
+  const FieldId id = classifyField(name);
   for (const auto& f : fields_) {
-    if (iequals(f.name, name)) return f.value;
+    if (named(f, name, id)) return f.value;
+  }
+  return {};
+}
+
+std::string_view Headers::get(FieldId id) const {
+  for (const auto& f : fields_) {
+    if (f.id == id) return f.value;
   }
   return {};
 }
 
 bool Headers::has(std::string_view name) const {
+  const FieldId id = classifyField(name);
   for (const auto& f : fields_) {
-    if (iequals(f.name, name)) return true;
+    if (named(f, name, id)) return true;
   }
   return false;
 }
 
 size_t Headers::count(std::string_view name) const {
+  const FieldId id = classifyField(name);
   size_t n = 0;
-  for (const auto& f : fields_) n += iequals(f.name, name) ? 1 : 0;
+  for (const auto& f : fields_) n += named(f, name, id) ? 1 : 0;
   return n;
 }
 
@@ -633,7 +718,7 @@ void Headers::add(std::string_view name, std::string_view value) {
   s.append(name);
   s.append(value);
   fields_.push_back({std::string_view(s.data(), name.size()),
-                     std::string_view(s.data() + name.size(), value.size())});
+                     std::string_view(s.data() + name.size(), value.size()), classifyField(name)});
 }
 
 void Headers::set(std::string_view name, std::string_view value) {
@@ -644,8 +729,15 @@ void Headers::set(std::string_view name, std::string_view value) {
 }
 
 size_t Headers::remove(std::string_view name) {
+  const FieldId id = classifyField(name);
   const size_t before = fields_.size();
-  std::erase_if(fields_, [&](const HeaderField& f) { return iequals(f.name, name); });
+  std::erase_if(fields_, [&](const HeaderField& f) { return named(f, name, id); });
+  return before - fields_.size();
+}
+
+size_t Headers::remove(FieldId id) {
+  const size_t before = fields_.size();
+  std::erase_if(fields_, [&](const HeaderField& f) { return f.id == id; });
   return before - fields_.size();
 }
 
@@ -931,40 +1023,56 @@ size_t fieldsSize(const Headers& headers) {
   return n;
 }
 
-void appendFields(std::string& out, const Headers& headers) {
+// Writes the field lines and the empty line at p (fieldsSize() bytes); one
+// resize by the caller instead of four appends per field, each with its own
+// capacity check.
+char* writeFields(char* p, const Headers& headers) {
   for (const auto& f : headers.fields()) {
-    out.append(f.name);
-    out.append(": ", 2);
-    out.append(f.value);
-    out.append("\r\n", 2);
+    std::memcpy(p, f.name.data(), f.name.size());
+    p += f.name.size();
+    std::memcpy(p, ": ", 2);
+    std::memcpy(p + 2, f.value.data(), f.value.size());
+    p += 2 + f.value.size();
+    std::memcpy(p, "\r\n", 2);
+    p += 2;
   }
-  out.append("\r\n", 2);
+  std::memcpy(p, "\r\n", 2);
+  return p + 2;
+}
+
+char* put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
 }
 
 }  // namespace
 
 void appendRequestHead(std::string& out, std::string_view method, std::string_view target,
                        const Headers& headers) {
-  out.reserve(out.size() + method.size() + target.size() + 11 + fieldsSize(headers));
-  out.append(method);
-  out.push_back(' ');
-  out.append(target);
-  out.append(" HTTP/1.1\r\n", 11);
-  appendFields(out, headers);
+  const size_t old = out.size();
+  const size_t line = method.size() + 1 + target.size() + 11;
+  out.resize(old + line + fieldsSize(headers));
+  char* p = put(out.data() + old, method);
+  *p++ = ' ';
+  p = put(p, target);
+  p = put(p, " HTTP/1.1\r\n");
+  writeFields(p, headers);
 }
 
 void appendResponseHead(std::string& out, int status, std::string_view reason,
                         const Headers& headers) {
   if (reason.empty()) reason = reasonPhrase(status);
-  out.reserve(out.size() + 15 + reason.size() + fieldsSize(headers));
-  out.append("HTTP/1.1 ", 9);
-  char buf[16];
-  auto r = std::to_chars(buf, buf + sizeof buf, status);
-  out.append(buf, r.ptr);
-  out.push_back(' ');
-  out.append(reason);
-  out.append("\r\n", 2);
-  appendFields(out, headers);
+  char code[16];
+  auto r = std::to_chars(code, code + sizeof code, status);
+  const std::string_view digits(code, static_cast<size_t>(r.ptr - code));
+  const size_t old = out.size();
+  out.resize(old + 9 + digits.size() + 1 + reason.size() + 2 + fieldsSize(headers));
+  char* p = put(out.data() + old, "HTTP/1.1 ");
+  p = put(p, digits);
+  *p++ = ' ';
+  p = put(p, reason);
+  p = put(p, "\r\n");
+  writeFields(p, headers);
 }
 
 void appendChunk(std::string& out, std::string_view data) {
@@ -1132,7 +1240,7 @@ void removeHopByHop(Headers& headers, bool keep_upgrade) {
   std::vector<std::string_view> more_opts;
   size_t n_opts = 0;
   for (const auto& f : fields) {
-    if (!nameIs(f.name, "connection")) continue;
+    if (f.id != FieldId::Connection) continue;
     forEachElement(f.value, [&](std::string_view t) {
       if (t.empty() || iequals(t, "keep-alive") || iequals(t, "upgrade")) return;
       if (n_opts < kInline)
@@ -1153,41 +1261,26 @@ void removeHopByHop(Headers& headers, bool keep_upgrade) {
   };
   bool kept_upgrade = false;
   std::erase_if(fields, [&](const HeaderField& f) {
-    const std::string_view n = f.name;
-    // By length first: most fields are none of these and cost one switch.
-    switch (n.size()) {
-      case 2:
-        if (nameIs(n, "te")) return true;
-        break;
-      case 4:
+    switch (f.id) {
+      case FieldId::Te:
+      case FieldId::Trailer:
+      case FieldId::Connection:
+      case FieldId::KeepAlive:
+      case FieldId::ProxyConnection:
+      case FieldId::TransferEncoding:
+        return true;
+      case FieldId::Host:
+      case FieldId::ContentLength:
         // "Connection: host" or "Connection: content-length" would let a
         // client strip the fields the next hop routes and frames by; never
         // honour those.
-        if (nameIs(n, "host")) return false;
-        break;
-      case 7:
-        if (nameIs(n, "upgrade")) {
-          kept_upgrade = kept_upgrade || keep_upgrade;
-          return !keep_upgrade;
-        }
-        if (nameIs(n, "trailer")) return true;
-        break;
-      case 10:
-        if (nameIs(n, "connection") || nameIs(n, "keep-alive")) return true;
-        break;
-      case 14:
-        if (nameIs(n, "content-length")) return false;
-        break;
-      case 16:
-        if (nameIs(n, "proxy-connection")) return true;
-        break;
-      case 17:
-        if (nameIs(n, "transfer-encoding")) return true;
-        break;
+        return false;
+      case FieldId::Upgrade:
+        kept_upgrade = kept_upgrade || keep_upgrade;
+        return !keep_upgrade;
       default:
-        break;
+        return n_opts != 0 && namedInConnection(f.name);
     }
-    return n_opts != 0 && namedInConnection(n);
   });
   if (kept_upgrade) headers.add("Connection", "upgrade");
 }

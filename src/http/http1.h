@@ -12,9 +12,30 @@
 
 namespace portico::http {
 
+// The fields the codec and the proxy decide by, classified once (when a
+// field is parsed or added) so that framing, hop-by-hop removal and lookups
+// compare one byte per field instead of the name again and again.
+enum class FieldId : uint8_t {
+  Other,
+  Host,
+  ContentLength,
+  TransferEncoding,
+  Connection,
+  KeepAlive,
+  ProxyConnection,
+  Te,
+  Trailer,
+  Upgrade,
+  Expect,
+  XForwardedFor,
+  XForwardedProto,
+};
+FieldId classifyField(std::string_view name);
+
 struct HeaderField {
-  std::string_view name;   // as received (case preserved)
-  std::string_view value;  // OWS trimmed
+  std::string_view name;        // as received (case preserved)
+  std::string_view value;       // OWS trimmed
+  FieldId id = FieldId::Other;  // classifyField(name)
 };
 
 // Header list whose views point into storage owned by the object itself
@@ -31,13 +52,16 @@ class Headers {
   Headers(Headers&&) noexcept = default;
   Headers& operator=(Headers&&) noexcept = default;
 
-  // Case-insensitive lookups.
+  // Case-insensitive lookups. A name classifyField() knows is looked up by
+  // its id.
   std::string_view get(std::string_view name) const;  // first match or ""
   bool has(std::string_view name) const;
   size_t count(std::string_view name) const;
   void add(std::string_view name, std::string_view value);  // copies both
   void set(std::string_view name, std::string_view value);  // replace all, or add
   size_t remove(std::string_view name);                     // returns removed count
+  std::string_view get(FieldId id) const;
+  size_t remove(FieldId id);
   const std::vector<HeaderField>& fields() const { return fields_; }
   std::vector<HeaderField>& mutableFields() { return fields_; }
   void clear();

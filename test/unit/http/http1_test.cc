@@ -997,6 +997,63 @@ TEST(Headers, AddSetRemoveCount) {
   EXPECT_TRUE(h.fields().empty());
 }
 
+// Every name the codec decides by is classified, in any case, and only whole
+// names are: a near miss of the same length stays Other.
+TEST(Headers, ClassifiesTheFieldsTheCodecDecidesBy) {
+  const std::pair<const char*, FieldId> known[] = {
+      {"TE", FieldId::Te},
+      {"host", FieldId::Host},
+      {"Expect", FieldId::Expect},
+      {"UPGRADE", FieldId::Upgrade},
+      {"Trailer", FieldId::Trailer},
+      {"Connection", FieldId::Connection},
+      {"Keep-Alive", FieldId::KeepAlive},
+      {"content-LENGTH", FieldId::ContentLength},
+      {"X-Forwarded-For", FieldId::XForwardedFor},
+      {"Proxy-Connection", FieldId::ProxyConnection},
+      {"Transfer-Encoding", FieldId::TransferEncoding},
+      {"x-forwarded-proto", FieldId::XForwardedProto},
+  };
+  for (const auto& [name, id] : known) EXPECT_EQ(classifyField(name), id) << name;
+  for (const char* other : {"", "t", "tf", "hosts", "hist", "Content-Lengtx", "connectiom",
+                            "keep_alive", "x-forwarded-prot", "Content-Type",
+                            // 0x0D is '-' without the case bit: '-' must match as is.
+                            "content\rlength", "Keep\rAlive", "HOST\x7f"}) {
+    EXPECT_EQ(classifyField(other), FieldId::Other) << other;
+  }
+}
+
+// Parsed, added, set and copied fields carry their id, and lookups by a known
+// name (which go by id) agree with lookups by an unknown one (by name).
+TEST(Headers, ParsedAddedAndCopiedFieldsCarryTheirId) {
+  RequestParser p;
+  size_t used = 0;
+  ASSERT_EQ(p.next("GET / HTTP/1.1\r\nHOST: a.example\r\nX-Other: 1\r\n"
+                   "Content-Length: 0\r\n\r\n",
+                   used)
+                .type,
+            Type::HeadComplete);
+  Headers& h = p.head().headers;
+  ASSERT_EQ(h.fields().size(), 3u);
+  EXPECT_EQ(h.fields()[0].id, FieldId::Host);
+  EXPECT_EQ(h.fields()[1].id, FieldId::Other);
+  h.add("x-FORWARDED-for", "10.0.0.1");
+  EXPECT_EQ(h.fields().back().id, FieldId::XForwardedFor);
+  EXPECT_EQ(h.get("X-Forwarded-For"), "10.0.0.1");
+  EXPECT_EQ(h.get(FieldId::XForwardedFor), "10.0.0.1");
+  EXPECT_EQ(h.get("host"), "a.example");
+  EXPECT_TRUE(h.has("x-other"));
+  h.set("Host", "b.example");
+  EXPECT_EQ(h.count("HOST"), 1u);
+  EXPECT_EQ(h.get(FieldId::Host), "b.example");
+  Headers copy = h;
+  EXPECT_EQ(copy.get(FieldId::Host), "b.example");
+  EXPECT_EQ(copy.remove(FieldId::XForwardedFor), 1u);
+  EXPECT_FALSE(copy.has("x-forwarded-for"));
+  EXPECT_EQ(copy.remove("x-other"), 1u);
+  EXPECT_EQ(copy.fields().size(), 2u);
+}
+
 TEST(Headers, SetWithViewOfItself) {
   Headers h;
   h.add("A", "value-that-is-long-enough-to-allocate");
