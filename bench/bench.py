@@ -432,10 +432,10 @@ def wrk_script(work: Path, delay_ms: int, upload_bytes: int = 0) -> Path:
 
 
 def wrk(port: int, seconds: int, connections: int, script: Path,
-        path: str = "/") -> tuple[RunResult, str]:
+        path: str = "/", host: str = HOST) -> tuple[RunResult, str]:
     out = subprocess.run(
         ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-         "--latency", "-s", str(script), "-H", f"Host: {HOST}", f"http://127.0.0.1:{port}{path}"],
+         "--latency", "-s", str(script), "-H", f"Host: {host}", f"http://127.0.0.1:{port}{path}"],
         capture_output=True, text=True, timeout=seconds + 60).stdout
     return parse_wrk(out), out
 

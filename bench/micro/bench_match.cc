@@ -67,6 +67,7 @@ struct Fixture {
     any.name = "any";
     any.domains = {"*"};
     listener.virtual_hosts.push_back(any);
+    listener.indexHosts();
   }
 };
 

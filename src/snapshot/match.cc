@@ -5,22 +5,6 @@
 namespace portico::snapshot {
 namespace {
 
-inline char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-// `b` is lower-case already (domains are stored lower-cased by translate()).
-bool iequalsLower(std::string_view a, std::string_view lower_b) {
-  if (a.size() != lower_b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(lower_b[i])) return false;
-  }
-  return true;
-}
-
-bool iendsWith(std::string_view s, std::string_view lower_suffix) {
-  return s.size() >= lower_suffix.size() &&
-         iequalsLower(s.substr(s.size() - lower_suffix.size()), lower_suffix);
-}
-
 bool pathMatches(const PathMatch& m, std::string_view path) {
   switch (m.type) {
     case PathMatch::Type::Exact:
@@ -96,28 +80,22 @@ bool routeMatches(const RouteMatch& m, const MatchInput& in) {
 const VirtualHost* selectVirtualHost(const Listener& listener, std::string_view host) {
   // A fully qualified "example.com." names the same host as "example.com".
   if (!host.empty() && host.back() == '.') host.remove_suffix(1);
-  const VirtualHost* wildcard = nullptr;
-  size_t wildcard_len = 0;
-  const VirtualHost* catch_all = nullptr;
-  for (const VirtualHost& vh : listener.virtual_hosts) {
-    for (const std::string& d : vh.domains) {
-      const std::string_view domain = d;
-      if (domain == "*") {
-        if (catch_all == nullptr) catch_all = &vh;
-      } else if (domain.size() > 2 && domain[0] == '*' && domain[1] == '.') {
-        // "*.example.com" needs at least one label before ".example.com".
-        const std::string_view suffix = domain.substr(1);
-        if (host.size() > suffix.size() && suffix.size() > wildcard_len &&
-            iendsWith(host, suffix)) {
-          wildcard = &vh;
-          wildcard_len = suffix.size();
-        }
-      } else if (iequalsLower(host, domain)) {
-        return &vh;
-      }
+  const auto& vhs = listener.virtual_hosts;
+  if (auto it = listener.exact_hosts.find(host); it != listener.exact_hosts.end())
+    return &vhs[it->second];
+  if (!listener.wildcard_hosts.empty()) {
+    // "*.example.com" matches hosts ending in ".example.com" with at least
+    // one label before it. The suffix starting at the first dot after a
+    // label is the longest one, which wins.
+    for (size_t dot = host.find('.', 1); dot != std::string_view::npos;
+         dot = host.find('.', dot + 1)) {
+      if (auto it = listener.wildcard_hosts.find(host.substr(dot));
+          it != listener.wildcard_hosts.end())
+        return &vhs[it->second];
     }
   }
-  return wildcard != nullptr ? wildcard : catch_all;
+  return listener.catch_all_host >= 0 ? &vhs[static_cast<size_t>(listener.catch_all_host)]
+                                      : nullptr;
 }
 
 const Route* selectRoute(const VirtualHost& vhost, const MatchInput& input) {

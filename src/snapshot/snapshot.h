@@ -162,12 +162,32 @@ struct UpstreamTls {
 
 // ---- listeners and clusters ------------------------------------------------
 
+// Case-insensitive, transparent hashing of host names (keys are stored
+// lower-cased; a request's Host may come in any case).
+struct HostHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const;
+};
+struct HostEqual {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const;
+};
+
 struct Listener {
   std::string name;     // "<address>_<port>", e.g. "0.0.0.0_8080"
   std::string address;  // bind address
   uint16_t port = 0;
   std::string stat_prefix;  // http.<stat_prefix>.downstream_*
   std::vector<VirtualHost> virtual_hosts;
+  // Positions in virtual_hosts by exact domain, by wildcard suffix
+  // (".example.com" for "*.example.com"), and of the first "*": built by
+  // indexHosts() (Snapshot::buildIndex() calls it), so that selecting a
+  // virtual host is a hash lookup however many hostnames a listener has
+  // (a linear scan served the last of 10,000 hostnames 10x slower).
+  std::unordered_map<std::string, uint32_t, HostHash, HostEqual> exact_hosts;
+  std::unordered_map<std::string, uint32_t, HostHash, HostEqual> wildcard_hosts;
+  int64_t catch_all_host = -1;
+  void indexHosts();
   std::optional<DownstreamTls> tls;  // HTTPS listeners (all share one port)
   std::string gateway;               // "<namespace>/<name>" owning this port
   // The Gateway's spec.tls.backend.clientCertificateRef: presented on every
@@ -202,7 +222,8 @@ struct Snapshot {
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
 
-  // Index by name; filled by buildIndex() (translate() calls it).
+  // Index by name, and each listener's host index; filled by buildIndex()
+  // (translate() calls it).
   struct NameHash {
     using is_transparent = void;
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }

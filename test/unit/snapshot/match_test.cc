@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <re2/re2.h>
 
+#include <cctype>
 #include <map>
 #include <string>
 #include <vector>
@@ -79,6 +80,7 @@ Listener listenerWith(std::vector<VirtualHost> vhs) {
   Listener l;
   l.name = "0.0.0.0_8080";
   l.virtual_hosts = std::move(vhs);
+  l.indexHosts();
   return l;
 }
 
@@ -121,6 +123,92 @@ TEST(SelectVirtualHost, NoMatch) {
   EXPECT_EQ(vhostFor(l, "notexample.com"), "<none>") << "suffix must start at a label";
   EXPECT_EQ(vhostFor(l, ".example.com"), "<none>") << "needs a non-empty label";
   EXPECT_EQ(vhostFor(listenerWith({}), "example.com"), "<none>");
+}
+
+// The old selection, a scan of every domain, kept here as the reference the
+// index must agree with.
+const VirtualHost* scanVirtualHosts(const Listener& listener, std::string_view host) {
+  auto lower = [](std::string_view s) {
+    std::string out(s);
+    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+  };
+  const std::string h =
+      lower(!host.empty() && host.back() == '.' ? host.substr(0, host.size() - 1) : host);
+  const VirtualHost* wildcard = nullptr;
+  size_t wildcard_len = 0;
+  const VirtualHost* catch_all = nullptr;
+  for (const VirtualHost& vh : listener.virtual_hosts) {
+    for (const std::string& d : vh.domains) {
+      if (d == "*") {
+        if (catch_all == nullptr) catch_all = &vh;
+      } else if (d.size() > 2 && d[0] == '*' && d[1] == '.') {
+        const std::string suffix = d.substr(1);
+        if (h.size() > suffix.size() && suffix.size() > wildcard_len &&
+            h.compare(h.size() - suffix.size(), suffix.size(), suffix) == 0) {
+          wildcard = &vh;
+          wildcard_len = suffix.size();
+        }
+      } else if (h == d) {
+        return &vh;
+      }
+    }
+  }
+  return wildcard != nullptr ? wildcard : catch_all;
+}
+
+// Many listeners of random exact, wildcard and catch-all domains over a small
+// alphabet of labels (so that names, suffixes and duplicates collide often),
+// probed with random hosts in random case: the index picks what the scan did.
+TEST(SelectVirtualHost, IndexAgreesWithAScanOfEveryDomain) {
+  const char* labels[] = {"a", "b", "api", "example", "com", "x"};
+  uint64_t seed = 42;
+  auto next = [&](uint64_t n) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    return (seed >> 33) % n;
+  };
+  auto name = [&](size_t parts) {
+    std::string s;
+    for (size_t i = 0; i < parts; ++i) s += (i ? "." : "") + std::string(labels[next(6)]);
+    return s;
+  };
+  size_t probes = 0, matched = 0;
+  for (int round = 0; round < 200; ++round) {
+    std::vector<VirtualHost> vhs;
+    const size_t count = 1 + next(8);
+    for (size_t i = 0; i < count; ++i) {
+      std::vector<std::string> domains;
+      for (size_t d = 0, n = 1 + next(3); d < n; ++d) {
+        const uint64_t kind = next(10);
+        domains.push_back(kind == 0  ? "*"
+                          : kind < 5 ? "*." + name(1 + next(3))
+                                     : name(1 + next(4)));
+      }
+      vhs.push_back(vhost("vh" + std::to_string(i), domains));
+    }
+    const Listener l = listenerWith(vhs);
+    for (int p = 0; p < 30; ++p) {
+      std::string host = next(8) == 0 ? "" : name(1 + next(4));
+      if (next(5) == 0) host += ".";
+      for (char& c : host)
+        if (next(2)) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      const VirtualHost* want = scanVirtualHosts(l, host);
+      EXPECT_EQ(selectVirtualHost(l, host), want) << "host '" << host << "' round " << round;
+      ++probes;
+      matched += want != nullptr;
+    }
+  }
+  EXPECT_GT(matched, probes / 4);  // the probes did hit virtual hosts
+}
+
+TEST(SelectVirtualHost, ThousandsOfHostnames) {
+  std::vector<VirtualHost> vhs;
+  for (int i = 0; i < 10000; ++i)
+    vhs.push_back(vhost("r" + std::to_string(i), {"r" + std::to_string(i) + ".example.com"}));
+  const Listener l = listenerWith(vhs);
+  EXPECT_EQ(vhostFor(l, "R9999.Example.COM"), "r9999");
+  EXPECT_EQ(vhostFor(l, "r0.example.com"), "r0");
+  EXPECT_EQ(vhostFor(l, "r10000.example.com"), "<none>");
 }
 
 TEST(SelectVirtualHost, WildcardDoesNotMatchBareDomain) {
