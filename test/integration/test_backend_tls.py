@@ -255,6 +255,26 @@ class BackendTlsTest(h.PorticoCase):
     def ssl(self, svc: str, port: int = 443) -> dict[str, int]:
         return t.cluster_stats(self.p, cluster(svc, port))
 
+    def cx(self, svc: str, port: int = 443) -> dict[str, int]:
+        """cluster.<name>.upstream_cx_* counters, keyed by the part after the cluster."""
+        prefix = f"cluster.{cluster(svc, port)}."
+        return {k[len(prefix):]: v for k, v in self.p.stats().items()
+                if k.startswith(prefix + "upstream_cx_") and isinstance(v, int)}
+
+    def assertEnvoyVerifyFailureStats(self, svc: str, host: str, reason: str, counter: str):
+        """Envoy's accounting of a certificate that does not verify: fail_verify_*
+        grows, ssl.connection_error does not ("not including failed certificate
+        verifications"), and the connection counts as upstream_cx_connect_fail
+        (Envoy's pool sees no Connected event before the handshake is done)."""
+        before, cx_before = self.ssl(svc), self.cx(svc)
+        self.assertVerifyFailed(host, reason)
+        after, cx_after = self.ssl(svc), self.cx(svc)
+        self.assertGreaterEqual(t.delta(before, after, counter), 1, after)
+        self.assertEqual(t.delta(before, after, "connection_error"), 0, after)
+        self.assertEqual(t.delta(before, after, "handshake"), 0, after)
+        self.assertGreaterEqual(t.delta(cx_before, cx_after, "upstream_cx_connect_fail"), 1,
+                                cx_after)
+
     # ------------------------------------------------------------------ the seed
     def test_seed_flow(self):
         """The seed's manifests (examples/backend-tls): 200 and the seed's stats."""
@@ -306,11 +326,17 @@ class BackendTlsTest(h.PorticoCase):
                                         rf"endpoint=127\.0\.0\.1:{self.n_main.port} .*hostname mismatch")
 
     def test_wrong_ca(self):
-        before = self.ssl("wrongca")
-        self.assertVerifyFailed("wrongca.test", "unable to get local issuer certificate")
-        after = self.ssl("wrongca")
-        self.assertGreaterEqual(t.delta(before, after, "fail_verify_error"), 1, after)
-        self.assertEqual(t.delta(before, after, "handshake"), 0, after)
+        self.assertEnvoyVerifyFailureStats("wrongca", "wrongca.test",
+                                           "unable to get local issuer certificate",
+                                           "fail_verify_error")
+
+    def test_hostname_mismatch_stats_as_envoy(self):
+        self.assertEnvoyVerifyFailureStats("mismatch", "mismatch.test", "hostname mismatch",
+                                           "fail_verify_san")
+
+    def test_san_list_mismatch_stats_as_envoy(self):
+        self.assertEnvoyVerifyFailureStats("san-uri-bad", "san-uri-bad.test", "verify SAN list",
+                                           "fail_verify_san")
 
     def test_san_hostname_match(self):
         body = self.echo("san-dns-ok.test")
