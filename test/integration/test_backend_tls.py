@@ -133,6 +133,13 @@ class BackendTlsTest(h.PorticoCase):
         docs += cls.case("san-both-bad", m, [pol(
             "san-both-bad", "san-both-bad", "backend.example.com", root,
             sans=[t.san_hostname("nope.example.com"), t.san_uri(SPIFFE_OTHER)])])
+        # A wildcard Hostname SAN (Gateway API's Hostname allows "*.") matches
+        # the same wildcard in the certificate, as Envoy's DNS SAN matcher does.
+        docs += cls.case("san-wild", m, [pol("san-wild", "san-wild", "sni-only.example.com",
+                                             root, sans=[t.san_hostname("*.wild.example.com")])])
+        docs += cls.case("san-wild-bad", m, [pol(
+            "san-wild-bad", "san-wild-bad", "sni-only.example.com", root,
+            sans=[t.san_hostname("*.example.com")])])
         docs += cls.case("wild", m, [pol("wild", "wild", "a.wild.example.com", root)])
         docs += cls.case("wild-deep", m, [pol("wild-deep", "wild-deep", "a.b.wild.example.com",
                                               root)])
@@ -366,6 +373,13 @@ class BackendTlsTest(h.PorticoCase):
         before = self.ssl("san-both-bad")
         self.assertVerifyFailed("san-both-bad.test", "verify SAN list")
         self.assertGreaterEqual(t.delta(before, self.ssl("san-both-bad"), "fail_verify_san"), 1)
+
+    def test_wildcard_subject_alt_name(self):
+        self.assertEqual(self.echo("san-wild.test")["ssl_server_name"], "sni-only.example.com")
+        # A wildcard entry is not a pattern over the certificate's names:
+        # "*.example.com" matches neither "backend.example.com" (it would let
+        # any name in the zone through) nor "*.wild.example.com".
+        self.assertVerifyFailed("san-wild-bad.test", "verify SAN list")
 
     def test_wildcard_san_left_most_label_only(self):
         self.assertEqual(self.echo("wild.test")["ssl_server_name"], "a.wild.example.com")
@@ -692,8 +706,8 @@ class CheckTest(h.PorticoCase):
                                  options={"portico.dev/min-tls-version": "1.3",
                                           "portico.dev/max-tls-version": "1.2"}),
         }
-        # The control is alone on its Service (invalid policies still take
-        # part in conflict resolution on theirs).
+        # The control is alone on its Service (option-invalid policies still
+        # take part in conflict resolution on theirs).
         control = pol("valid", "svc2", "a.example.com", [t.ca_ref("ca")])
         items, _ = self.check("schema", self.base() + [t.ca_config_map("ca", self.pem())]
                               + list(cases.values()) + [control, *t.tls_backend("svc2", 9444),
@@ -706,6 +720,32 @@ class CheckTest(h.PorticoCase):
             self.assertEqual(t.cond(conds, "Accepted"), ("False", "Invalid"),
                              f"{name}: {json.dumps(conds.get('Accepted'))}")
             self.assertIn("spec.", conds["Accepted"]["message"], name)
+
+    def test_invalid_policies_in_conflict_resolution(self):
+        """An older policy the API server would refuse (schema) does not hold
+        a Service against a newer valid one; an older one that is Invalid only
+        for its options does (the newer is Conflicted; the Service fails
+        closed). docs/backend-tls.md says so."""
+        pol = t.backend_tls_policy
+        ca = [t.ca_ref("ca")]
+        docs = self.base() + [
+            t.ca_config_map("ca", self.pem()),
+            pol("a-schema", "svc", "*.example.com", ca, created="2020-01-01T00:00:00Z"),
+            pol("b-valid", "svc", "a.example.com", ca, created="2021-01-01T00:00:00Z"),
+            *t.tls_backend("svc2", 9444),
+            t.route_to("r2", "svc2.test", "svc2", parent="gw", parent_namespace=None),
+            pol("c-options", "svc2", "a.example.com", ca,
+                options={"portico.dev/bogus": "1"}, created="2020-01-01T00:00:00Z"),
+            pol("d-valid", "svc2", "a.example.com", ca, created="2021-01-01T00:00:00Z")]
+        items, out = self.check("invalid-conflict", docs)
+        cond = lambda name: t.cond(t.policy_conditions(items, name), "Accepted")  # noqa: E731
+        self.assertEqual(cond("a-schema"), ("False", "Invalid"))
+        self.assertEqual(cond("b-valid"), ("True", "Accepted"))
+        self.assertIn("backend default/svc:443 (cluster kube_default_svc_443): "
+                      "BackendTLSPolicy default/b-valid, SNI a.example.com", out)
+        self.assertEqual(cond("c-options"), ("False", "Invalid"))
+        self.assertEqual(cond("d-valid"), ("False", "Conflicted"))
+        self.assertIn("BackendTLSPolicy default/c-options cannot be honoured", out)
 
     def test_gateway_client_certificate_ref_missing(self):
         gw = h.gateway("gw", [h.listener(8080)])
