@@ -231,6 +231,10 @@ class BackendTlsTest(h.PorticoCase):
         p.write("10-cases.yaml", docs)
         p.write("20-gen.yaml", cls.case("gen", m, [pol("gen", "gen", "backend.example.com",
                                                        root)]))
+        # The seed's cleanup, one object per file (kubectl delete ... -l app=nginx).
+        p.write("40-cleanup-svc.yaml", t.tls_backend("cleanup", m.port))
+        p.write("41-cleanup-policy.yaml", pol("cleanup", "cleanup", "backend.example.com", root))
+        p.write("42-cleanup-route.yaml", t.route_to("cleanup", "cleanup.test", "cleanup"))
 
     # ------------------------------------------------------------------ helpers
     def get(self, host: str, port: int | None = None) -> h.Response:
@@ -597,6 +601,23 @@ class BackendTlsTest(h.PorticoCase):
         self.assertEqual(obj["metadata"]["generation"], 2)
         # Live: the next request uses the new SNI (no pooled connection reused).
         self.assertEqual(self.echo("gen.test")["ssl_server_name"], "other.example.com")
+
+    def test_seed_cleanup_policy_removed(self):
+        """The seed's cleanup deletes the policy (with the ConfigMap and the
+        route). With the policy gone but the route still there, the Gateway
+        speaks plain HTTP to the TLS port, as kgateway's Envoy does: nginx
+        answers 400. Never a TLS connection without a policy, never a 503."""
+        self.assertEqual(self.echo("cleanup.test")["ssl_server_name"], "backend.example.com")
+        before = self.ssl("cleanup")
+        t.remove_and_wait(self.p, "41-cleanup-policy.yaml")
+        r = self.get("cleanup.test")
+        self.assertEqual(r.status, 400, r.text[:300])
+        self.assertIn("The plain HTTP request was sent to HTTPS port", r.text)
+        self.assertEqual(t.delta(before, self.ssl("cleanup"), "handshake"), 0)
+        self.assertIn("backend default/cleanup:443 (cluster kube_default_cleanup_443): plaintext",
+                      self.p.check(self.p.config_dir).stderr)
+        t.remove_and_wait(self.p, "42-cleanup-route.yaml")
+        self.assertEqual(self.get("cleanup.test").status, 404)
 
     def test_ca_rotation_without_restart(self):
         pid = self.p.pid
