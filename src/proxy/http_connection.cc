@@ -894,6 +894,12 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
       rq_->endpoint->connect_failures_in_a_row++;
       rq_->endpoint->last_failure_ms = ctx_.loop.nowMs();
       rq_->endpoint->cx_connect_fail.inc();
+    } else if (!up_->handshake_done) {
+      // A TLS handshake that failed (or timed out) is a connect failure in
+      // Envoy's stats: its pool sees no Connected event before the handshake
+      // is done. Stats only: TCP worked, so the endpoint is not skipped.
+      rq_->cluster->stats.upstream_cx_connect_fail->inc();
+      rq_->endpoint->cx_connect_fail.inc();
     }
     endpointDone(false, failure == Failure::UpstreamTimeout);
     up_->owner = nullptr;

@@ -537,6 +537,9 @@ class TlsTransport final : public net::Transport {
     }
   }
 
+  // Envoy's accounting: a certificate that does not verify counts in
+  // fail_verify_san or fail_verify_error only; ssl.connection_error is "TLS
+  // connection errors not including failed certificate verifications".
   void recordFailure(int ssl_err) {
     long verify = SSL_get_verify_result(ssl_);
     X509* peer = SSL_get0_peer_certificate(ssl_);
@@ -553,10 +556,11 @@ class TlsTransport final : public net::Transport {
       }
     } else if (peer == nullptr && ERR_peek_error() == 0 && ssl_err == SSL_ERROR_SYSCALL) {
       failure_ = "TLS_error: connection closed during handshake";
+      if (stats_) stats_->connection_error->inc();
     } else {
       failure_ = "TLS_error: " + lastSslError();
+      if (stats_) stats_->connection_error->inc();
     }
-    if (stats_) stats_->connection_error->inc();
   }
 
   friend class ClientContext;

@@ -133,6 +133,13 @@ class BackendTlsTest(h.PorticoCase):
         docs += cls.case("san-both-bad", m, [pol(
             "san-both-bad", "san-both-bad", "backend.example.com", root,
             sans=[t.san_hostname("nope.example.com"), t.san_uri(SPIFFE_OTHER)])])
+        # A wildcard Hostname SAN (Gateway API's Hostname allows "*.") matches
+        # the same wildcard in the certificate, as Envoy's DNS SAN matcher does.
+        docs += cls.case("san-wild", m, [pol("san-wild", "san-wild", "sni-only.example.com",
+                                             root, sans=[t.san_hostname("*.wild.example.com")])])
+        docs += cls.case("san-wild-bad", m, [pol(
+            "san-wild-bad", "san-wild-bad", "sni-only.example.com", root,
+            sans=[t.san_hostname("*.example.com")])])
         docs += cls.case("wild", m, [pol("wild", "wild", "a.wild.example.com", root)])
         docs += cls.case("wild-deep", m, [pol("wild-deep", "wild-deep", "a.b.wild.example.com",
                                               root)])
@@ -224,6 +231,10 @@ class BackendTlsTest(h.PorticoCase):
         p.write("10-cases.yaml", docs)
         p.write("20-gen.yaml", cls.case("gen", m, [pol("gen", "gen", "backend.example.com",
                                                        root)]))
+        # The seed's cleanup, one object per file (kubectl delete ... -l app=nginx).
+        p.write("40-cleanup-svc.yaml", t.tls_backend("cleanup", m.port))
+        p.write("41-cleanup-policy.yaml", pol("cleanup", "cleanup", "backend.example.com", root))
+        p.write("42-cleanup-route.yaml", t.route_to("cleanup", "cleanup.test", "cleanup"))
 
     # ------------------------------------------------------------------ helpers
     def get(self, host: str, port: int | None = None) -> h.Response:
@@ -254,6 +265,26 @@ class BackendTlsTest(h.PorticoCase):
 
     def ssl(self, svc: str, port: int = 443) -> dict[str, int]:
         return t.cluster_stats(self.p, cluster(svc, port))
+
+    def cx(self, svc: str, port: int = 443) -> dict[str, int]:
+        """cluster.<name>.upstream_cx_* counters, keyed by the part after the cluster."""
+        prefix = f"cluster.{cluster(svc, port)}."
+        return {k[len(prefix):]: v for k, v in self.p.stats().items()
+                if k.startswith(prefix + "upstream_cx_") and isinstance(v, int)}
+
+    def assertEnvoyVerifyFailureStats(self, svc: str, host: str, reason: str, counter: str):
+        """Envoy's accounting of a certificate that does not verify: fail_verify_*
+        grows, ssl.connection_error does not ("not including failed certificate
+        verifications"), and the connection counts as upstream_cx_connect_fail
+        (Envoy's pool sees no Connected event before the handshake is done)."""
+        before, cx_before = self.ssl(svc), self.cx(svc)
+        self.assertVerifyFailed(host, reason)
+        after, cx_after = self.ssl(svc), self.cx(svc)
+        self.assertGreaterEqual(t.delta(before, after, counter), 1, after)
+        self.assertEqual(t.delta(before, after, "connection_error"), 0, after)
+        self.assertEqual(t.delta(before, after, "handshake"), 0, after)
+        self.assertGreaterEqual(t.delta(cx_before, cx_after, "upstream_cx_connect_fail"), 1,
+                                cx_after)
 
     # ------------------------------------------------------------------ the seed
     def test_seed_flow(self):
@@ -306,11 +337,17 @@ class BackendTlsTest(h.PorticoCase):
                                         rf"endpoint=127\.0\.0\.1:{self.n_main.port} .*hostname mismatch")
 
     def test_wrong_ca(self):
-        before = self.ssl("wrongca")
-        self.assertVerifyFailed("wrongca.test", "unable to get local issuer certificate")
-        after = self.ssl("wrongca")
-        self.assertGreaterEqual(t.delta(before, after, "fail_verify_error"), 1, after)
-        self.assertEqual(t.delta(before, after, "handshake"), 0, after)
+        self.assertEnvoyVerifyFailureStats("wrongca", "wrongca.test",
+                                           "unable to get local issuer certificate",
+                                           "fail_verify_error")
+
+    def test_hostname_mismatch_stats_as_envoy(self):
+        self.assertEnvoyVerifyFailureStats("mismatch", "mismatch.test", "hostname mismatch",
+                                           "fail_verify_san")
+
+    def test_san_list_mismatch_stats_as_envoy(self):
+        self.assertEnvoyVerifyFailureStats("san-uri-bad", "san-uri-bad.test", "verify SAN list",
+                                           "fail_verify_san")
 
     def test_san_hostname_match(self):
         body = self.echo("san-dns-ok.test")
@@ -340,6 +377,13 @@ class BackendTlsTest(h.PorticoCase):
         before = self.ssl("san-both-bad")
         self.assertVerifyFailed("san-both-bad.test", "verify SAN list")
         self.assertGreaterEqual(t.delta(before, self.ssl("san-both-bad"), "fail_verify_san"), 1)
+
+    def test_wildcard_subject_alt_name(self):
+        self.assertEqual(self.echo("san-wild.test")["ssl_server_name"], "sni-only.example.com")
+        # A wildcard entry is not a pattern over the certificate's names:
+        # "*.example.com" matches neither "backend.example.com" (it would let
+        # any name in the zone through) nor "*.wild.example.com".
+        self.assertVerifyFailed("san-wild-bad.test", "verify SAN list")
 
     def test_wildcard_san_left_most_label_only(self):
         self.assertEqual(self.echo("wild.test")["ssl_server_name"], "a.wild.example.com")
@@ -558,6 +602,23 @@ class BackendTlsTest(h.PorticoCase):
         # Live: the next request uses the new SNI (no pooled connection reused).
         self.assertEqual(self.echo("gen.test")["ssl_server_name"], "other.example.com")
 
+    def test_seed_cleanup_policy_removed(self):
+        """The seed's cleanup deletes the policy (with the ConfigMap and the
+        route). With the policy gone but the route still there, the Gateway
+        speaks plain HTTP to the TLS port, as kgateway's Envoy does: nginx
+        answers 400. Never a TLS connection without a policy, never a 503."""
+        self.assertEqual(self.echo("cleanup.test")["ssl_server_name"], "backend.example.com")
+        before = self.ssl("cleanup")
+        t.remove_and_wait(self.p, "41-cleanup-policy.yaml")
+        r = self.get("cleanup.test")
+        self.assertEqual(r.status, 400, r.text[:300])
+        self.assertIn("The plain HTTP request was sent to HTTPS port", r.text)
+        self.assertEqual(t.delta(before, self.ssl("cleanup"), "handshake"), 0)
+        self.assertIn("backend default/cleanup:443 (cluster kube_default_cleanup_443): plaintext",
+                      self.p.check(self.p.config_dir).stderr)
+        t.remove_and_wait(self.p, "42-cleanup-route.yaml")
+        self.assertEqual(self.get("cleanup.test").status, 404)
+
     def test_ca_rotation_without_restart(self):
         pid = self.p.pid
         # 1. policy refers to a ConfigMap that does not exist yet.
@@ -666,8 +727,8 @@ class CheckTest(h.PorticoCase):
                                  options={"portico.dev/min-tls-version": "1.3",
                                           "portico.dev/max-tls-version": "1.2"}),
         }
-        # The control is alone on its Service (invalid policies still take
-        # part in conflict resolution on theirs).
+        # The control is alone on its Service (option-invalid policies still
+        # take part in conflict resolution on theirs).
         control = pol("valid", "svc2", "a.example.com", [t.ca_ref("ca")])
         items, _ = self.check("schema", self.base() + [t.ca_config_map("ca", self.pem())]
                               + list(cases.values()) + [control, *t.tls_backend("svc2", 9444),
@@ -680,6 +741,32 @@ class CheckTest(h.PorticoCase):
             self.assertEqual(t.cond(conds, "Accepted"), ("False", "Invalid"),
                              f"{name}: {json.dumps(conds.get('Accepted'))}")
             self.assertIn("spec.", conds["Accepted"]["message"], name)
+
+    def test_invalid_policies_in_conflict_resolution(self):
+        """An older policy the API server would refuse (schema) does not hold
+        a Service against a newer valid one; an older one that is Invalid only
+        for its options does (the newer is Conflicted; the Service fails
+        closed). docs/backend-tls.md says so."""
+        pol = t.backend_tls_policy
+        ca = [t.ca_ref("ca")]
+        docs = self.base() + [
+            t.ca_config_map("ca", self.pem()),
+            pol("a-schema", "svc", "*.example.com", ca, created="2020-01-01T00:00:00Z"),
+            pol("b-valid", "svc", "a.example.com", ca, created="2021-01-01T00:00:00Z"),
+            *t.tls_backend("svc2", 9444),
+            t.route_to("r2", "svc2.test", "svc2", parent="gw", parent_namespace=None),
+            pol("c-options", "svc2", "a.example.com", ca,
+                options={"portico.dev/bogus": "1"}, created="2020-01-01T00:00:00Z"),
+            pol("d-valid", "svc2", "a.example.com", ca, created="2021-01-01T00:00:00Z")]
+        items, out = self.check("invalid-conflict", docs)
+        cond = lambda name: t.cond(t.policy_conditions(items, name), "Accepted")  # noqa: E731
+        self.assertEqual(cond("a-schema"), ("False", "Invalid"))
+        self.assertEqual(cond("b-valid"), ("True", "Accepted"))
+        self.assertIn("backend default/svc:443 (cluster kube_default_svc_443): "
+                      "BackendTLSPolicy default/b-valid, SNI a.example.com", out)
+        self.assertEqual(cond("c-options"), ("False", "Invalid"))
+        self.assertEqual(cond("d-valid"), ("False", "Conflicted"))
+        self.assertIn("BackendTLSPolicy default/c-options cannot be honoured", out)
 
     def test_gateway_client_certificate_ref_missing(self):
         gw = h.gateway("gw", [h.listener(8080)])

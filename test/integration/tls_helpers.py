@@ -205,6 +205,12 @@ def write_and_wait(p: h.Portico, filename: str, content, timeout: float = 5.0) -
     return wait_reload(p, before, timeout)
 
 
+def remove_and_wait(p: h.Portico, filename: str, timeout: float = 5.0) -> int:
+    before = config_version(p)
+    p.remove(filename)
+    return wait_reload(p, before, timeout)
+
+
 def cluster_stats(p: h.Portico, cluster: str) -> dict[str, int]:
     """cluster.<name>.ssl.* counters, keyed by the part after `ssl.`."""
     prefix = f"cluster.{cluster}.ssl."
