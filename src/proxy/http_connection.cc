@@ -764,10 +764,12 @@ void HttpConnection::onRequestHead() {
     return;
   }
   const auto* backend = snapshot::pickBackend(*rq_->route, ctx_.random());
-  rq_->cluster = backend ? ctx_.clusters.find(backend->cluster) : nullptr;
+  snapshot::HashedName cluster{{}, 0};
+  if (backend != nullptr) cluster = {backend->cluster, backend->cluster_hash};
+  rq_->cluster = backend ? ctx_.clusters.find(cluster) : nullptr;
   // The cluster as this request's snapshot defines it: a reload during the
   // exchange must not change its TLS settings or pool key halfway.
-  rq_->cluster_cfg = backend ? snap_->findCluster(backend->cluster) : nullptr;
+  rq_->cluster_cfg = backend ? snap_->findCluster(cluster) : nullptr;
   if (rq_->cluster == nullptr || rq_->cluster_cfg == nullptr) {
     sendLocalReply(Failure::NoBackend, "");
     return;
@@ -853,7 +855,7 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude,
     return false;
   }
   const uint64_t client_fp = rq_->cluster_cfg->tls ? listener_->backend_client_fingerprint : 0;
-  upstream::PoolKey key{rq_->endpoint->address.text,
+  upstream::PoolKey key{rq_->endpoint->address.text, rq_->endpoint->address_hash,
                         rq_->cluster_cfg->tls ? rq_->cluster_cfg->tls->fingerprint : 0, client_fp};
   rq_->upstream_host = rq_->endpoint->address.text;
   rq_->up_in.clear();

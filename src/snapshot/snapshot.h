@@ -85,6 +85,7 @@ struct UrlRewrite {
 struct WeightedCluster {
   std::string cluster;  // Cluster::name; must exist in Snapshot::clusters
   uint32_t weight = 1;
+  size_t cluster_hash = 0;  // nameHash(cluster), set by Snapshot::buildIndex()
 };
 
 struct Route {
@@ -162,6 +163,26 @@ struct UpstreamTls {
 
 // ---- listeners and clusters ------------------------------------------------
 
+// Cluster names are looked up twice per request (the snapshot's Cluster and
+// the worker's runtime of it) by a hash computed once, when the snapshot is
+// built: maps keyed by name take a HashedName as well as a string_view.
+inline size_t nameHash(std::string_view s) { return std::hash<std::string_view>()(s); }
+struct HashedName {
+  std::string_view name;
+  size_t hash;  // nameHash(name)
+};
+struct NameHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return nameHash(s); }
+  size_t operator()(const HashedName& n) const { return n.hash; }
+};
+struct NameEqual {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const { return a == b; }
+  bool operator()(const HashedName& a, std::string_view b) const { return a.name == b; }
+  bool operator()(std::string_view a, const HashedName& b) const { return a == b.name; }
+};
+
 // Case-insensitive, transparent hashing of host names (keys are stored
 // lower-cased; a request's Host may come in any case).
 struct HostHash {
@@ -224,13 +245,10 @@ struct Snapshot {
 
   // Index by name, and each listener's host index; filled by buildIndex()
   // (translate() calls it).
-  struct NameHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> cluster_index;
+  std::unordered_map<std::string, size_t, NameHash, NameEqual> cluster_index;
   void buildIndex();
   const Cluster* findCluster(std::string_view name) const;
+  const Cluster* findCluster(const HashedName& name) const;
 };
 
 }  // namespace portico::snapshot

@@ -164,6 +164,7 @@ void ClusterManager::update(const snapshot::Snapshot& snap) {
         }
       }
       if (st->address.len == 0) continue;
+      st->address_hash = std::hash<std::string_view>()(st->address.text);
       rt->endpoints.push_back(st.get());
     }
   }
@@ -180,6 +181,11 @@ void ClusterManager::update(const snapshot::Snapshot& snap) {
 }
 
 ClusterRuntime* ClusterManager::find(std::string_view name) {
+  auto it = clusters_.find(name);
+  return it == clusters_.end() ? nullptr : it->second.get();
+}
+
+ClusterRuntime* ClusterManager::find(const snapshot::HashedName& name) {
   auto it = clusters_.find(name);
   return it == clusters_.end() ? nullptr : it->second.get();
 }

@@ -23,6 +23,7 @@ class Pool;
 // One backend address of a cluster, kept across snapshots by "ip:port".
 struct EndpointState {
   net::Address address;
+  size_t address_hash = 0;  // std::hash of address.text, for PoolKey
   // Envoy's per-host counters (admin /clusters). Written by this worker only;
   // read by the admin thread, hence the relaxed atomics of stats::Counter.
   stats::Counter cx_total, cx_connect_fail, rq_total, rq_success, rq_error, rq_timeout;
@@ -46,13 +47,14 @@ struct ClusterRuntime {
 // What makes two upstream connections interchangeable.
 struct PoolKey {
   std::string endpoint;             // "ip:port"
+  size_t endpoint_hash = 0;         // EndpointState::address_hash: not hashed per lookup
   uint64_t tls_fingerprint = 0;     // 0: plaintext
   uint64_t client_fingerprint = 0;  // the client certificate presented, 0: none
   bool operator==(const PoolKey&) const = default;
 };
 struct PoolKeyHash {
   size_t operator()(const PoolKey& k) const {
-    return std::hash<std::string>()(k.endpoint) ^ (k.tls_fingerprint * 0x9E3779B97F4A7C15ull) ^
+    return k.endpoint_hash ^ (k.tls_fingerprint * 0x9E3779B97F4A7C15ull) ^
            (k.client_fingerprint * 0xC2B2AE3D27D4EB4Full);
   }
 };
@@ -146,6 +148,7 @@ class ClusterManager {
   // for new clusters). The snapshot must outlive its use here.
   void update(const snapshot::Snapshot& snap);
   ClusterRuntime* find(std::string_view name);
+  ClusterRuntime* find(const snapshot::HashedName& name);
   // Picks an endpoint per the cluster's LB policy, skipping endpoints that
   // refused connections in the last second when others are available.
   // `exclude` lets a retry avoid the endpoint that just failed.
@@ -164,12 +167,10 @@ class ClusterManager {
   // Guards the maps' structure (changed only in update()) against the admin
   // thread's addHostTotals(); the request path never takes it.
   mutable std::mutex mu_;
-  // Transparent hashing: find(string_view) per request allocates nothing.
-  struct NameHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  std::unordered_map<std::string, std::unique_ptr<ClusterRuntime>, NameHash, std::equal_to<>>
+  // Transparent hashing: find() per request allocates nothing, and with a
+  // HashedName computes no hash either.
+  std::unordered_map<std::string, std::unique_ptr<ClusterRuntime>, snapshot::NameHash,
+                     snapshot::NameEqual>
       clusters_;
   uint64_t rand_state_ = 0x2545F4914F6CDD1Dull;
 };

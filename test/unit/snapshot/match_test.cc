@@ -201,6 +201,37 @@ TEST(SelectVirtualHost, IndexAgreesWithAScanOfEveryDomain) {
   EXPECT_GT(matched, probes / 4);  // the probes did hit virtual hosts
 }
 
+// Host hashing and equality ignore the case of ASCII letters only, at every
+// length and byte position (they work eight bytes at a time).
+TEST(SelectVirtualHost, HostHashAndEqualityFoldAsciiLettersOnly) {
+  const HostHash hash;
+  const HostEqual equal;
+  for (int c = 0; c < 256; ++c) {
+    const char ch = static_cast<char>(c);
+    const char folded = c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : ch;
+    for (size_t len : {1u, 7u, 8u, 9u, 17u}) {
+      for (size_t at = 0; at < len; at += 3) {
+        std::string a(len, 'x'), b(len, 'x');
+        a[at] = ch;
+        b[at] = folded;
+        EXPECT_TRUE(equal(a, b)) << c << " len " << len << " at " << at;
+        EXPECT_EQ(hash(a), hash(b)) << c << " len " << len << " at " << at;
+        if (folded != 'x') {
+          std::string other(len, 'x');
+          EXPECT_FALSE(equal(a, other)) << c << " len " << len << " at " << at;
+        }
+        // '[' is not '{', nor 0xC1 0xE1: only letters differ by the case bit.
+        std::string case_bit = a;
+        case_bit[at] = static_cast<char>(c | 0x20);
+        if (case_bit[at] != ch && folded == ch)
+          EXPECT_FALSE(equal(a, case_bit)) << c << " len " << len << " at " << at;
+      }
+    }
+  }
+  EXPECT_FALSE(equal("a.example.com", "a.example.co"));
+  EXPECT_NE(hash("a"), hash(std::string_view("a\0", 2)));  // the length takes part
+}
+
 TEST(SelectVirtualHost, ThousandsOfHostnames) {
   std::vector<VirtualHost> vhs;
   for (int i = 0; i < 10000; ++i)
@@ -209,6 +240,29 @@ TEST(SelectVirtualHost, ThousandsOfHostnames) {
   EXPECT_EQ(vhostFor(l, "R9999.Example.COM"), "r9999");
   EXPECT_EQ(vhostFor(l, "r0.example.com"), "r0");
   EXPECT_EQ(vhostFor(l, "r10000.example.com"), "<none>");
+}
+
+// The request path finds a backend's Cluster by the hash buildIndex() stored
+// with the route's backend, computing none itself.
+TEST(SnapshotIndex, RouteBackendsCarryTheHashTheirClusterIsFoundBy) {
+  Snapshot snap;
+  snap.clusters.resize(2);
+  snap.clusters[0].name = "kube_default_a_80";
+  snap.clusters[1].name = "kube_default_b_80";
+  Route r;
+  r.backends = {{"kube_default_b_80", 1}, {"kube_default_a_80", 1}};
+  snap.listeners.push_back(listenerWith({vhost("vh", {"*"})}));
+  snap.listeners[0].virtual_hosts[0].routes.push_back(r);
+  snap.buildIndex();
+  const auto& backends = snap.listeners[0].virtual_hosts[0].routes[0].backends;
+  for (const auto& b : backends) {
+    EXPECT_EQ(b.cluster_hash, nameHash(b.cluster));
+    const Cluster* c = snap.findCluster(HashedName{b.cluster, b.cluster_hash});
+    ASSERT_NE(c, nullptr) << b.cluster;
+    EXPECT_EQ(c->name, b.cluster);
+  }
+  EXPECT_EQ(snap.findCluster(HashedName{"kube_default_c_80", nameHash("kube_default_c_80")}),
+            nullptr);
 }
 
 TEST(SelectVirtualHost, WildcardDoesNotMatchBareDomain) {
