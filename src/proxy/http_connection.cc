@@ -768,6 +768,8 @@ void HttpConnection::onRequestHead() {
   // The cluster as this request's snapshot defines it: a reload during the
   // exchange must not change its TLS settings or pool key halfway.
   rq_->cluster_cfg = backend ? snap_->findCluster(backend->cluster) : nullptr;
+  // No cluster: an invalid backendRef's share of a rule (its cluster name is
+  // empty), answered with the spec's 500.
   if (rq_->cluster == nullptr || rq_->cluster_cfg == nullptr) {
     sendLocalReply(Failure::NoBackend, "");
     return;

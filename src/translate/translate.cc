@@ -542,6 +542,12 @@ class Translator {
           base.timeout_ms = static_cast<uint32_t>(std::min<uint64_t>(*ms, UINT32_MAX));
       }
       resolveBackends(st, rule, i, base);
+      bool any_valid = std::any_of(base.backends.begin(), base.backends.end(),
+                                   [](const auto& b) { return !b.cluster.empty(); });
+      if (!any_valid) {  // every request would get a 500: say so once, up front
+        base.backends.clear();
+        base.total_weight = 0;
+      }
       if (base.backends.empty() && !has_redirect) {
         base.direct_status = 500;
         base.direct_body = rule.backend_refs.empty() ? "no backend configured for this route"
@@ -635,6 +641,13 @@ class Translator {
           "spec.rules[" + std::to_string(rule_index) + "].backendRefs[" + std::to_string(b) + "]";
       auto problem = [&](std::string reason, std::string message) {
         st.backend_problems.push_back(BackendProblem{std::move(reason), where + ": " + message});
+        // The spec: requests that would have gone to an invalid backend get a
+        // 500, so it keeps its weight (an entry without a cluster) rather than
+        // handing its share to the valid ones.
+        if (ref.weight > 0) {
+          out.backends.push_back(snapshot::WeightedCluster{"", static_cast<uint32_t>(ref.weight)});
+          out.total_weight += static_cast<uint64_t>(ref.weight);
+        }
       };
       if (!ref.group.empty() || ref.kind != "Service") {
         problem("InvalidKind", "unsupported backend kind " +
@@ -875,7 +888,8 @@ class Translator {
     for (const auto& l : snap->listeners)
       for (const auto& vh : l.virtual_hosts)
         for (const auto& r : vh.routes)
-          for (const auto& b : r.backends) used.insert(b.cluster);
+          for (const auto& b : r.backends)
+            if (!b.cluster.empty()) used.insert(b.cluster);
     for (auto& [name, cluster] : clusters_)
       if (used.count(name)) snap->clusters.push_back(cluster);
     snap->buildIndex();

@@ -46,6 +46,9 @@ class RoutingTest(PorticoCase):
             http_route("weights", [rule([ref("svc-w1", weight=3), ref("svc-w2", weight=1)])],
                        hostnames=["weights.example.com"]),
             http_route("keepalive", [rule([ref("svc-ka")])], hostnames=["ka.example.com"]),
+            # One valid and one missing Service, equal weights: half the requests get 500.
+            http_route("half-invalid", [rule([ref("svc-w1"), ref("svc-missing")])],
+                       hostnames=["half-invalid.example.com"]),
             http_route("filters", [
                 rule([ref("svc-a")], [match("/modify")], filters=[
                     {"type": "RequestHeaderModifier",
@@ -137,6 +140,19 @@ class RoutingTest(PorticoCase):
         self.assertEqual(set(counts), {"svc-w1", "svc-w2"}, counts)
         share = counts["svc-w1"] / n
         self.assertAlmostEqual(share, 0.75, delta=0.08, msg=f"3:1 weights gave {counts}")
+
+    def test_invalid_backend_keeps_its_share(self):
+        # Gateway API: requests that would have gone to an invalid backendRef
+        # get a 500; the valid backend must not take over its share.
+        statuses = collections.Counter()
+        n = 200
+        for _ in range(n):
+            r = self.get("half-invalid.example.com")
+            statuses[r.status] += 1
+            if r.status == 200:
+                self.assertEqual(r.json()["backend"], "svc-w1")
+        self.assertEqual(set(statuses), {200, 500}, statuses)
+        self.assertAlmostEqual(statuses[500] / n, 0.5, delta=0.12, msg=f"1:1 gave {statuses}")
 
     def test_upstream_keepalive_reuse(self):
         cl = cluster_name("svc-ka")

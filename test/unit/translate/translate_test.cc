@@ -199,6 +199,39 @@ spec:
   EXPECT_EQ(find(parent.conditions, "Accepted")->status, "True");
 }
 
+// Gateway API (HTTPRouteRule.backendRefs): with some backendRefs invalid, the
+// share of requests that would have gone to them must get a 500; the valid
+// ones must not absorb it.
+TEST(Translate, InvalidBackendKeepsItsShareOfTraffic) {
+  auto set = load(std::string(kGateway) + R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs:
+    - {name: svc, port: 80, weight: 3}
+    - {name: nope, port: 80, weight: 1}
+    - {group: example.com, kind: Thing, name: t, weight: 2}
+    - {name: gone, port: 80, weight: 0}
+)");
+  Result r = translate(set, Options{});
+  const auto& routes = r.snapshot->listeners.at(0).virtual_hosts.at(0).routes;
+  ASSERT_EQ(routes.size(), 1u);
+  const auto& route = routes[0];
+  EXPECT_EQ(route.direct_status, 0);
+  ASSERT_EQ(route.backends.size(), 3u);
+  EXPECT_EQ(route.backends[0].cluster, "kube_default_svc_80");
+  EXPECT_EQ(route.backends[0].weight, 3u);
+  EXPECT_EQ(route.backends[1].cluster, "");  // invalid: answered with a 500
+  EXPECT_EQ(route.backends[1].weight, 1u);
+  EXPECT_EQ(route.backends[2].cluster, "");
+  EXPECT_EQ(route.backends[2].weight, 2u);
+  EXPECT_EQ(route.total_weight, 6u);
+  ASSERT_EQ(r.snapshot->clusters.size(), 1u);
+  EXPECT_EQ(find(onlyParent(r, "default/r").conditions, "ResolvedRefs")->reason, "BackendNotFound");
+}
 TEST(Translate, CrossNamespaceNeedsReferenceGrant) {
   std::string base = std::string(kGateway) + R"(
 apiVersion: v1
