@@ -698,6 +698,7 @@ class Translator {
     const k8s::HttpRoute& r = *st.route;
     std::vector<std::string> route_hosts;
     for (const auto& h : r.hostnames) route_hosts.push_back(lower(h));
+    std::vector<const ListenerState*> counted;  // listeners whose attachedRoutes has this route
     for (const auto& pref : r.parent_refs) {
       if (pref.group != kGatewayGroup || pref.kind != "Gateway") continue;  // not ours
       std::string gw_ns = pref.ns.value_or(r.metadata.ns);
@@ -727,14 +728,21 @@ class Translator {
           candidates.push_back(&ls);
         }
         std::vector<ListenerState*> allowed;
-        for (ListenerState* ls : candidates) {
-          if (!ls->programmed() || !ls->allowsKind(kGatewayGroup, kHttpRouteKind)) continue;
-          if (!namespaceAllowed(*ls, r.metadata.ns)) continue;
-          allowed.push_back(ls);
-        }
         std::vector<Attachment> attachments;
-        for (ListenerState* ls : allowed) {
+        for (ListenerState* ls : candidates) {
+          if (!ls->allowsKind(kGatewayGroup, kHttpRouteKind)) continue;
+          if (!namespaceAllowed(*ls, r.metadata.ns)) continue;
           auto hosts = intersectHostnames(ls->hostname, route_hosts);
+          // ListenerStatus.attachedRoutes: "Listener or Route status does not
+          // impact successful attachment": the count includes listeners that
+          // are not programmed and routes that are not Accepted. Once per
+          // listener, however many parentRefs select it.
+          if (!hosts.empty() && std::find(counted.begin(), counted.end(), ls) == counted.end()) {
+            counted.push_back(ls);
+            ++ls->attached_routes;
+          }
+          if (!ls->programmed()) continue;  // attached, but serves nothing
+          allowed.push_back(ls);
           if (!hosts.empty()) attachments.push_back(Attachment{&st, ls, std::move(hosts)});
         }
         if (candidates.empty()) {
@@ -754,10 +762,7 @@ class Translator {
           accepted(false, st.invalid_reason, st.invalid_message);
         } else {
           accepted(true, "Accepted", "Route is accepted");
-          for (auto& a : attachments) {
-            ++a.listener->attached_routes;
-            attachments_.push_back(std::move(a));
-          }
+          for (auto& a : attachments) attachments_.push_back(std::move(a));
         }
       }
       if (st.backend_problems.empty()) {
