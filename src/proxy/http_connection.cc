@@ -91,7 +91,24 @@ std::string_view headerLookup(const void* ctx, std::string_view lower_name, bool
 void applyHeaderModifier(http::Headers& h, const snapshot::HeaderModifier& m) {
   for (const auto& name : m.remove) h.remove(name);
   for (const auto& [name, value] : m.set) h.set(name, value);
-  for (const auto& [name, value] : m.add) h.add(name, value);
+  for (const auto& [name, value] : m.add) {
+    // HTTPHeaderFilter.Add "appends to any existing values": "my-header: foo"
+    // plus "bar,baz" is "my-header: foo,bar,baz", one field, so a backend that
+    // reads only the first field of a name still sees every value. Set-Cookie
+    // cannot be folded (RFC 9110 5.3) and gets a field of its own.
+    if (!h.has(name) || http::iequals(name, "set-cookie")) {
+      h.add(name, value);
+      continue;
+    }
+    std::string joined;
+    for (const auto& f : h.fields()) {
+      if (!http::iequals(f.name, name)) continue;
+      joined.append(f.value);
+      joined.push_back(',');
+    }
+    joined.append(value);
+    h.set(name, joined);
+  }
 }
 
 // The path a PathModifier produces from `path` (which matched `route_prefix`).

@@ -54,7 +54,11 @@ class RoutingTest(PorticoCase):
                     {"type": "RequestHeaderModifier",
                      "requestHeaderModifier": {"set": [{"name": "X-Custom", "value": "from-route"}]}},
                     {"type": "ResponseHeaderModifier",
-                     "responseHeaderModifier": {"add": [{"name": "X-Route", "value": "filters"}]}}]),
+                     "responseHeaderModifier": {"add": [{"name": "X-Route", "value": "filters"},
+                                                        {"name": "X-Backend", "value": "via-route"}]}}]),
+                rule([ref("svc-a")], [match("/add")], filters=[
+                    {"type": "RequestHeaderModifier",
+                     "requestHeaderModifier": {"add": [{"name": "x-CUSTOM", "value": "added"}]}}]),
                 rule([], [match("/redirect")], filters=[
                     {"type": "RequestRedirect",
                      "requestRedirect": {"scheme": "https", "statusCode": 301}}]),
@@ -123,6 +127,12 @@ class RoutingTest(PorticoCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json()["x_custom"], "from-route")
         self.assertEqual(r.headers.get("x-route"), "filters")
+        self.assertEqual(r.headers.get("x-backend"), "svc-a,via-route")  # appended to nginx's
+        # add appends to the value a request already has ("my-header: foo,bar,baz"
+        # in HTTPHeaderFilter.Add), names compared case-insensitively.
+        r = self.get(h, "/add", headers={"X-Custom": "from-client"})
+        self.assertEqual(r.json()["x_custom"], "from-client,added")
+        self.assertEqual(self.get(h, "/add").json()["x_custom"], "added")
         r = self.get(h, "/redirect/x")
         self.assertEqual(r.status, 301)
         self.assertEqual(r.headers.get("location"), "https://filters.example.com/redirect/x")
