@@ -692,7 +692,21 @@ class Translator {
     RouteState* route = nullptr;
     ListenerState* listener = nullptr;
     std::vector<std::string> hostnames;
+    // Per hostname: the most specific route hostname it came from ("*" for a
+    // route without hostnames), to order routes with the same intersection.
+    std::vector<std::string> originals;
   };
+
+  // The most specific of the route's own hostnames that yields `host` when
+  // intersected with a listener hostname.
+  static std::string originalHostname(const std::vector<std::string>& route_hosts,
+                                      const std::string& host) {
+    std::string best = "*";
+    for (const auto& h : route_hosts) {
+      if ((h == host || wildcardCovers(h, host)) && moreSpecific(h, best)) best = h;
+    }
+    return best;
+  }
 
   void attachRoute(RouteState& st) {
     const k8s::HttpRoute& r = *st.route;
@@ -743,7 +757,10 @@ class Translator {
           }
           if (!ls->programmed()) continue;  // attached, but serves nothing
           allowed.push_back(ls);
-          if (!hosts.empty()) attachments.push_back(Attachment{&st, ls, std::move(hosts)});
+          if (hosts.empty()) continue;
+          std::vector<std::string> originals;
+          for (const auto& h : hosts) originals.push_back(originalHostname(route_hosts, h));
+          attachments.push_back(Attachment{&st, ls, std::move(hosts), std::move(originals)});
         }
         if (candidates.empty()) {
           std::string what = pref.section_name ? "no listener named " + *pref.section_name : "";
@@ -845,6 +862,8 @@ class Translator {
         struct Entry {
           size_t exact_len;
           size_t len;
+          size_t original_exact_len;
+          size_t original_len;
           const CompiledMatch* match;
         };
         std::vector<Entry> entries;
@@ -852,20 +871,33 @@ class Translator {
           std::string lh = a->listener->hostname.empty() ? "*" : a->listener->hostname;
           if (lh != selected) continue;
           // The most specific of the route's hostnames covering this domain.
-          std::optional<std::string> best;
-          for (const auto& h : a->hostnames) {
+          std::optional<size_t> best;
+          for (size_t i = 0; i < a->hostnames.size(); ++i) {
+            const std::string& h = a->hostnames[i];
             if (!(h == domain || h == "*" || (isWildcard(h) && wildcardCovers(h, domain))))
               continue;
-            if (!best || moreSpecific(h, *best)) best = h;
+            if (!best || moreSpecific(h, a->hostnames[*best])) best = i;
           }
           if (!best) continue;
-          size_t exact_len = (isWildcard(*best) || *best == "*") ? 0 : best->size();
-          size_t len = *best == "*" ? 0 : best->size();
-          for (const auto& m : a->route->matches) entries.push_back(Entry{exact_len, len, &m});
+          auto exactLen = [](const std::string& h) {
+            return (isWildcard(h) || h == "*") ? 0 : h.size();
+          };
+          auto len = [](const std::string& h) { return h == "*" ? 0 : h.size(); };
+          const std::string& host = a->hostnames[*best];
+          const std::string& original = a->originals[*best];
+          for (const auto& m : a->route->matches)
+            entries.push_back(
+                Entry{exactLen(host), len(host), exactLen(original), len(original), &m});
         }
+        // Hostnames first (HTTPRouteSpec.hostnames): the matching one, then,
+        // for the same intersection, the one the route was configured with
+        // (GatewayRouteHostnameIntersectionPrecedence); then the match.
         std::stable_sort(entries.begin(), entries.end(), [](const Entry& x, const Entry& y) {
           if (x.exact_len != y.exact_len) return x.exact_len > y.exact_len;
           if (x.len != y.len) return x.len > y.len;
+          if (x.original_exact_len != y.original_exact_len)
+            return x.original_exact_len > y.original_exact_len;
+          if (x.original_len != y.original_len) return x.original_len > y.original_len;
           return x.match->key < y.match->key;
         });
         // An empty catch-all vhost shadows nothing: leave it out.

@@ -314,6 +314,60 @@ spec:
   EXPECT_EQ(names, (std::vector<std::string>{"5", "4", "3", "2", "1", "0"}));
 }
 
+// HTTPRouteSpec.hostnames: routes whose Listener/Route intersection is the
+// same hostname SHOULD be ordered by the hostnames they were configured with
+// (feature GatewayRouteHostnameIntersectionPrecedence; conformance
+// *MultipleRoutesAttachmentSameHostnameIntersection): the exact route beats
+// the older wildcard one, the longer wildcard beats the shorter.
+TEST(Translate, SameIntersectionOrderedByOriginalHostnames) {
+  auto set = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: c
+  listeners:
+  - {name: exact, protocol: HTTP, port: 8080, hostname: abc.example.com}
+  - {name: wild, protocol: HTTP, port: 8081, hostname: "*.example.com"}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: wc-older, creationTimestamp: "2020-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: exact}]
+  hostnames: ["*.example.com"]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: exact-newer, creationTimestamp: "2021-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: exact}]
+  hostnames: [abc.example.com]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: short-wc-older, creationTimestamp: "2020-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: wild}]
+  hostnames: ["*.com"]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: long-wc-newer, creationTimestamp: "2021-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: wild}]
+  hostnames: ["*.example.com"]
+)");
+  Result r = translate(set, Options{});
+  auto first = [&](size_t listener) {
+    const auto& l = r.snapshot->listeners.at(listener);
+    EXPECT_EQ(l.virtual_hosts.size(), 1u);
+    return l.virtual_hosts.at(0).routes.at(0).name;
+  };
+  EXPECT_EQ(first(0), "default/exact-newer/rule/0/match/0");
+  EXPECT_EQ(first(1), "default/long-wc-newer/rule/0/match/0");
+}
+
 TEST(Translate, EndpointsFromSlicesByPortName) {
   auto set = load(std::string(kGateway) + R"(
 apiVersion: gateway.networking.k8s.io/v1
