@@ -91,7 +91,24 @@ std::string_view headerLookup(const void* ctx, std::string_view lower_name, bool
 void applyHeaderModifier(http::Headers& h, const snapshot::HeaderModifier& m) {
   for (const auto& name : m.remove) h.remove(name);
   for (const auto& [name, value] : m.set) h.set(name, value);
-  for (const auto& [name, value] : m.add) h.add(name, value);
+  for (const auto& [name, value] : m.add) {
+    // HTTPHeaderFilter.Add "appends to any existing values": "my-header: foo"
+    // plus "bar,baz" is "my-header: foo,bar,baz", one field, so a backend that
+    // reads only the first field of a name still sees every value. Set-Cookie
+    // cannot be folded (RFC 9110 5.3) and gets a field of its own.
+    if (!h.has(name) || http::iequals(name, "set-cookie")) {
+      h.add(name, value);
+      continue;
+    }
+    std::string joined;
+    for (const auto& f : h.fields()) {
+      if (!http::iequals(f.name, name)) continue;
+      joined.append(f.value);
+      joined.push_back(',');
+    }
+    joined.append(value);
+    h.set(name, joined);
+  }
 }
 
 // The path a PathModifier produces from `path` (which matched `route_prefix`).
@@ -770,6 +787,8 @@ void HttpConnection::onRequestHead() {
   // The cluster as this request's snapshot defines it: a reload during the
   // exchange must not change its TLS settings or pool key halfway.
   rq_->cluster_cfg = backend ? snap_->findCluster(cluster) : nullptr;
+  // No cluster: an invalid backendRef's share of a rule (its cluster name is
+  // empty), answered with the spec's 500.
   if (rq_->cluster == nullptr || rq_->cluster_cfg == nullptr) {
     sendLocalReply(Failure::NoBackend, "");
     return;

@@ -83,7 +83,9 @@ struct UrlRewrite {
 // ---- routes -----------------------------------------------------------------
 
 struct WeightedCluster {
-  std::string cluster;  // Cluster::name; must exist in Snapshot::clusters
+  // Cluster::name; must exist in Snapshot::clusters. Empty: an invalid
+  // backendRef, whose share of the requests is answered with a 500.
+  std::string cluster;
   uint32_t weight = 1;
   size_t cluster_hash = 0;  // nameHash(cluster), set by Snapshot::buildIndex()
 };
@@ -96,7 +98,8 @@ struct Route {
   std::optional<HeaderModifier> response_header_modifier;
   std::optional<RequestRedirect> redirect;
   std::optional<UrlRewrite> rewrite;
-  // Weighted backends. Weight-0 entries are dropped by translate(). Empty with
+  // Weighted backends. Weight-0 entries are dropped by translate(); invalid
+  // ones stay (without a cluster) next to at least one valid one. Empty with
   // direct_status == 0 means "no backend": the proxy answers 500.
   std::vector<WeightedCluster> backends;
   uint64_t total_weight = 0;

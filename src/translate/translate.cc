@@ -542,6 +542,12 @@ class Translator {
           base.timeout_ms = static_cast<uint32_t>(std::min<uint64_t>(*ms, UINT32_MAX));
       }
       resolveBackends(st, rule, i, base);
+      bool any_valid = std::any_of(base.backends.begin(), base.backends.end(),
+                                   [](const auto& b) { return !b.cluster.empty(); });
+      if (!any_valid) {  // every request would get a 500: say so once, up front
+        base.backends.clear();
+        base.total_weight = 0;
+      }
       if (base.backends.empty() && !has_redirect) {
         base.direct_status = 500;
         base.direct_body = rule.backend_refs.empty() ? "no backend configured for this route"
@@ -635,6 +641,13 @@ class Translator {
           "spec.rules[" + std::to_string(rule_index) + "].backendRefs[" + std::to_string(b) + "]";
       auto problem = [&](std::string reason, std::string message) {
         st.backend_problems.push_back(BackendProblem{std::move(reason), where + ": " + message});
+        // The spec: requests that would have gone to an invalid backend get a
+        // 500, so it keeps its weight (an entry without a cluster) rather than
+        // handing its share to the valid ones.
+        if (ref.weight > 0) {
+          out.backends.push_back(snapshot::WeightedCluster{"", static_cast<uint32_t>(ref.weight)});
+          out.total_weight += static_cast<uint64_t>(ref.weight);
+        }
       };
       if (!ref.group.empty() || ref.kind != "Service") {
         problem("InvalidKind", "unsupported backend kind " +
@@ -679,12 +692,27 @@ class Translator {
     RouteState* route = nullptr;
     ListenerState* listener = nullptr;
     std::vector<std::string> hostnames;
+    // Per hostname: the most specific route hostname it came from ("*" for a
+    // route without hostnames), to order routes with the same intersection.
+    std::vector<std::string> originals;
   };
+
+  // The most specific of the route's own hostnames that yields `host` when
+  // intersected with a listener hostname.
+  static std::string originalHostname(const std::vector<std::string>& route_hosts,
+                                      const std::string& host) {
+    std::string best = "*";
+    for (const auto& h : route_hosts) {
+      if ((h == host || wildcardCovers(h, host)) && moreSpecific(h, best)) best = h;
+    }
+    return best;
+  }
 
   void attachRoute(RouteState& st) {
     const k8s::HttpRoute& r = *st.route;
     std::vector<std::string> route_hosts;
     for (const auto& h : r.hostnames) route_hosts.push_back(lower(h));
+    std::vector<const ListenerState*> counted;  // listeners whose attachedRoutes has this route
     for (const auto& pref : r.parent_refs) {
       if (pref.group != kGatewayGroup || pref.kind != "Gateway") continue;  // not ours
       std::string gw_ns = pref.ns.value_or(r.metadata.ns);
@@ -714,15 +742,25 @@ class Translator {
           candidates.push_back(&ls);
         }
         std::vector<ListenerState*> allowed;
-        for (ListenerState* ls : candidates) {
-          if (!ls->programmed() || !ls->allowsKind(kGatewayGroup, kHttpRouteKind)) continue;
-          if (!namespaceAllowed(*ls, r.metadata.ns)) continue;
-          allowed.push_back(ls);
-        }
         std::vector<Attachment> attachments;
-        for (ListenerState* ls : allowed) {
+        for (ListenerState* ls : candidates) {
+          if (!ls->allowsKind(kGatewayGroup, kHttpRouteKind)) continue;
+          if (!namespaceAllowed(*ls, r.metadata.ns)) continue;
           auto hosts = intersectHostnames(ls->hostname, route_hosts);
-          if (!hosts.empty()) attachments.push_back(Attachment{&st, ls, std::move(hosts)});
+          // ListenerStatus.attachedRoutes: "Listener or Route status does not
+          // impact successful attachment": the count includes listeners that
+          // are not programmed and routes that are not Accepted. Once per
+          // listener, however many parentRefs select it.
+          if (!hosts.empty() && std::find(counted.begin(), counted.end(), ls) == counted.end()) {
+            counted.push_back(ls);
+            ++ls->attached_routes;
+          }
+          if (!ls->programmed()) continue;  // attached, but serves nothing
+          allowed.push_back(ls);
+          if (hosts.empty()) continue;
+          std::vector<std::string> originals;
+          for (const auto& h : hosts) originals.push_back(originalHostname(route_hosts, h));
+          attachments.push_back(Attachment{&st, ls, std::move(hosts), std::move(originals)});
         }
         if (candidates.empty()) {
           std::string what = pref.section_name ? "no listener named " + *pref.section_name : "";
@@ -741,10 +779,7 @@ class Translator {
           accepted(false, st.invalid_reason, st.invalid_message);
         } else {
           accepted(true, "Accepted", "Route is accepted");
-          for (auto& a : attachments) {
-            ++a.listener->attached_routes;
-            attachments_.push_back(std::move(a));
-          }
+          for (auto& a : attachments) attachments_.push_back(std::move(a));
         }
       }
       if (st.backend_problems.empty()) {
@@ -827,6 +862,8 @@ class Translator {
         struct Entry {
           size_t exact_len;
           size_t len;
+          size_t original_exact_len;
+          size_t original_len;
           const CompiledMatch* match;
         };
         std::vector<Entry> entries;
@@ -834,20 +871,33 @@ class Translator {
           std::string lh = a->listener->hostname.empty() ? "*" : a->listener->hostname;
           if (lh != selected) continue;
           // The most specific of the route's hostnames covering this domain.
-          std::optional<std::string> best;
-          for (const auto& h : a->hostnames) {
+          std::optional<size_t> best;
+          for (size_t i = 0; i < a->hostnames.size(); ++i) {
+            const std::string& h = a->hostnames[i];
             if (!(h == domain || h == "*" || (isWildcard(h) && wildcardCovers(h, domain))))
               continue;
-            if (!best || moreSpecific(h, *best)) best = h;
+            if (!best || moreSpecific(h, a->hostnames[*best])) best = i;
           }
           if (!best) continue;
-          size_t exact_len = (isWildcard(*best) || *best == "*") ? 0 : best->size();
-          size_t len = *best == "*" ? 0 : best->size();
-          for (const auto& m : a->route->matches) entries.push_back(Entry{exact_len, len, &m});
+          auto exactLen = [](const std::string& h) {
+            return (isWildcard(h) || h == "*") ? 0 : h.size();
+          };
+          auto len = [](const std::string& h) { return h == "*" ? 0 : h.size(); };
+          const std::string& host = a->hostnames[*best];
+          const std::string& original = a->originals[*best];
+          for (const auto& m : a->route->matches)
+            entries.push_back(
+                Entry{exactLen(host), len(host), exactLen(original), len(original), &m});
         }
+        // Hostnames first (HTTPRouteSpec.hostnames): the matching one, then,
+        // for the same intersection, the one the route was configured with
+        // (GatewayRouteHostnameIntersectionPrecedence); then the match.
         std::stable_sort(entries.begin(), entries.end(), [](const Entry& x, const Entry& y) {
           if (x.exact_len != y.exact_len) return x.exact_len > y.exact_len;
           if (x.len != y.len) return x.len > y.len;
+          if (x.original_exact_len != y.original_exact_len)
+            return x.original_exact_len > y.original_exact_len;
+          if (x.original_len != y.original_len) return x.original_len > y.original_len;
           return x.match->key < y.match->key;
         });
         // An empty catch-all vhost shadows nothing: leave it out.
@@ -875,7 +925,8 @@ class Translator {
     for (const auto& l : snap->listeners)
       for (const auto& vh : l.virtual_hosts)
         for (const auto& r : vh.routes)
-          for (const auto& b : r.backends) used.insert(b.cluster);
+          for (const auto& b : r.backends)
+            if (!b.cluster.empty()) used.insert(b.cluster);
     for (auto& [name, cluster] : clusters_)
       if (used.count(name)) snap->clusters.push_back(cluster);
     snap->buildIndex();

@@ -46,12 +46,19 @@ class RoutingTest(PorticoCase):
             http_route("weights", [rule([ref("svc-w1", weight=3), ref("svc-w2", weight=1)])],
                        hostnames=["weights.example.com"]),
             http_route("keepalive", [rule([ref("svc-ka")])], hostnames=["ka.example.com"]),
+            # One valid and one missing Service, equal weights: half the requests get 500.
+            http_route("half-invalid", [rule([ref("svc-w1"), ref("svc-missing")])],
+                       hostnames=["half-invalid.example.com"]),
             http_route("filters", [
                 rule([ref("svc-a")], [match("/modify")], filters=[
                     {"type": "RequestHeaderModifier",
                      "requestHeaderModifier": {"set": [{"name": "X-Custom", "value": "from-route"}]}},
                     {"type": "ResponseHeaderModifier",
-                     "responseHeaderModifier": {"add": [{"name": "X-Route", "value": "filters"}]}}]),
+                     "responseHeaderModifier": {"add": [{"name": "X-Route", "value": "filters"},
+                                                        {"name": "X-Backend", "value": "via-route"}]}}]),
+                rule([ref("svc-a")], [match("/add")], filters=[
+                    {"type": "RequestHeaderModifier",
+                     "requestHeaderModifier": {"add": [{"name": "x-CUSTOM", "value": "added"}]}}]),
                 rule([], [match("/redirect")], filters=[
                     {"type": "RequestRedirect",
                      "requestRedirect": {"scheme": "https", "statusCode": 301}}]),
@@ -120,6 +127,12 @@ class RoutingTest(PorticoCase):
         self.assertEqual(r.status, 200)
         self.assertEqual(r.json()["x_custom"], "from-route")
         self.assertEqual(r.headers.get("x-route"), "filters")
+        self.assertEqual(r.headers.get("x-backend"), "svc-a,via-route")  # appended to nginx's
+        # add appends to the value a request already has ("my-header: foo,bar,baz"
+        # in HTTPHeaderFilter.Add), names compared case-insensitively.
+        r = self.get(h, "/add", headers={"X-Custom": "from-client"})
+        self.assertEqual(r.json()["x_custom"], "from-client,added")
+        self.assertEqual(self.get(h, "/add").json()["x_custom"], "added")
         r = self.get(h, "/redirect/x")
         self.assertEqual(r.status, 301)
         self.assertEqual(r.headers.get("location"), "https://filters.example.com/redirect/x")
@@ -137,6 +150,19 @@ class RoutingTest(PorticoCase):
         self.assertEqual(set(counts), {"svc-w1", "svc-w2"}, counts)
         share = counts["svc-w1"] / n
         self.assertAlmostEqual(share, 0.75, delta=0.08, msg=f"3:1 weights gave {counts}")
+
+    def test_invalid_backend_keeps_its_share(self):
+        # Gateway API: requests that would have gone to an invalid backendRef
+        # get a 500; the valid backend must not take over its share.
+        statuses = collections.Counter()
+        n = 200
+        for _ in range(n):
+            r = self.get("half-invalid.example.com")
+            statuses[r.status] += 1
+            if r.status == 200:
+                self.assertEqual(r.json()["backend"], "svc-w1")
+        self.assertEqual(set(statuses), {200, 500}, statuses)
+        self.assertAlmostEqual(statuses[500] / n, 0.5, delta=0.12, msg=f"1:1 gave {statuses}")
 
     def test_upstream_keepalive_reuse(self):
         cl = cluster_name("svc-ka")

@@ -223,8 +223,9 @@ TEST(SelectVirtualHost, HostHashAndEqualityFoldAsciiLettersOnly) {
         // '[' is not '{', nor 0xC1 0xE1: only letters differ by the case bit.
         std::string case_bit = a;
         case_bit[at] = static_cast<char>(c | 0x20);
-        if (case_bit[at] != ch && folded == ch)
+        if (case_bit[at] != ch && folded == ch) {
           EXPECT_FALSE(equal(a, case_bit)) << c << " len " << len << " at " << at;
+        }
       }
     }
   }

@@ -152,5 +152,67 @@ spec:
   EXPECT_EQ(accepted->reason, "IncompatibleFilters");
 }
 
+// GatewayWithAttachedRoutes, "Gateway listener should have AttachedRoutes set
+// even when Gateway has unresolved refs" (conformance/tests/
+// gateway-with-attached-routes.yaml): an HTTPS listener whose certificateRef
+// names a missing Secret (ResolvedRefs=False, Programmed=False) still counts
+// the route attached to it: attachedRoutes 1, and the route's ResolvedRefs is
+// False. ListenerStatus.attachedRoutes: "Listener or Route status does not
+// impact successful attachment", it counts Routes that are themselves
+// Accepted=False too. Portico counted only accepted routes on programmed
+// listeners (0 here).
+TEST(Conformance, AttachedRoutesCountedDespiteUnresolvedRefs) {
+  auto rs = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: unresolved-gateway-with-one-attached-unresolved-route, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - name: tls
+    port: 443
+    protocol: HTTPS
+    allowedRoutes: {kinds: [{kind: HTTPRoute}], namespaces: {from: Same}}
+    tls:
+      certificateRefs: [{group: "", kind: Secret, name: does-not-exist}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: http-route-4, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: unresolved-gateway-with-one-attached-unresolved-route}]
+  rules:
+  - backendRefs: [{name: does-not-exist, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: unsupported-filter, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: same-namespace}]
+  rules:
+  - filters: [{type: ExtensionRef, extensionRef: {group: example.com, kind: Thing, name: t}}]
+    backendRefs: [{name: infra-backend-v1, port: 8080}]
+)");
+  Result r = translate(rs, realOptions());
+  const ListenerStatus* tls = findListener(
+      r, "gateway-conformance-infra/unresolved-gateway-with-one-attached-unresolved-route", "tls");
+  ASSERT_NE(tls, nullptr);
+  EXPECT_EQ(findCondition(tls->conditions, "Programmed")->status, "False");
+  EXPECT_EQ(findCondition(tls->conditions, "ResolvedRefs")->status, "False");
+  EXPECT_EQ(tls->attached_routes, 1);
+  auto it = r.status.http_routes.find("gateway-conformance-infra/http-route-4");
+  ASSERT_NE(it, r.status.http_routes.end());
+  ASSERT_EQ(it->second.parents.size(), 1u);
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "ResolvedRefs")->status, "False");
+
+  // A route that is not Accepted (unsupported filter) is still attached.
+  const ListenerStatus* http = findListener(r, "gateway-conformance-infra/same-namespace", "http");
+  ASSERT_NE(http, nullptr);
+  EXPECT_EQ(http->attached_routes, 1);
+  it = r.status.http_routes.find("gateway-conformance-infra/unsupported-filter");
+  ASSERT_NE(it, r.status.http_routes.end());
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "False");
+}
+
 }  // namespace
 }  // namespace portico::translate

@@ -199,6 +199,39 @@ spec:
   EXPECT_EQ(find(parent.conditions, "Accepted")->status, "True");
 }
 
+// Gateway API (HTTPRouteRule.backendRefs): with some backendRefs invalid, the
+// share of requests that would have gone to them must get a 500; the valid
+// ones must not absorb it.
+TEST(Translate, InvalidBackendKeepsItsShareOfTraffic) {
+  auto set = load(std::string(kGateway) + R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+  - backendRefs:
+    - {name: svc, port: 80, weight: 3}
+    - {name: nope, port: 80, weight: 1}
+    - {group: example.com, kind: Thing, name: t, weight: 2}
+    - {name: gone, port: 80, weight: 0}
+)");
+  Result r = translate(set, Options{});
+  const auto& routes = r.snapshot->listeners.at(0).virtual_hosts.at(0).routes;
+  ASSERT_EQ(routes.size(), 1u);
+  const auto& route = routes[0];
+  EXPECT_EQ(route.direct_status, 0);
+  ASSERT_EQ(route.backends.size(), 3u);
+  EXPECT_EQ(route.backends[0].cluster, "kube_default_svc_80");
+  EXPECT_EQ(route.backends[0].weight, 3u);
+  EXPECT_EQ(route.backends[1].cluster, "");  // invalid: answered with a 500
+  EXPECT_EQ(route.backends[1].weight, 1u);
+  EXPECT_EQ(route.backends[2].cluster, "");
+  EXPECT_EQ(route.backends[2].weight, 2u);
+  EXPECT_EQ(route.total_weight, 6u);
+  ASSERT_EQ(r.snapshot->clusters.size(), 1u);
+  EXPECT_EQ(find(onlyParent(r, "default/r").conditions, "ResolvedRefs")->reason, "BackendNotFound");
+}
 TEST(Translate, CrossNamespaceNeedsReferenceGrant) {
   std::string base = std::string(kGateway) + R"(
 apiVersion: v1
@@ -251,7 +284,8 @@ spec:
   EXPECT_EQ(acc->reason, "UnsupportedValue");
   EXPECT_NE(acc->message.find("spec.rules[0].matches[0].queryParams[0].value"), std::string::npos);
   EXPECT_TRUE(r.snapshot->listeners.at(0).virtual_hosts.empty());
-  EXPECT_EQ(r.status.gateways.at("default/gw").listeners.at(0).attached_routes, 0);
+  // Not Accepted, yet attached: attachedRoutes counts routes whatever their status.
+  EXPECT_EQ(r.status.gateways.at("default/gw").listeners.at(0).attached_routes, 1);
 }
 
 TEST(Translate, PrecedenceOrder) {
@@ -278,6 +312,60 @@ spec:
   for (const auto& route : r.snapshot->listeners.at(0).virtual_hosts.at(0).routes)
     names.push_back(route.name.substr(route.name.size() - 1));
   EXPECT_EQ(names, (std::vector<std::string>{"5", "4", "3", "2", "1", "0"}));
+}
+
+// HTTPRouteSpec.hostnames: routes whose Listener/Route intersection is the
+// same hostname SHOULD be ordered by the hostnames they were configured with
+// (feature GatewayRouteHostnameIntersectionPrecedence; conformance
+// *MultipleRoutesAttachmentSameHostnameIntersection): the exact route beats
+// the older wildcard one, the longer wildcard beats the shorter.
+TEST(Translate, SameIntersectionOrderedByOriginalHostnames) {
+  auto set = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: c
+  listeners:
+  - {name: exact, protocol: HTTP, port: 8080, hostname: abc.example.com}
+  - {name: wild, protocol: HTTP, port: 8081, hostname: "*.example.com"}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: wc-older, creationTimestamp: "2020-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: exact}]
+  hostnames: ["*.example.com"]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: exact-newer, creationTimestamp: "2021-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: exact}]
+  hostnames: [abc.example.com]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: short-wc-older, creationTimestamp: "2020-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: wild}]
+  hostnames: ["*.com"]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: long-wc-newer, creationTimestamp: "2021-01-01T00:00:00Z"}
+spec:
+  parentRefs: [{name: gw, sectionName: wild}]
+  hostnames: ["*.example.com"]
+)");
+  Result r = translate(set, Options{});
+  auto first = [&](size_t listener) {
+    const auto& l = r.snapshot->listeners.at(listener);
+    EXPECT_EQ(l.virtual_hosts.size(), 1u);
+    return l.virtual_hosts.at(0).routes.at(0).name;
+  };
+  EXPECT_EQ(first(0), "default/exact-newer/rule/0/match/0");
+  EXPECT_EQ(first(1), "default/long-wc-newer/rule/0/match/0");
 }
 
 TEST(Translate, EndpointsFromSlicesByPortName) {
