@@ -853,8 +853,7 @@ void HttpConnection::dispatch() {
   rq_->cluster->stats.upstream_rq_active->add();
   rq_->rq_active = true;
   state_ = State::Proxying;
-  uint32_t timeout =
-      rq_->route->timeout_ms != 0 ? rq_->route->timeout_ms : rq_->cluster_cfg->request_timeout_ms;
+  const uint32_t timeout = rq_->route->timeout_ms.value_or(rq_->cluster_cfg->request_timeout_ms);
   if (timeout != 0 && !rq_->upgrade) rq_->timer.arm(timeout);
   if (!connectUpstream(nullptr)) return;
   if (rq_->req_parser.expectsContinue() && !rq_->req_done) {

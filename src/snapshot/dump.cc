@@ -95,7 +95,7 @@ json routeJson(const Route& r) {
     j["direct_status"] = r.direct_status;
     j["direct_body"] = r.direct_body;
   }
-  if (r.timeout_ms != 0) j["timeout_ms"] = r.timeout_ms;
+  if (r.timeout_ms) j["timeout_ms"] = *r.timeout_ms;
   return j;
 }
 

@@ -107,7 +107,9 @@ struct Route {
   // for a rule whose backendRefs are all invalid).
   int direct_status = 0;
   std::string direct_body;
-  uint32_t timeout_ms = 0;  // HTTPRoute rule timeouts.request; 0 = cluster default
+  // The HTTPRoute rule's timeouts: the shorter of request and backendRequest
+  // (one try per request). Unset: the cluster default; 0: none ("0s").
+  std::optional<uint32_t> timeout_ms;
 };
 
 struct VirtualHost {

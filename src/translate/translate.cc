@@ -488,6 +488,35 @@ class Translator {
     for (auto& st : routes_) attachRoute(st);
   }
 
+  // HTTPRouteTimeouts: `request` bounds the whole exchange, `backendRequest`
+  // each try to a backend. Portico makes one try per request, so the shorter
+  // of the two applies; "0s" turns a timeout off (the spec's SHOULD), and
+  // neither set leaves the cluster default.
+  std::optional<uint32_t> ruleTimeout(RouteState& st, const k8s::HttpRouteRule& rule,
+                                      const std::string& rp) {
+    auto read = [&](const std::optional<std::string>& v, const char* field) {
+      std::optional<uint64_t> ms;
+      if (!v) return ms;
+      ms = parseDuration(*v);
+      if (!ms) invalid(st, rp + ".timeouts." + field + ": invalid duration \"" + *v + "\"");
+      return ms;
+    };
+    const auto request = read(rule.timeout_request, "request");
+    const auto backend = read(rule.timeout_backend_request, "backendRequest");
+    if (request && backend && *request != 0 && *backend > *request) {
+      // The API server's own rule (CEL on HTTPRouteTimeouts).
+      invalid(st, rp + ".timeouts.backendRequest: " + *rule.timeout_backend_request +
+                      " is longer than timeouts.request " + *rule.timeout_request);
+    }
+    std::optional<uint64_t> ms;
+    for (const auto& t : {request, backend}) {
+      if (!t) continue;
+      if (!ms || *ms == 0 || (*t != 0 && *t < *ms)) ms = *t;
+    }
+    if (!ms) return std::nullopt;
+    return static_cast<uint32_t>(std::min<uint64_t>(*ms, UINT32_MAX));
+  }
+
   void invalid(RouteState& st, std::string message, std::string reason = "UnsupportedValue") {
     if (st.valid) {
       st.invalid_message = std::move(message);
@@ -534,13 +563,7 @@ class Translator {
       if (base.redirect && base.rewrite)
         invalid(st, rp + ".filters: RequestRedirect and URLRewrite cannot be combined",
                 "IncompatibleFilters");  // the v1 API's reason for exactly this
-      if (rule.timeout_request) {
-        auto ms = parseDuration(*rule.timeout_request);
-        if (!ms)
-          invalid(st, rp + ".timeouts.request: invalid duration \"" + *rule.timeout_request + "\"");
-        else
-          base.timeout_ms = static_cast<uint32_t>(std::min<uint64_t>(*ms, UINT32_MAX));
-      }
+      base.timeout_ms = ruleTimeout(st, rule, rp);
       resolveBackends(st, rule, i, base);
       bool any_valid = std::any_of(base.backends.begin(), base.backends.end(),
                                    [](const auto& b) { return !b.cluster.empty(); });

@@ -851,7 +851,8 @@ def match(path: str | None = None, path_type: str = "PathPrefix",
 
 
 def rule(backends: list[dict], matches: list[dict] | None = None,
-         filters: list[dict] | None = None, timeout: str | None = None) -> dict:
+         filters: list[dict] | None = None, timeout: str | None = None,
+         backend_timeout: str | None = None) -> dict:
     r: dict = {}
     if matches:
         r["matches"] = matches
@@ -861,6 +862,8 @@ def rule(backends: list[dict], matches: list[dict] | None = None,
         r["backendRefs"] = backends
     if timeout:
         r["timeouts"] = {"request": timeout}
+    if backend_timeout:
+        r.setdefault("timeouts", {})["backendRequest"] = backend_timeout
     return r
 
 

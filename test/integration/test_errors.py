@@ -36,6 +36,8 @@ class ErrorAnswersTest(PorticoCase):
             rule([ref("svc-ok")], [match("/ok")]),
             rule([ref("svc-garbage")], [match("/garbage")]),
             rule([ref("svc-blackhole")], [match("/timeout")], timeout="1s"),
+            rule([ref("svc-blackhole")], [match("/backend-timeout")], timeout="30s",
+                 backend_timeout="1s"),
             rule([ref("svc-refused")], [match("/refused")]),
             rule([ref("svc-noep")], [match("/noep")]),
             rule([ref("svc-noslice")], [match("/noslice")]),
@@ -82,6 +84,19 @@ class ErrorAnswersTest(PorticoCase):
             self.assertEqual(r.status, 200, f"request {i}: {r.text[:200]}")
             self.assertEqual(r.json()["backend"], "svc-ok")
 
+    def assertTimesOutAfterOneSecond(self, path: str, what: str):
+        t0 = time.monotonic()
+        r = self.get(path, timeout=15)
+        elapsed = time.monotonic() - t0
+        self.assertAnswer(r, 504, "timeout")
+        self.assertGreaterEqual(elapsed, 0.9, f"{what} is 1s")
+        self.assertLess(elapsed, 4.0, f"{what} is 1s")
+
+    def test_504_backend_request_timeout(self):
+        # timeouts.backendRequest (1s) under a longer timeouts.request (30s): one try to the
+        # backend, so the shorter one answers.
+        self.assertTimesOutAfterOneSecond("/backend-timeout", "timeouts.backendRequest")
+
     def test_502_bad_upstream_response(self):
         r = self.get("/garbage")
         self.assertEqual(r.status, 502, r.text[:300])
@@ -91,12 +106,7 @@ class ErrorAnswersTest(PorticoCase):
 
     def test_504_route_timeout(self):
         cl = cluster_name("svc-blackhole")
-        t0 = time.monotonic()
-        r = self.get("/timeout", timeout=15)
-        elapsed = time.monotonic() - t0
-        self.assertAnswer(r, 504, "timeout")
-        self.assertGreaterEqual(elapsed, 0.9, "timeouts.request is 1s")
-        self.assertLess(elapsed, 4.0, "timeouts.request is 1s")
+        self.assertTimesOutAfterOneSecond("/timeout", "timeouts.request")
         self.assertGreaterEqual(self.p.stat(f"cluster.{cl}.upstream_rq_timeout"), 1)
 
     def test_431_huge_header(self):

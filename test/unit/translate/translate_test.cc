@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include <re2/re2.h>
 #include "manifests.h"
 
@@ -115,6 +117,50 @@ spec:
   EXPECT_EQ(find(gs.conditions, "Programmed")->observed_generation, 3);
   EXPECT_EQ(gs.listeners.at(0).attached_routes, 1);
   EXPECT_EQ(r.status.notes.size(), 1u);  // no GatewayClass: every Gateway served
+}
+
+// HTTPRouteTimeouts: the shorter of request and backendRequest bounds the
+// exchange (one try per request), "0s" turns a timeout off, neither set
+// leaves the cluster default, and backendRequest over request is refused as
+// the API server refuses it.
+TEST(Translate, RuleTimeouts) {
+  struct Case {
+    const char* timeouts;  // YAML flow map, or "" for none
+    std::optional<uint32_t> want_ms;
+    bool accepted;
+  };
+  const Case cases[] = {
+      {"", std::nullopt, true},
+      {"{request: 2s}", 2000, true},
+      {"{backendRequest: 500ms}", 500, true},
+      {"{request: 10s, backendRequest: 1s}", 1000, true},
+      {"{request: 0s}", 0, true},
+      {"{request: 0s, backendRequest: 3s}", 3000, true},
+      {"{request: 4s, backendRequest: 0s}", 4000, true},
+      {"{request: 1s, backendRequest: 2s}", std::nullopt, false},
+      {"{backendRequest: 1x}", std::nullopt, false},
+  };
+  for (const Case& c : cases) {
+    std::string rule = "  - backendRefs: [{name: svc, port: 80}]\n";
+    if (*c.timeouts) rule += std::string("    timeouts: ") + c.timeouts + "\n";
+    auto set = load(std::string(kGateway) + R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}]
+  rules:
+)" + rule);
+    Result r = translate(set, Options{});
+    const Condition* acc = find(onlyParent(r, "default/r").conditions, "Accepted");
+    ASSERT_NE(acc, nullptr) << c.timeouts;
+    EXPECT_EQ(acc->status, c.accepted ? "True" : "False") << c.timeouts << ": " << acc->message;
+    if (!c.accepted) continue;
+    ASSERT_TRUE(r.snapshot);
+    const auto& routes = r.snapshot->listeners.at(0).virtual_hosts.at(0).routes;
+    ASSERT_EQ(routes.size(), 1u) << c.timeouts;
+    EXPECT_EQ(routes[0].timeout_ms, c.want_ms) << c.timeouts;
+  }
 }
 
 TEST(Translate, IsDeterministic) {
