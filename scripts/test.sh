@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs every test (unit, golden,
-# integration against real nginx). Exit status is ctest's.
+# integration against real nginx, micro-benchmark smoke), then the unit tests
+# again under AddressSanitizer + UndefinedBehaviorSanitizer: test/unit/robustness
+# feeds mutated manifests and HTTP messages through the decoders and parsers,
+# and a memory error there must fail the run, not pass by luck. Arguments go
+# to the first ctest (and skip the sanitizer pass, as does
+# PORTICO_SKIP_SANITIZERS=1). Exit status is non-zero if either pass fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 scripts/build.sh
-cd build
-ctest --output-on-failure --timeout 900 "$@"
+(cd build && ctest --output-on-failure --timeout 900 "$@")
+if [ $# -eq 0 ] && [ "${PORTICO_SKIP_SANITIZERS:-0}" != 1 ]; then
+  san="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+  # CMake takes CXXFLAGS/LDFLAGS from the environment when it first configures build-asan.
+  CXXFLAGS="$san" LDFLAGS="$san" BUILD_TYPE=Debug BUILD_DIR=build-asan scripts/build.sh \
+    $(ninja -C build -t targets all | grep -o '^unit_[a-z0-9_]*:' | tr -d : | sort -u)
+  (cd build-asan && ctest -L unit --output-on-failure --timeout 900)
+fi

@@ -105,6 +105,8 @@ TEST(Robustness, MutatedManifestsNeverThrowOrCrash) {
 TEST(Robustness, MutatedHttpMessagesNeverCrashTheParsers) {
   const std::vector<std::string> seeds = {
       "GET /a?b=c HTTP/1.1\r\nHost: example.com\r\nX-A: 1\r\n\r\n",
+      "GET / HTTP/1.1\r\nHOST: h\r\nConnection: keep-alive, x-a\r\nX-A: 1\r\nTE: trailers\r\n"
+      "Keep-Alive: 5\r\nUpgrade: websocket\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
       "POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
       "PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5;x=y\r\nhello\r\n0\r\nT: "
       "v\r\n\r\n",
@@ -131,6 +133,17 @@ TEST(Robustness, MutatedHttpMessagesNeverCrashTheParsers) {
       if (ev.type == http::ParseEvent::Type::Error) {
         ++errors;
         break;
+      }
+      if (ev.type == http::ParseEvent::Type::HeadComplete) {
+        // Every field carries the id of its name, so lookups by id and by
+        // name agree whatever the bytes were.
+        const http::Headers& h = response ? resp.head().headers : req.head().headers;
+        for (const auto& f : h.fields()) {
+          ASSERT_EQ(f.id, http::classifyField(f.name)) << f.name;
+          if (f.id != http::FieldId::Other) {
+            ASSERT_EQ(h.get(f.name), h.get(f.id)) << f.name;
+          }
+        }
       }
       if (ev.type == http::ParseEvent::Type::NeedMore && in.empty()) break;
       if (ev.type == http::ParseEvent::Type::MessageComplete) {
