@@ -100,11 +100,13 @@ void applyHeaderModifier(http::Headers& h, const snapshot::HeaderModifier& m) {
       h.add(name, value);
       continue;
     }
+    // Cookie's list members are separated by "; " (RFC 6265 5.4), not ','.
+    const std::string_view sep = http::iequals(name, "cookie") ? "; " : ",";
     std::string joined;
     for (const auto& f : h.fields()) {
       if (!http::iequals(f.name, name)) continue;
       joined.append(f.value);
-      joined.push_back(',');
+      joined.append(sep);
     }
     joined.append(value);
     h.set(name, joined);
