@@ -104,7 +104,7 @@ void applyHeaderModifier(http::Headers& h, const snapshot::HeaderModifier& m) {
     const std::string_view sep = http::iequals(name, "cookie") ? "; " : ",";
     std::string joined;
     for (const auto& f : h.fields()) {
-      if (!http::iequals(f.name, name)) continue;
+      if (!http::iequals(f.name, name) || f.value.empty()) continue;
       joined.append(f.value);
       joined.append(sep);
     }

@@ -287,6 +287,8 @@ _ECHO_FIELDS = {
     "x_forwarded_for": "$http_x_forwarded_for",
     "x_forwarded_proto": "$http_x_forwarded_proto",
     "x_custom": "$http_x_custom",
+    "cookie_a": "$cookie_a",
+    "cookie_b": "$cookie_b",
     "x_hop": "$http_x_hop",
     "hdr_connection": "$http_connection",
     "hdr_keep_alive": "$http_keep_alive",

@@ -58,7 +58,8 @@ class RoutingTest(PorticoCase):
                                                         {"name": "X-Backend", "value": "via-route"}]}}]),
                 rule([ref("svc-a")], [match("/add")], filters=[
                     {"type": "RequestHeaderModifier",
-                     "requestHeaderModifier": {"add": [{"name": "x-CUSTOM", "value": "added"}]}}]),
+                     "requestHeaderModifier": {"add": [{"name": "x-CUSTOM", "value": "added"},
+                                                       {"name": "Cookie", "value": "b=2"}]}}]),
                 rule([], [match("/redirect")], filters=[
                     {"type": "RequestRedirect",
                      "requestRedirect": {"scheme": "https", "statusCode": 301}}]),
@@ -133,6 +134,13 @@ class RoutingTest(PorticoCase):
         r = self.get(h, "/add", headers={"X-Custom": "from-client"})
         self.assertEqual(r.json()["x_custom"], "from-client,added")
         self.assertEqual(self.get(h, "/add").json()["x_custom"], "added")
+        # ... but a cookie is a cookie of its own ("; " between them, RFC 6265 5.4): joined
+        # with ',', nginx read cookie a as "1,b=2".
+        r = self.get(h, "/add", headers={"Cookie": "a=1"})
+        self.assertEqual((r.json()["cookie_a"], r.json()["cookie_b"]), ("1", "2"), r.json())
+        # An empty value adds no empty list element.
+        self.assertEqual(self.get(h, "/add", headers={"X-Custom": ""}).json()["x_custom"],
+                         "added")
         r = self.get(h, "/redirect/x")
         self.assertEqual(r.status, 301)
         self.assertEqual(r.headers.get("location"), "https://filters.example.com/redirect/x")
