@@ -104,19 +104,21 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--duration", type=int, default=8)
     ap.add_argument("--direct", action="store_true", help="also wrk straight to the backend")
+    ap.add_argument("--paced-delay", type=int, default=0,
+                    help="ms each connection waits between requests (bench.py's paced mode)")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
     be, tls = bench.start_backend(args.scenario, work, CertFactory(work / "certs"))
     backend_pids = [p for p in bench.children(be.proc.pid) if p != be.proc.pid]
     proxies = bench.make_proxies(args, work, be, tls, Path(args.binary))
-    script = bench.wrk_script(work, 0)
+    script = bench.wrk_script(work, args.paced_delay)
     print("per request; switches are voluntary + involuntary context switches", flush=True)
     try:
         for _ in range(args.rounds):
             for p in proxies:
                 p.start()
                 try:
-                    bench.wrk(p.port, 2, 64, script)  # warm-up
+                    bench.wrk(p.port, 2, 64, bench.wrk_script(work, 0))  # warm-up
                     run(p.name, p.port, "http", p.pids(), backend_pids, script, args.duration)
                 finally:
                     p.stop()
