@@ -174,6 +174,35 @@ data:
         "".join(_route(f"route-{i:05d}", route_host(i), svc_name(i)) for i in range(n)))
 
 
+@contextlib.contextmanager
+def generated_portico(binary: str, routes: int, workers: int = 1):
+    """Portico (on CPU 0) serving `generate()`'s input with `routes` routes in front of scenario
+    1's TLS backend, for the small probes (hosts.py, scrape.py). Yields (listen port, admin
+    port); stops everything and removes the files afterwards."""
+    import tempfile
+    from harness import CertFactory, free_port
+    work = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
+    be, tls = bench.start_backend(1, work, CertFactory(work / "certs"))
+    port, admin = free_port(), free_port()
+    proxy = None
+    try:
+        generate(work / "cfg", routes, port, be.port, tls.cert.cert.read_text())
+        proxy = subprocess.Popen(
+            ["taskset", "-c", PROXY_CPU, binary, "run", "--config", str(work / "cfg"),
+             "--workers", str(workers), "--admin-address", f"127.0.0.1:{admin}",
+             "--listen-address", "127.0.0.1", "--log-level", "warning", "--access-log", "off"],
+            stdout=subprocess.DEVNULL)
+        bench.wait_port(port, 60, proxy)
+        time.sleep(3)  # every worker has applied the snapshot and created its stats
+        yield port, admin
+    finally:
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait()
+        be.stop()
+        subprocess.run(["rm", "-rf", str(work)])
+
+
 def publish(path: Path, text: str) -> None:
     """Write-then-rename, as editors and config generators do: readers never see half a file."""
     tmp = path.parent / f".{path.name}.tmp"

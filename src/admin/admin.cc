@@ -119,50 +119,61 @@ bool typeMatches(TypeFilter f, stats::StatType t) {
 }
 
 std::vector<stats::MergedStat> selectStats(const AdminSources& sources, const StatsParams& p) {
-  std::vector<stats::MergedStat> out;
-  if (sources.registry == nullptr) return out;
+  if (sources.registry == nullptr) return {};
   // Name and type are decided per shard entry before merging: a filtered
   // scrape of 10k clusters must not merge all of their stats first.
   auto want = [&p](std::string_view name, stats::StatType type) {
     return typeMatches(p.type, type) && (!p.filter || RE2::PartialMatch(name, *p.filter));
   };
-  for (auto& s : sources.registry->collect(want)) {
-    if (p.used_only && !used(s)) continue;
-    out.push_back(std::move(s));
-  }
+  std::vector<stats::MergedStat> out = sources.registry->collect(want);
+  // In place: a second vector of every stat was ~75 MB at 10k clusters.
+  if (p.used_only) std::erase_if(out, [](const stats::MergedStat& s) { return !used(s); });
   return out;
 }
-
-// fmt's shortest round-trip form: "1", "17.5", "nan".
-std::string number(double v) { return fmt::format("{}", v); }
 
 // Envoy's text form: "P0(interval,cumulative) P25(...) ...". Portico keeps no
 // per-flush interval histograms, so the interval column is always nan, which
 // is what Envoy prints for an interval without samples.
-std::string histogramSummary(const stats::MergedStat& s) {
-  if (s.count == 0) return "No recorded values";
-  std::string out;
-  for (size_t i = 0; i < std::size(kQuantiles); ++i) {
-    if (!out.empty()) out += ' ';
-    out += fmt::format("P{}(nan,{})", kPercents[i], number(s.quantile(kQuantiles[i])));
+void appendHistogramSummary(std::string& out, const stats::MergedStat& s) {
+  if (s.count == 0) {
+    out += "No recorded values";
+    return;
   }
-  return out;
+  for (size_t i = 0; i < std::size(kQuantiles); ++i) {
+    if (i != 0) out += ' ';
+    fmt::format_to(std::back_inserter(out), "P{}(nan,{})", kPercents[i], s.quantile(kQuantiles[i]));
+  }
+}
+
+// kind.scope.suffix, skipping empty parts, as StatName::full() without the copy.
+void appendName(std::string& out, const stats::StatName& n) {
+  bool first = true;
+  for (const std::string* part : {&n.kind, &n.scope, &n.suffix}) {
+    if (part->empty()) continue;
+    if (!first) out += '.';
+    out += *part;
+    first = false;
+  }
 }
 
 std::string renderStatsText(const std::vector<stats::MergedStat>& stats) {
   // Envoy prints counters and gauges interleaved by name, then histograms.
+  // Written straight into one string (a 10k-cluster scrape is ~250k lines).
   std::string out;
   for (const auto& s : stats) {
-    if (s.type == stats::StatType::Counter) {
-      out += fmt::format("{}: {}\n", s.name.full(), s.counter);
-    } else if (s.type == stats::StatType::Gauge) {
-      out += fmt::format("{}: {}\n", s.name.full(), s.gauge);
-    }
+    if (s.type == stats::StatType::Histogram) continue;
+    appendName(out, s.name);
+    if (s.type == stats::StatType::Counter)
+      fmt::format_to(std::back_inserter(out), ": {}\n", s.counter);
+    else
+      fmt::format_to(std::back_inserter(out), ": {}\n", s.gauge);
   }
   for (const auto& s : stats) {
-    if (s.type == stats::StatType::Histogram) {
-      out += fmt::format("{}: {}\n", s.name.full(), histogramSummary(s));
-    }
+    if (s.type != stats::StatType::Histogram) continue;
+    appendName(out, s.name);
+    out += ": ";
+    appendHistogramSummary(out, s);
+    out += '\n';
   }
   return out;
 }

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <map>
 
 namespace portico::stats {
 
@@ -117,45 +116,78 @@ Store& Registry::newStore() {
   return stores_.emplace_back();
 }
 
+namespace {
+void addInto(MergedStat& m, const Store::Entry& e) {
+  // Shards that disagree on a stat's type: the first shard (in creation
+  // order) that has the stat wins.
+  switch (m.type) {
+    case StatType::Counter:
+      m.counter += e.counter.value();
+      break;
+    case StatType::Gauge:
+      m.gauge += e.gauge.value();
+      break;
+    case StatType::Histogram: {
+      uint64_t bucket_total = 0;
+      for (size_t i = 0; i < m.buckets.size(); ++i) {
+        const uint64_t n = e.histogram.bucketCount(i);
+        m.buckets[i] += n;
+        bucket_total += n;
+      }
+      // Buckets are the truth: count is derived from what we actually read,
+      // so count always equals the sum of buckets even mid-write.
+      m.count += bucket_total;
+      m.sum += e.histogram.sum();
+      break;
+    }
+  }
+}
+}  // namespace
+
 std::vector<MergedStat> Registry::collect(const Want& want) const {
-  std::map<std::string, MergedStat> merged;
   std::lock_guard<std::mutex> lock(mu_);
+  // Every shard's index is sorted by full name, so one k-way merge produces
+  // the sorted result directly: no map of every name (with 10k clusters an
+  // unfiltered scrape built ~250k map nodes and name copies, ~160 ms). The
+  // shards' locks are held for the merge; workers take theirs only to create
+  // a stat, never per request.
+  std::vector<std::unique_lock<std::mutex>> locks;
+  struct Cursor {
+    const std::vector<std::pair<std::string, Store::Entry*>>* index;
+    size_t pos;
+  };
+  std::vector<Cursor> cursors;
+  size_t total = 0;
   for (const Store& store : stores_) {
-    store.forEach([&merged, &want](const std::string& full, const Store::Entry& e) {
-      if (want && !want(full, e.type)) return;
-      auto [it, inserted] = merged.try_emplace(full);
-      MergedStat& m = it->second;
-      if (inserted) {
+    locks.emplace_back(store.mu_);
+    cursors.push_back({&store.index_, 0});
+    total = std::max(total, store.index_.size());
+  }
+  std::vector<MergedStat> out;
+  out.reserve(total);
+  for (;;) {
+    const std::string* least = nullptr;
+    for (const Cursor& c : cursors) {
+      if (c.pos < c.index->size() && (least == nullptr || (*c.index)[c.pos].first < *least))
+        least = &(*c.index)[c.pos].first;
+    }
+    if (least == nullptr) break;
+    const std::string& name = *least;  // stays put: no index changes while locked
+    bool started = false;
+    for (Cursor& c : cursors) {  // shard order: the first one that has it names it
+      if (c.pos >= c.index->size() || (*c.index)[c.pos].first != name) continue;
+      const Store::Entry& e = *(*c.index)[c.pos].second;
+      ++c.pos;
+      if (want && !want(name, e.type)) continue;
+      if (!started) {
+        started = true;
+        MergedStat& m = out.emplace_back();
         m.name = e.name;
         m.type = e.type;
       }
-      // Shards that disagree on a stat's type: the first shard seen wins.
-      switch (m.type) {
-        case StatType::Counter:
-          m.counter += e.counter.value();
-          break;
-        case StatType::Gauge:
-          m.gauge += e.gauge.value();
-          break;
-        case StatType::Histogram: {
-          uint64_t bucket_total = 0;
-          for (size_t i = 0; i < m.buckets.size(); ++i) {
-            const uint64_t n = e.histogram.bucketCount(i);
-            m.buckets[i] += n;
-            bucket_total += n;
-          }
-          // Buckets are the truth: count is derived from what we actually read,
-          // so count always equals the sum of buckets even mid-write.
-          m.count += bucket_total;
-          m.sum += e.histogram.sum();
-          break;
-        }
-      }
-    });
+      addInto(out.back(), e);
+    }
   }
-  std::vector<MergedStat> out;
-  out.reserve(merged.size());
-  for (auto& [name, stat] : merged) out.push_back(std::move(stat));
   return out;
 }
 

@@ -94,6 +94,7 @@ class Store final {
   void forEach(const std::function<void(const std::string& full, const Entry&)>& fn) const;
 
  private:
+  friend class Registry;  // collect() merges the shards' sorted indexes
   Entry& get(StatType type, std::string_view kind, std::string_view scope, std::string_view suffix);
   mutable std::mutex mu_;
   std::deque<Entry> entries_;                          // deque: stable addresses on growth

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <atomic>
 #include <cmath>
 #include <thread>
@@ -81,6 +83,61 @@ TEST(Registry, MergesShardsAndSorts) {
   EXPECT_DOUBLE_EQ(time->sum, 26);
   EXPECT_EQ(time->buckets[2], 2u);  // (1, 5]
   EXPECT_EQ(time->buckets[4], 1u);  // (10, 25]
+}
+
+// The k-way merge against a plain reference: random stats over three shards
+// (names shared, unique, and one whose type the shards disagree on), whole
+// and filtered. Sorted by full name, each shard's values summed, the first
+// shard that has a stat naming its type, the filter applied per shard entry.
+TEST(Registry, MergeMatchesAReference) {
+  Registry registry;
+  std::vector<Store*> shards = {&registry.newStore(), &registry.newStore(), &registry.newStore()};
+  std::map<std::string, std::pair<StatType, int64_t>> want_all;
+  uint64_t seed = 7;
+  auto next = [&](uint64_t n) {
+    seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+    return (seed >> 33) % n;
+  };
+  for (int i = 0; i < 3000; ++i) {
+    const size_t shard = next(3);
+    const std::string scope = "c" + std::to_string(next(60));
+    const std::string suffix = next(2) ? "upstream_rq_total" : "upstream_cx_active";
+    const int64_t v = static_cast<int64_t>(1 + next(9));
+    const std::string full = "cluster." + scope + "." + suffix;
+    if (suffix == "upstream_rq_total") {
+      shards[shard]->counter("cluster", scope, suffix).inc(static_cast<uint64_t>(v));
+    } else {
+      shards[shard]->gauge("cluster", scope, suffix).add(v);
+    }
+    auto& [type, total] = want_all[full];
+    type = suffix == "upstream_rq_total" ? StatType::Counter : StatType::Gauge;
+    total += v;
+  }
+  // Shard 1 registers "cluster.x.mixed" first as a gauge; shard 0 as a counter:
+  // shard 0 comes first in the merge, so it is a counter of shard 0's value.
+  shards[1]->gauge("cluster", "x", "mixed").add(5);
+  shards[0]->counter("cluster", "x", "mixed").inc(2);
+  want_all["cluster.x.mixed"] = {StatType::Counter, 2};
+
+  auto check = [&](const std::vector<MergedStat>& got, const std::string& only) {
+    std::vector<std::string> names;
+    for (const auto& [name, v] : want_all)
+      if (only.empty() || name.find(only) != std::string::npos) names.push_back(name);
+    ASSERT_EQ(got.size(), names.size()) << only;
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i].name.full(), names[i]) << only;
+      const auto& [type, total] = want_all.at(names[i]);
+      ASSERT_EQ(got[i].type, type) << names[i];
+      const int64_t value =
+          type == StatType::Counter ? static_cast<int64_t>(got[i].counter) : got[i].gauge;
+      EXPECT_EQ(value, total) << names[i];
+    }
+  };
+  check(registry.collect(), "");
+  check(registry.collect([](std::string_view full, StatType) {
+    return full.find("upstream_cx_active") != std::string_view::npos;
+  }),
+        "upstream_cx_active");
 }
 
 // One writer per shard bumps while the admin thread keeps collecting: every
