@@ -1,6 +1,8 @@
 #include "stats/prometheus.h"
 
 #include <algorithm>
+#include <array>
+#include <charconv>
 #include <cstdio>
 #include <map>
 
@@ -74,9 +76,11 @@ bool extractSsl(std::string_view kind, std::string& suffix, Labels& labels) {
   return false;
 }
 
-std::string escapeLabelValue(std::string_view v) {
-  std::string out;
-  out.reserve(v.size());
+bool nameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || isDigit(c) || c == '_';
+}
+
+void appendLabelValue(std::string& out, std::string_view v) {
   for (char c : v) {
     switch (c) {
       case '\\':
@@ -92,16 +96,15 @@ std::string escapeLabelValue(std::string_view v) {
         out += c;
     }
   }
-  return out;
 }
 
 std::string formatLabels(const Labels& labels) {
   std::string out;
   for (const auto& [name, value] : labels) {
     if (!out.empty()) out += ',';
-    out += sanitizePrometheusName(name);
+    for (char c : name) out += nameChar(c) ? c : '_';
     out += "=\"";
-    out += escapeLabelValue(value);
+    appendLabelValue(out, value);
     out += '"';
   }
   return out;
@@ -119,31 +122,74 @@ struct Series {
   std::string text;
 };
 
-std::string renderSeries(const MergedStat& s, const PrometheusName& p) {
+// The bucket bounds as Prometheus `le` values, formatted once: a 10k-cluster
+// scrape writes ~600k bucket lines.
+const std::array<std::string, Histogram::kBounds.size()>& boundTexts() {
+  static const auto texts = [] {
+    std::array<std::string, Histogram::kBounds.size()> t;
+    for (size_t i = 0; i < t.size(); ++i) t[i] = formatDouble(Histogram::kBounds[i]);
+    return t;
+  }();
+  return texts;
+}
+
+template <typename Int>
+void appendInt(std::string& out, Int v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
+// One series' lines, appended to `out` piece by piece (no temporaries).
+void renderSeries(std::string& out, const MergedStat& s, const PrometheusName& p) {
   const std::string tags = formatLabels(p.labels);
-  std::string out;
+  auto open = [&](std::string_view suffix) {
+    out += p.name;
+    out += suffix;
+    out += '{';
+  };
   switch (s.type) {
     case StatType::Counter:
-      out = p.name + "{" + tags + "} " + std::to_string(s.counter) + "\n";
+      open("");
+      out += tags;
+      out += "} ";
+      appendInt(out, s.counter);
+      out += '\n';
       break;
     case StatType::Gauge:
-      out = p.name + "{" + tags + "} " + std::to_string(s.gauge) + "\n";
+      open("");
+      out += tags;
+      out += "} ";
+      appendInt(out, s.gauge);
+      out += '\n';
       break;
     case StatType::Histogram: {
-      const std::string bucket_tags = tags.empty() ? "" : tags + ",";
+      const auto& bounds = boundTexts();
       uint64_t cumulative = 0;
-      for (size_t i = 0; i < Histogram::kBounds.size(); ++i) {
-        cumulative += s.buckets[i];
-        out += p.name + "_bucket{" + bucket_tags + "le=\"" + formatDouble(Histogram::kBounds[i]) +
-               "\"} " + std::to_string(cumulative) + "\n";
+      for (size_t i = 0; i <= bounds.size(); ++i) {
+        cumulative += i < bounds.size() ? s.buckets[i] : 0;
+        open("_bucket");
+        out += tags;
+        if (!tags.empty()) out += ',';
+        out += "le=\"";
+        out += i < bounds.size() ? std::string_view(bounds[i]) : std::string_view("+Inf");
+        out += "\"} ";
+        appendInt(out, i < bounds.size() ? cumulative : s.count);
+        out += '\n';
       }
-      out += p.name + "_bucket{" + bucket_tags + "le=\"+Inf\"} " + std::to_string(s.count) + "\n";
-      out += p.name + "_sum{" + tags + "} " + formatDouble(s.sum) + "\n";
-      out += p.name + "_count{" + tags + "} " + std::to_string(s.count) + "\n";
+      open("_sum");
+      out += tags;
+      out += "} ";
+      out += formatDouble(s.sum);
+      out += '\n';
+      open("_count");
+      out += tags;
+      out += "} ";
+      appendInt(out, s.count);
+      out += '\n';
       break;
     }
   }
-  return out;
 }
 
 }  // namespace
@@ -151,8 +197,7 @@ std::string renderSeries(const MergedStat& s, const PrometheusName& p) {
 std::string sanitizePrometheusName(std::string_view name) {
   std::string out(name);
   for (char& c : out) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || isDigit(c) || c == '_';
-    if (!ok) c = '_';
+    if (!nameChar(c)) c = '_';
   }
   return out;
 }
@@ -187,7 +232,9 @@ std::string renderPrometheus(const std::vector<MergedStat>& stats) {
   for (const MergedStat& s : stats) {
     PrometheusName p = prometheusName(s.name);
     auto& family = families[static_cast<int>(s.type)][p.name];
-    family.push_back(Series{s.name.full(), renderSeries(s, p)});
+    Series& series = family.emplace_back();
+    series.stat_name = s.name.full();
+    renderSeries(series.text, s, p);
   }
 
   static constexpr const char* kTypeNames[3] = {"counter", "gauge", "histogram"};
@@ -197,8 +244,11 @@ std::string renderPrometheus(const std::vector<MergedStat>& stats) {
   std::string out;
   for (int t = 0; t < 3; ++t) {
     for (auto& [name, series] : families[t]) {
-      std::sort(series.begin(), series.end(),
-                [](const Series& a, const Series& b) { return a.stat_name < b.stat_name; });
+      // collect() hands stats over sorted by name, so families fill in order:
+      // checking is linear, sorting is not.
+      auto by_name = [](const Series& a, const Series& b) { return a.stat_name < b.stat_name; };
+      if (!std::is_sorted(series.begin(), series.end(), by_name))
+        std::sort(series.begin(), series.end(), by_name);
       out += "# TYPE " + name + " " + kTypeNames[t] + "\n";
       for (const Series& s : series) out += s.text;
       out += "\n";
