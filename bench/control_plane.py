@@ -178,7 +178,7 @@ data:
 def generated_portico(binary: str, routes: int, workers: int = 1):
     """Portico (on CPU 0) serving `generate()`'s input with `routes` routes in front of scenario
     1's TLS backend, for the small probes (hosts.py, scrape.py). Yields (listen port, admin
-    port); stops everything and removes the files afterwards."""
+    port, work directory); stops everything and removes the directory afterwards."""
     import tempfile
     from harness import CertFactory, free_port
     work = Path(tempfile.mkdtemp(dir="/dev/shm" if Path("/dev/shm").is_dir() else None))
@@ -194,7 +194,7 @@ def generated_portico(binary: str, routes: int, workers: int = 1):
             stdout=subprocess.DEVNULL)
         bench.wait_port(port, 60, proxy)
         time.sleep(3)  # every worker has applied the snapshot and created its stats
-        yield port, admin
+        yield port, admin, work
     finally:
         if proxy is not None:
             proxy.terminate()

@@ -10,7 +10,6 @@ a listener has (it should not).
 """
 import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -25,8 +24,8 @@ def main() -> int:
     ap.add_argument("--routes", type=int, default=10000)
     ap.add_argument("--duration", type=int, default=4)
     args = ap.parse_args()
-    with control_plane.generated_portico(args.binary, args.routes) as (port, _):
-        script = bench.wrk_script(Path(tempfile.mkdtemp(dir="/dev/shm")), 0)
+    with control_plane.generated_portico(args.binary, args.routes) as (port, _, work):
+        script = bench.wrk_script(work, 0)
         for host in (control_plane.route_host(0), control_plane.route_host(args.routes - 1)):
             res, _ = bench.wrk(port, args.duration, 32, script, "/", host=host)
             print(f"{args.routes} hostnames, Host: {host}: {res.rps:.0f} req/s, "

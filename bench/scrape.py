@@ -26,7 +26,7 @@ def main() -> int:
     ap.add_argument("--routes", type=int, default=10000)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    with control_plane.generated_portico(args.binary, args.routes, args.workers) as (_, admin):
+    with control_plane.generated_portico(args.binary, args.routes, args.workers) as (_, admin, _work):
         for path in PATHS:
             times, size = [], 0
             for _ in range(5):

@@ -660,42 +660,44 @@ void Headers::copyFrom(const Headers& other) {
 }
 
 namespace {
-// Whether field `f` is named `name`, whose classification is `id`: a
-// classified name matches by id alone, exactly as by name (classifyField()
-// matches whole names, case-insensitively).
-inline bool named(const HeaderField& f, std::string_view name, FieldId id) {
-  return id != FieldId::Other ? f.id == id : iequals(f.name, name);
+// Which fields a lookup means. By name: a name classifyField() knows matches
+// by id alone, exactly as by name (classification compares whole names,
+// case-insensitively); any other name compares case-insensitively. By id:
+// the fields carrying it.
+struct Named {
+  explicit Named(std::string_view n) : name(n), id(classifyField(n)), by_id(id != FieldId::Other) {}
+  explicit Named(FieldId i) : id(i), by_id(true) {}
+  bool operator()(const HeaderField& f) const { return by_id ? f.id == id : iequals(f.name, name); }
+  std::string_view name;
+  FieldId id;
+  bool by_id;
+};
+
+// A plain loop: headers are a handful of fields, and std::find_if's 4-way
+// unrolling cost ~50 instructions per proxied request here (callgrind).
+const HeaderField* first(const std::vector<HeaderField>& fields, const Named& named) {
+  for (const auto& f : fields) {
+    if (named(f)) return &f;
+  }
+  return nullptr;
+}
+
+std::string_view firstValue(const std::vector<HeaderField>& fields, const Named& named) {
+  const HeaderField* f = first(fields, named);
+  return f != nullptr ? f->value : std::string_view();
 }
 }  // namespace
 
 std::string_view Headers::get(std::string_view name) const {
-  const FieldId id = classifyField(name);
-  for (const auto& f : fields_) {
-    if (named(f, name, id)) return f.value;
-  }
-  return {};
+  return firstValue(fields_, Named(name));
 }
 
-std::string_view Headers::get(FieldId id) const {
-  for (const auto& f : fields_) {
-    if (f.id == id) return f.value;
-  }
-  return {};
-}
+std::string_view Headers::get(FieldId id) const { return firstValue(fields_, Named(id)); }
 
-bool Headers::has(std::string_view name) const {
-  const FieldId id = classifyField(name);
-  for (const auto& f : fields_) {
-    if (named(f, name, id)) return true;
-  }
-  return false;
-}
+bool Headers::has(std::string_view name) const { return first(fields_, Named(name)) != nullptr; }
 
 size_t Headers::count(std::string_view name) const {
-  const FieldId id = classifyField(name);
-  size_t n = 0;
-  for (const auto& f : fields_) n += named(f, name, id) ? 1 : 0;
-  return n;
+  return static_cast<size_t>(std::count_if(fields_.begin(), fields_.end(), Named(name)));
 }
 
 namespace {
@@ -728,18 +730,9 @@ void Headers::set(std::string_view name, std::string_view value) {
   add(name, value);
 }
 
-size_t Headers::remove(std::string_view name) {
-  const FieldId id = classifyField(name);
-  const size_t before = fields_.size();
-  std::erase_if(fields_, [&](const HeaderField& f) { return named(f, name, id); });
-  return before - fields_.size();
-}
+size_t Headers::remove(std::string_view name) { return std::erase_if(fields_, Named(name)); }
 
-size_t Headers::remove(FieldId id) {
-  const size_t before = fields_.size();
-  std::erase_if(fields_, [&](const HeaderField& f) { return f.id == id; });
-  return before - fields_.size();
-}
+size_t Headers::remove(FieldId id) { return std::erase_if(fields_, Named(id)); }
 
 void Headers::clear() {
   fields_.clear();
