@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -472,6 +473,37 @@ void decodePathModifier(Ctx& c, const json& obj, const std::string& path,
   out = std::move(m);
 }
 
+void decodeBackendObjectRef(Ctx& c, const json& b, const std::string& bp, BackendObjectRef& ref) {
+  c.str(b, bp, "group", ref.group);
+  c.str(b, bp, "kind", ref.kind);
+  c.str(b, bp, "name", ref.name, true);
+  c.optStr(b, bp, "namespace", ref.ns);
+  c.optI32(b, bp, "port", ref.port, 1, 65535);
+  if (ref.group.empty() && ref.kind == "Service" && !ref.port && !c.field(b, "port"))
+    c.error(join(bp, "port"), "required when referring to a Service");
+}
+
+void decodeRequestMirror(Ctx& c, const json& rm, const std::string& mp,
+                         HttpRequestMirrorFilter& m) {
+  if (const json* br = c.map(rm, mp, "backendRef", true))
+    decodeBackendObjectRef(c, *br, join(mp, "backendRef"), m.backend);
+  std::optional<int32_t> percent;
+  c.optI32(rm, mp, "percent", percent, 0, 100);
+  if (percent) m.numerator = *percent;
+  if (const json* fr = c.map(rm, mp, "fraction")) {
+    std::string fp = join(mp, "fraction");
+    if (percent) {  // the CRD's CEL rule
+      c.error(fp, "only one of percent or fraction may be specified");
+      return;
+    }
+    c.i32(*fr, fp, "numerator", m.numerator, 0, INT32_MAX, true);
+    c.i32(*fr, fp, "denominator", m.denominator, 1, INT32_MAX);
+    if (m.numerator > m.denominator)
+      c.error(join(fp, "numerator"),
+              "must be less than or equal to denominator (" + std::to_string(m.denominator) + ")");
+  }
+}
+
 void decodeFilters(Ctx& c, const json& obj, const std::string& path,
                    std::vector<HttpRouteFilter>& out) {
   c.list(obj, path, "filters", [&](const json& f, const std::string& fp) {
@@ -519,8 +551,14 @@ void decodeFilters(Ctx& c, const json& obj, const std::string& path,
       hostnameField(c, *ur, up, "hostname", u.hostname);
       decodePathModifier(c, *ur, up, u.path);
       filter.url_rewrite = std::move(u);
-    } else if (filter.type != "RequestMirror" && filter.type != "ExtensionRef" &&
-               filter.type != "CORS" && filter.type != "ExternalAuth") {
+    } else if (filter.type == "RequestMirror") {
+      const json* rm = c.map(f, fp, "requestMirror", true);
+      if (!rm) return;
+      HttpRequestMirrorFilter m;
+      decodeRequestMirror(c, *rm, join(fp, "requestMirror"), m);
+      filter.request_mirror = std::move(m);
+    } else if (filter.type != "ExtensionRef" && filter.type != "CORS" &&
+               filter.type != "ExternalAuth") {
       c.error(join(fp, "type"), "unsupported value \"" + filter.type +
                                     "\" (want one of: RequestHeaderModifier, "
                                     "ResponseHeaderModifier, RequestRedirect, URLRewrite, "
@@ -603,14 +641,8 @@ void decodeHttpRoute(Ctx& c, const json& spec, const std::string& p, HttpRoute& 
     decodeFilters(c, rule, rp, out.filters);
     c.list(rule, rp, "backendRefs", [&](const json& b, const std::string& bp) {
       HttpBackendRef ref;
-      c.str(b, bp, "group", ref.group);
-      c.str(b, bp, "kind", ref.kind);
-      c.str(b, bp, "name", ref.name, true);
-      c.optStr(b, bp, "namespace", ref.ns);
-      c.optI32(b, bp, "port", ref.port, 1, 65535);
+      decodeBackendObjectRef(c, b, bp, ref);
       c.i32(b, bp, "weight", ref.weight, 0, 1000000);
-      if (ref.group.empty() && ref.kind == "Service" && !ref.port && !c.field(b, "port"))
-        c.error(join(bp, "port"), "required when referring to a Service");
       decodeFilters(c, b, bp, ref.filters);
       out.backend_refs.push_back(std::move(ref));
     });

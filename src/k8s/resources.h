@@ -159,23 +159,36 @@ struct HttpUrlRewriteFilter {
   std::optional<HttpPathModifier> path;
 };
 
-struct HttpRouteFilter {
-  // RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect, URLRewrite
-  // are decoded; other types (RequestMirror, ExtensionRef, CORS...) are kept
-  // by name so translate can report them as unsupported.
-  std::string type;
-  std::optional<HttpHeaderFilter> request_header_modifier;
-  std::optional<HttpHeaderFilter> response_header_modifier;
-  std::optional<HttpRequestRedirectFilter> request_redirect;
-  std::optional<HttpUrlRewriteFilter> url_rewrite;
-};
-
-struct HttpBackendRef {
+// BackendObjectReference: what backendRefs and a mirror's backendRef name.
+struct BackendObjectRef {
   std::string group;  // "" = core
   std::string kind = "Service";
   std::string name;
   std::optional<std::string> ns;
   std::optional<int32_t> port;
+};
+
+struct HttpRequestMirrorFilter {
+  BackendObjectRef backend;
+  // The share of requests mirrored, numerator / denominator (percent is
+  // n / 100). Neither field set: every request.
+  int32_t numerator = 100;
+  int32_t denominator = 100;
+};
+
+struct HttpRouteFilter {
+  // RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect,
+  // URLRewrite and RequestMirror are decoded; other types (ExtensionRef,
+  // CORS...) are kept by name so translate can report them as unsupported.
+  std::string type;
+  std::optional<HttpHeaderFilter> request_header_modifier;
+  std::optional<HttpHeaderFilter> response_header_modifier;
+  std::optional<HttpRequestRedirectFilter> request_redirect;
+  std::optional<HttpUrlRewriteFilter> url_rewrite;
+  std::optional<HttpRequestMirrorFilter> request_mirror;
+};
+
+struct HttpBackendRef : BackendObjectRef {
   int32_t weight = 1;
   std::vector<HttpRouteFilter> filters;
 };

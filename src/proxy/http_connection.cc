@@ -12,6 +12,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "net/socket.h"
+#include "proxy/mirror.h"
 #include "snapshot/match.h"
 #include "tls/tls.h"
 
@@ -216,6 +217,9 @@ struct Exchange {
   bool retried = false;
   bool reused_upstream = false;
   bool widened = false;  // retried a narrowed TLS offer with the full one
+  // Copies of this request still being fed its body (RequestMirror); each
+  // is ended with endOfRequest() or abort() exactly once.
+  std::vector<Mirror*> mirrors;
   // Tunnel (upgraded connection) idle tracking, see checkTunnelIdle().
   bool tunnel_probed = false;  // the send queues below were sampled with no I/O since
   int tunnel_ds_unsent = 0;    // bytes in the client socket's send queue then
@@ -242,6 +246,9 @@ Exchange* ExchangePool::take(net::EventLoop& loop, HttpConnection* owner) {
 void ExchangePool::give(Exchange* e) {
   e->timer.disarm();
   e->owner = nullptr;
+  // The request ended before all of it was read: its copies are incomplete.
+  for (Mirror* m : e->mirrors) m->abort();
+  e->mirrors.clear();
   // Upstream buffers go back to the worker's block cache, where any
   // connection can use them; a spare exchange keeps only small strings.
   e->up_in.clear();
@@ -254,34 +261,6 @@ void ExchangePool::give(Exchange* e) {
   }
   e->reset();
   free_.push_back(e);
-}
-
-void ConnectionList::push(HttpConnection* c) {
-  c->prev_ = nullptr;
-  c->next_ = head_;
-  if (head_ != nullptr) head_->prev_ = c;
-  head_ = c;
-  ++size_;
-}
-
-void ConnectionList::remove(HttpConnection* c) {
-  if (c->prev_ != nullptr) {
-    c->prev_->next_ = c->next_;
-  } else if (head_ == c) {
-    head_ = c->next_;
-  } else {
-    return;  // not in the list
-  }
-  if (c->next_ != nullptr) c->next_->prev_ = c->prev_;
-  c->prev_ = c->next_ = nullptr;
-  --size_;
-}
-
-std::vector<HttpConnection*> ConnectionList::all() const {
-  std::vector<HttpConnection*> out;
-  out.reserve(size_);
-  for (HttpConnection* c = head_; c != nullptr; c = c->next_) out.push_back(c);
-  return out;
 }
 
 HttpConnection::HttpConnection(ProxyContext& ctx, int fd, std::string listener_name,
@@ -675,13 +654,14 @@ bool HttpConnection::processDownstreamInput() {
         size_t used = 0;
         ParseEvent ev = rq_->req_parser.next(in_.view(), used);
         if (ev.type == ParseEvent::Type::Body) {
+          std::string_view framed = ev.body;
           if (rq_->req_chunked_out) {
             ctx_.scratch.clear();
             http::appendChunk(ctx_.scratch, ev.body);
-            rq_->up_out.append(ctx_.scratch);
-          } else {
-            rq_->up_out.append(ev.body);
+            framed = ctx_.scratch;
           }
+          rq_->up_out.append(framed);
+          for (Mirror* m : rq_->mirrors) m->body(framed);
         }
         in_.consume(used);
         if (ev.type == ParseEvent::Type::MessageComplete) {
@@ -691,7 +671,9 @@ bool HttpConnection::processDownstreamInput() {
             std::string last;
             http::appendLastChunk(last);
             rq_->up_out.append(last);
+            for (Mirror* m : rq_->mirrors) m->body(last);
           }
+          endMirrors();
         } else if (ev.type == ParseEvent::Type::Error) {
           // A broken request body: the upstream exchange can't be completed.
           close_after_ = true;
@@ -851,6 +833,8 @@ void HttpConnection::dispatch() {
   // we connect to (set per attempt in connectUpstream()).
   rq_->missing_host = !h.has("host");
 
+  if (!rq_->route->mirrors.empty() && !rq_->upgrade) startMirrors();
+
   rq_->cluster->stats.upstream_rq_total->inc();
   rq_->cluster->stats.upstream_rq_active->add();
   rq_->rq_active = true;
@@ -861,6 +845,25 @@ void HttpConnection::dispatch() {
   if (rq_->req_parser.expectsContinue() && !rq_->req_done) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }
+}
+
+// RequestMirror: copies of the request as the primary backend gets it, each
+// sampled by its own fraction. A copy that can't start is skipped.
+void HttpConnection::startMirrors() {
+  auto& head = rq_->req_parser.head();
+  Mirror::Request copy{head.method, rq_->up_target, &head.headers, rq_->missing_host,
+                       rq_->route->timeout_ms};
+  for (const auto& m : rq_->route->mirrors) {
+    if (m.numerator < m.denominator && ctx_.random() % m.denominator >= m.numerator) continue;
+    Mirror* mirror = Mirror::start(ctx_, snap_, *listener_, m, copy);
+    if (mirror != nullptr) rq_->mirrors.push_back(mirror);
+  }
+  if (rq_->req_done) endMirrors();
+}
+
+void HttpConnection::endMirrors() {
+  for (Mirror* m : rq_->mirrors) m->endOfRequest();
+  rq_->mirrors.clear();
 }
 
 // Takes a pooled connection or opens a new one (to `only` when given); on

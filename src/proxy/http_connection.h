@@ -79,6 +79,8 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void onRequestHead();
   bool refreshSnapshot();
   void dispatch();
+  void startMirrors();
+  void endMirrors();
   bool connectUpstream(upstream::EndpointState* exclude, upstream::EndpointState* only = nullptr);
   bool retryWithFullOffer(const std::string& reason);
   void onUpstreamConnected();
@@ -144,7 +146,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
 
   // The worker's list of its connections (drain walks it): intrusive, so a
   // connection costs no allocation of its own there.
-  friend class ConnectionList;
+  friend class IntrusiveList<HttpConnection>;
   HttpConnection* prev_ = nullptr;
   HttpConnection* next_ = nullptr;
 };

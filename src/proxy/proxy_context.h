@@ -29,20 +29,59 @@ struct ProxySettings {
 
 class HttpConnection;
 struct Exchange;
+class Mirror;
 
-// The worker's open connections, linked through the connections themselves
-// (no allocation per connection).
-class ConnectionList {
+// A doubly linked list threaded through its elements (each has `prev_` and
+// `next_` and befriends IntrusiveList<T>): membership costs no allocation.
+template <typename T>
+class IntrusiveList {
  public:
-  void push(HttpConnection* c);
-  void remove(HttpConnection* c);
+  void push(T* x) {
+    x->prev_ = nullptr;
+    x->next_ = head_;
+    if (head_ != nullptr) head_->prev_ = x;
+    head_ = x;
+    ++size_;
+  }
+  // Does nothing for an element that is not in the list.
+  void remove(T* x) {
+    if (x->prev_ != nullptr) {
+      x->prev_->next_ = x->next_;
+    } else if (head_ == x) {
+      head_ = x->next_;
+    } else {
+      return;
+    }
+    if (x->next_ != nullptr) x->next_->prev_ = x->prev_;
+    x->prev_ = x->next_ = nullptr;
+    --size_;
+  }
+  T* front() const { return head_; }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  std::vector<HttpConnection*> all() const;
+  std::vector<T*> all() const {
+    std::vector<T*> out;
+    out.reserve(size_);
+    for (T* x = head_; x != nullptr; x = x->next_) out.push_back(x);
+    return out;
+  }
 
  private:
-  HttpConnection* head_ = nullptr;
+  T* head_ = nullptr;
   size_t size_ = 0;
+};
+
+// The worker's open connections (drain walks them).
+using ConnectionList = IntrusiveList<HttpConnection>;
+
+// The worker's request copies in flight (RequestMirror); whatever is left
+// when the worker ends is freed here.
+class MirrorSet : public IntrusiveList<Mirror> {
+ public:
+  MirrorSet() = default;
+  ~MirrorSet();
+  MirrorSet(const MirrorSet&) = delete;
+  MirrorSet& operator=(const MirrorSet&) = delete;
 };
 
 // Per-request state recycled across the worker's connections: a request
@@ -82,6 +121,9 @@ struct ProxyContext {
   std::string scratch;
   ConnectionList connections;
   ExchangePool exchanges;
+  // Declared after the pool: a copy in flight gives its connection back to
+  // the pool when the worker ends.
+  MirrorSet mirrors;
   uint64_t rng = 0x9E3779B97F4A7C15ull;
 
   uint64_t random() {

@@ -90,6 +90,14 @@ json routeJson(const Route& r) {
   for (const auto& b : r.backends)
     backends.push_back({{"cluster", b.cluster}, {"weight", b.weight}});
   j["backends"] = backends;
+  if (!r.mirrors.empty()) {
+    json mirrors = json::array();
+    for (const auto& m : r.mirrors)
+      mirrors.push_back(
+          {{"cluster", m.cluster},
+           {"fraction", std::to_string(m.numerator) + "/" + std::to_string(m.denominator)}});
+    j["mirrors"] = mirrors;
+  }
   j["total_weight"] = r.total_weight;
   if (r.direct_status != 0) {
     j["direct_status"] = r.direct_status;

@@ -78,6 +78,7 @@ void Snapshot::buildIndex() {
     for (VirtualHost& vh : l.virtual_hosts) {
       for (Route& r : vh.routes) {
         for (WeightedCluster& b : r.backends) b.cluster_hash = nameHash(b.cluster);
+        for (Mirror& m : r.mirrors) m.cluster_hash = nameHash(m.cluster);
       }
     }
   }

@@ -90,6 +90,15 @@ struct WeightedCluster {
   size_t cluster_hash = 0;  // nameHash(cluster), set by Snapshot::buildIndex()
 };
 
+// RequestMirror: a copy of the request goes to `cluster` too (its answer is
+// read and dropped), for numerator out of every denominator requests.
+struct Mirror {
+  std::string cluster;  // Cluster::name; must exist in Snapshot::clusters
+  uint32_t numerator = 100;
+  uint32_t denominator = 100;
+  size_t cluster_hash = 0;  // nameHash(cluster), set by Snapshot::buildIndex()
+};
+
 struct Route {
   // "<namespace>/<httproute>/rule/<i>/match/<j>": names the origin in logs.
   std::string name;
@@ -103,6 +112,7 @@ struct Route {
   // direct_status == 0 means "no backend": the proxy answers 500.
   std::vector<WeightedCluster> backends;
   uint64_t total_weight = 0;
+  std::vector<Mirror> mirrors;
   // Non-zero: answer this status without contacting a backend (the spec's 500
   // for a rule whose backendRefs are all invalid).
   int direct_status = 0;

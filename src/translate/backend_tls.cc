@@ -287,6 +287,7 @@ class BackendTlsPass {
         for (const auto& r : vh.routes) {
           std::string route_key = r.name.substr(0, r.name.find("/rule/"));
           for (const auto& b : r.backends) route_clusters[route_key].insert(b.cluster);
+          for (const auto& m : r.mirrors) route_clusters[route_key].insert(m.cluster);
         }
     for (const auto& [route_key, rstatus] : status_.http_routes) {
       auto rc = route_clusters.find(route_key);

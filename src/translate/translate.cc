@@ -556,6 +556,16 @@ class Translator {
           rw.hostname = filter.url_rewrite->hostname;
           rw.path = convertPathModifier(filter.url_rewrite->path);
           base.rewrite = std::move(rw);
+        } else if (filter.request_mirror) {
+          // An unusable mirror is reported (ResolvedRefs=False) and left out;
+          // the requests themselves are still served.
+          const auto& rm = *filter.request_mirror;
+          std::string cluster =
+              resolveServiceRef(st, rm.backend, fp + ".requestMirror.backendRef", true);
+          if (!cluster.empty() && rm.numerator > 0)
+            base.mirrors.push_back(snapshot::Mirror{std::move(cluster),
+                                                    static_cast<uint32_t>(rm.numerator),
+                                                    static_cast<uint32_t>(rm.denominator)});
         } else {
           invalid(st, fp + ".type: filter " + filter.type + " is not supported");
         }
@@ -655,59 +665,63 @@ class Translator {
 
   void resolveBackends(RouteState& st, const k8s::HttpRouteRule& rule, size_t rule_index,
                        snapshot::Route& out) {
-    const k8s::HttpRoute& r = *st.route;
     for (size_t b = 0; b < rule.backend_refs.size(); ++b) {
       const auto& ref = rule.backend_refs[b];
-      std::string ns = ref.ns.value_or(r.metadata.ns);
-      std::string id = ns + "/" + ref.name;
       std::string where =
           "spec.rules[" + std::to_string(rule_index) + "].backendRefs[" + std::to_string(b) + "]";
-      auto problem = [&](std::string reason, std::string message) {
-        st.backend_problems.push_back(BackendProblem{std::move(reason), where + ": " + message});
-        // The spec: requests that would have gone to an invalid backend get a
-        // 500, so it keeps its weight (an entry without a cluster) rather than
-        // handing its share to the valid ones.
-        if (ref.weight > 0) {
-          out.backends.push_back(snapshot::WeightedCluster{"", static_cast<uint32_t>(ref.weight)});
-          out.total_weight += static_cast<uint64_t>(ref.weight);
-        }
-      };
-      if (!ref.group.empty() || ref.kind != "Service") {
-        problem("InvalidKind", "unsupported backend kind " +
-                                   (ref.group.empty() ? std::string() : ref.group + "/") +
-                                   ref.kind + " (only core Service is supported)");
-        continue;
-      }
-      if (!ref.filters.empty()) {
+      if (!ref.filters.empty() && ref.group.empty() && ref.kind == "Service") {
         invalid(st, where + ".filters: per-backend filters are not supported");
       }
-      if (ns != r.metadata.ns &&
-          !index_.referenceAllowed(kGatewayGroup, kHttpRouteKind, r.metadata.ns, "", "Service", ns,
-                                   ref.name)) {
-        problem("RefNotPermitted",
-                "Service " + id + " is in another namespace and no ReferenceGrant allows it");
+      if (ref.weight == 0) {  // takes no traffic, but a bad reference is still reported
+        resolveServiceRef(st, ref, where, false);
         continue;
       }
-      auto sit = index_.services.find(id);
-      if (sit == index_.services.end()) {
-        problem("BackendNotFound", "Service " + id + " not found");
-        continue;
-      }
-      const k8s::Service& svc = *sit->second;
-      int32_t port = ref.port.value_or(0);
-      const k8s::ServicePort* sp = nullptr;
-      for (const auto& p : svc.ports)
-        if (p.port == port) sp = &p;
-      if (!sp && !(svc.type == "ExternalName" && port > 0)) {
-        problem("BackendNotFound", "Service " + id + " has no port " + std::to_string(port));
-        continue;
-      }
-      if (ref.weight == 0) continue;  // valid, but takes no traffic
-      std::string name = clusterName(ns, ref.name, port);
-      if (!clusters_.count(name)) clusters_.emplace(name, buildCluster(index_, svc, sp, port));
-      out.backends.push_back(snapshot::WeightedCluster{name, static_cast<uint32_t>(ref.weight)});
+      // An invalid reference keeps its weight as an entry without a cluster:
+      // the spec answers the requests that would have gone to it with a 500
+      // rather than handing its share to the valid ones.
+      out.backends.push_back(snapshot::WeightedCluster{resolveServiceRef(st, ref, where, true),
+                                                       static_cast<uint32_t>(ref.weight)});
       out.total_weight += static_cast<uint64_t>(ref.weight);
     }
+  }
+
+  // The cluster name of one reference to a Service port (the cluster is
+  // built on first use when `build`), or "" after recording in the route's
+  // ResolvedRefs why it can't be used.
+  std::string resolveServiceRef(RouteState& st, const k8s::BackendObjectRef& ref,
+                                const std::string& where, bool build) {
+    const k8s::HttpRoute& r = *st.route;
+    std::string ns = ref.ns.value_or(r.metadata.ns);
+    std::string id = ns + "/" + ref.name;
+    auto problem = [&](std::string reason, std::string message) {
+      st.backend_problems.push_back(BackendProblem{std::move(reason), where + ": " + message});
+      return std::string();
+    };
+    if (!ref.group.empty() || ref.kind != "Service") {
+      return problem("InvalidKind", "unsupported backend kind " +
+                                        (ref.group.empty() ? std::string() : ref.group + "/") +
+                                        ref.kind + " (only core Service is supported)");
+    }
+    if (ns != r.metadata.ns &&
+        !index_.referenceAllowed(kGatewayGroup, kHttpRouteKind, r.metadata.ns, "", "Service", ns,
+                                 ref.name)) {
+      return problem("RefNotPermitted",
+                     "Service " + id + " is in another namespace and no ReferenceGrant allows it");
+    }
+    auto sit = index_.services.find(id);
+    if (sit == index_.services.end())
+      return problem("BackendNotFound", "Service " + id + " not found");
+    const k8s::Service& svc = *sit->second;
+    int32_t port = ref.port.value_or(0);
+    const k8s::ServicePort* sp = nullptr;
+    for (const auto& p : svc.ports)
+      if (p.port == port) sp = &p;
+    if (!sp && !(svc.type == "ExternalName" && port > 0))
+      return problem("BackendNotFound", "Service " + id + " has no port " + std::to_string(port));
+    std::string name = clusterName(ns, ref.name, port);
+    if (build && !clusters_.count(name))
+      clusters_.emplace(name, buildCluster(index_, svc, sp, port));
+    return name;
   }
 
   // One attachment: a route reaching a listener with the hostnames it serves there.
@@ -947,9 +961,11 @@ class Translator {
     std::set<std::string> used;
     for (const auto& l : snap->listeners)
       for (const auto& vh : l.virtual_hosts)
-        for (const auto& r : vh.routes)
+        for (const auto& r : vh.routes) {
           for (const auto& b : r.backends)
             if (!b.cluster.empty()) used.insert(b.cluster);
+          for (const auto& m : r.mirrors) used.insert(m.cluster);
+        }
     for (auto& [name, cluster] : clusters_)
       if (used.count(name)) snap->clusters.push_back(cluster);
     snap->buildIndex();

@@ -192,6 +192,41 @@ metadata: {name: t}
   EXPECT_TRUE(set.gateways.empty());
 }
 
+TEST(Decode, RequestMirrorFilters) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  rules:
+  - filters:
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: all, port: 80}}
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: pct, namespace: other, port: 8080}, percent: 25}
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: frac, port: 80}, fraction: {numerator: 1}}
+    - type: RequestMirror
+      requestMirror: {backendRef: {name: frac2, port: 80}, fraction: {numerator: 2, denominator: 3}}
+)");
+  ASSERT_TRUE(set.errors.empty()) << errorLines(set)[0];
+  const auto& f = set.http_routes.at(0).rules.at(0).filters;
+  ASSERT_EQ(f.size(), 4u);
+  ASSERT_TRUE(f[0].request_mirror);
+  EXPECT_EQ(f[0].request_mirror->backend.name, "all");
+  EXPECT_EQ(f[0].request_mirror->backend.kind, "Service");
+  EXPECT_EQ(*f[0].request_mirror->backend.port, 80);
+  EXPECT_EQ(f[0].request_mirror->numerator, 100);
+  EXPECT_EQ(f[0].request_mirror->denominator, 100);
+  EXPECT_EQ(*f[1].request_mirror->backend.ns, "other");
+  EXPECT_EQ(f[1].request_mirror->numerator, 25);
+  EXPECT_EQ(f[1].request_mirror->denominator, 100);
+  EXPECT_EQ(f[2].request_mirror->numerator, 1);  // denominator defaults to 100
+  EXPECT_EQ(f[2].request_mirror->denominator, 100);
+  EXPECT_EQ(f[3].request_mirror->numerator, 2);
+  EXPECT_EQ(f[3].request_mirror->denominator, 3);
+}
+
 TEST(Decode, V1alpha2GatewayAndHttpRouteAreRead) {
   auto set = decode(R"(
 apiVersion: gateway.networking.k8s.io/v1alpha2
@@ -278,6 +313,27 @@ INSTANTIATE_TEST_SUITE_P(
                 "{statusCode: 305}}]}]}\n",
                 "dir/bad.yaml: document 2: spec.rules[0].filters[0].requestRedirect.statusCode: "
                 "unsupported value 305 (want 301, 302, 303, 307, 308)"},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+                "spec: {rules: [{filters: [{type: RequestMirror, requestMirror: "
+                "{backendRef: {name: m, port: 80}, percent: 10, fraction: {numerator: 1}}}]}]}\n",
+                "dir/bad.yaml: document 2: spec.rules[0].filters[0].requestMirror.fraction: only "
+                "one of percent or fraction may be specified"},
+        BadCase{
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+            "spec: {rules: [{filters: [{type: RequestMirror, requestMirror: "
+            "{backendRef: {name: m, port: 80}, fraction: {numerator: 3, denominator: 2}}}]}]}\n",
+            "dir/bad.yaml: document 2: spec.rules[0].filters[0].requestMirror.fraction."
+            "numerator: must be less than or equal to denominator (2)"},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+                "spec: {rules: [{filters: [{type: RequestMirror, requestMirror: "
+                "{backendRef: {name: m}}}]}]}\n",
+                "dir/bad.yaml: document 2: spec.rules[0].filters[0].requestMirror.backendRef.port: "
+                "required when referring to a Service"},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
+                "spec: {rules: [{filters: [{type: RequestMirror, requestMirror: "
+                "{backendRef: {name: m, port: 80}, percent: 101}}]}]}\n",
+                "dir/bad.yaml: document 2: spec.rules[0].filters[0].requestMirror.percent: must be "
+                "between 0 and 100, got 101"},
         BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g}\n"
                 "spec: {gatewayClassName: c, listeners: [{name: a, protocol: HTTP, port: 80},"
                 " {name: a, protocol: HTTP, port: 81}]}\n",
