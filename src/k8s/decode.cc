@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 
@@ -819,29 +821,77 @@ enum class Kind {
   Namespace
 };
 
+// The kinds Portico reads, each with the apiVersions it accepts for it.
+struct KnownKind {
+  const char* kind;
+  Kind value;
+  std::array<const char*, 3> api_versions;  // unused slots are null
+};
+// v1alpha2 manifests (older docs and tools) have the same shape for the
+// Gateway API kinds listed with it; BackendTLSPolicy's v1alpha2 does not.
+const std::array<KnownKind, 11>& knownKinds() {
+  static const std::array<KnownKind, 11> kinds{{
+      {"GatewayClass",
+       Kind::GatewayClass,
+       {"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1",
+        "gateway.networking.k8s.io/v1alpha2"}},
+      {"Gateway",
+       Kind::Gateway,
+       {"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1",
+        "gateway.networking.k8s.io/v1alpha2"}},
+      {"HTTPRoute",
+       Kind::HttpRoute,
+       {"gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1",
+        "gateway.networking.k8s.io/v1alpha2"}},
+      {"ReferenceGrant",
+       Kind::ReferenceGrant,
+       {"gateway.networking.k8s.io/v1beta1", "gateway.networking.k8s.io/v1",
+        "gateway.networking.k8s.io/v1alpha2"}},
+      {"BackendTLSPolicy",
+       Kind::BackendTlsPolicy,
+       {"gateway.networking.k8s.io/v1alpha3", "gateway.networking.k8s.io/v1"}},
+      {"Service", Kind::Service, {"v1"}},
+      {"Endpoints", Kind::Endpoints, {"v1"}},
+      {"ConfigMap", Kind::ConfigMap, {"v1"}},
+      {"Secret", Kind::Secret, {"v1"}},
+      {"Namespace", Kind::Namespace, {"v1"}},
+      {"EndpointSlice", Kind::EndpointSlice, {"discovery.k8s.io/v1"}},
+  }};
+  return kinds;
+}
+
+bool equalsIgnoringCase(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           return std::tolower(static_cast<unsigned char>(x)) ==
+                  std::tolower(static_cast<unsigned char>(y));
+         });
+}
+
 Kind kindOf(const std::string& api_version, const std::string& kind) {
-  const std::string gw = std::string(kGatewayGroup) + "/";
-  auto gwVersion = [&](std::initializer_list<const char*> versions) {
-    for (const char* v : versions)
-      if (api_version == gw + v) return true;
-    return false;
-  };
-  // v1alpha2 manifests (older docs and tools) have the same shape for these kinds.
-  if (kind == "GatewayClass" && gwVersion({"v1", "v1beta1", "v1alpha2"})) return Kind::GatewayClass;
-  if (kind == "Gateway" && gwVersion({"v1", "v1beta1", "v1alpha2"})) return Kind::Gateway;
-  if (kind == "HTTPRoute" && gwVersion({"v1", "v1beta1", "v1alpha2"})) return Kind::HttpRoute;
-  if (kind == "ReferenceGrant" && gwVersion({"v1beta1", "v1", "v1alpha2"}))
-    return Kind::ReferenceGrant;
-  if (kind == "BackendTLSPolicy" && gwVersion({"v1alpha3", "v1"})) return Kind::BackendTlsPolicy;
-  if (api_version == "v1") {
-    if (kind == "Service") return Kind::Service;
-    if (kind == "Endpoints") return Kind::Endpoints;
-    if (kind == "ConfigMap") return Kind::ConfigMap;
-    if (kind == "Secret") return Kind::Secret;
-    if (kind == "Namespace") return Kind::Namespace;
+  for (const KnownKind& k : knownKinds()) {
+    if (kind != k.kind) continue;
+    for (const char* v : k.api_versions)
+      if (v && api_version == v) return k.value;
   }
-  if (kind == "EndpointSlice" && api_version == "discovery.k8s.io/v1") return Kind::EndpointSlice;
   return Kind::Unknown;
+}
+
+// For an object kindOf() does not read but whose kind is one of Portico's up to
+// case (a typo, or an apiVersion Portico does not read, such as BackendTLSPolicy
+// v1alpha2): the kind and apiVersions it would be read as. Ignoring such an
+// object silently can turn a backend's TLS into plaintext, so it is worth a warning.
+std::string nearMissKind(const std::string& kind) {
+  for (const KnownKind& k : knownKinds()) {
+    if (!equalsIgnoringCase(kind, k.kind)) continue;
+    std::string versions;
+    for (const char* v : k.api_versions) {
+      if (!v) continue;
+      if (!versions.empty()) versions += ", ";
+      versions += v;
+    }
+    return "Portico reads kind " + std::string(k.kind) + " with apiVersion " + versions;
+  }
+  return {};
 }
 
 template <typename T>
@@ -914,8 +964,13 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
   auto sp = [&](std::string_view key) { return join(path, key); };
   switch (k) {
     case Kind::Unknown:
-      PORTICO_LOG(Info, "{}: document {}: ignoring unsupported kind {} ({})", c.file(),
-                  c.document(), kind, api_version);
+      if (std::string hint = nearMissKind(kind); !hint.empty()) {
+        PORTICO_LOG(Warn, "{}: document {}: ignoring unsupported kind {} ({}): {}", c.file(),
+                    c.document(), kind, api_version, hint);
+      } else {
+        PORTICO_LOG(Info, "{}: document {}: ignoring unsupported kind {} ({})", c.file(),
+                    c.document(), kind, api_version);
+      }
       return;
     case Kind::GatewayClass: {
       GatewayClass v;

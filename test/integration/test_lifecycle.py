@@ -175,6 +175,35 @@ class CliTest(PorticoCase):
         self.assertEqual(r.returncode, 1, out[-2000:])
         self.assertRegex(out, r"(?m)bad\.yaml: document 1: [^\s:]*listeners[^\s:]*port: \S")
 
+    def test_check_warns_about_a_near_miss_kind(self):
+        # A BackendTLSPolicy Portico does not read (an older apiVersion, a kind
+        # spelled in the wrong case) is ignored, which leaves its backend on
+        # plaintext: say so where `check` users look, with what would be read.
+        d = self.good_config(self.tmp / "near-miss")
+        policy = ("apiVersion: {v}\nkind: {k}\nmetadata:\n  name: {n}\nspec:\n"
+                  "  targetRefs:\n  - group: \"\"\n    kind: Service\n    name: svc-a\n"
+                  "  validation:\n    hostname: a.example.com\n"
+                  "    wellKnownCACertificates: System\n")
+        (d / "old.yaml").write_text(policy.format(
+            v="gateway.networking.k8s.io/v1alpha2", k="BackendTLSPolicy", n="old"))
+        (d / "typo.yaml").write_text(policy.format(
+            v="gateway.networking.k8s.io/v1alpha3", k="BackendTlsPolicy", n="typo"))
+        (d / "other.yaml").write_text("apiVersion: apps/v1\nkind: Deployment\n"
+                                      "metadata:\n  name: nginx\n")
+        r = run_check(portico_binary(), d)
+        self.assertEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assertRegex(
+            r.stderr, r"(?m)\[warning\] \S*old\.yaml: document 1: ignoring unsupported kind "
+            r"BackendTLSPolicy \(gateway\.networking\.k8s\.io/v1alpha2\): Portico reads kind "
+            r"BackendTLSPolicy with apiVersion gateway\.networking\.k8s\.io/v1alpha3, "
+            r"gateway\.networking\.k8s\.io/v1$")
+        self.assertRegex(r.stderr, r"(?m)\[warning\] \S*typo\.yaml: document 1: ignoring "
+                         r"unsupported kind BackendTlsPolicy .*: Portico reads kind "
+                         r"BackendTLSPolicy with")
+        # Kinds that are not Portico's stay quiet (kgateway's nginx.yaml has some).
+        self.assertNotIn("Deployment", r.stderr)
+        self.assertIn("plaintext (no BackendTLSPolicy)", r.stderr)
+
     def test_check_examples(self):
         examples = sorted(p for p in (REPO_ROOT / "examples").glob("*")
                           if p.is_dir() and (any(p.glob("*.yaml")) or any(p.glob("*.json"))))
