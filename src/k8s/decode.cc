@@ -113,9 +113,45 @@ class Ctx {
 
   // Absent and explicit null are the same thing in Kubernetes.
   const json* field(const json& obj, std::string_view key) {
+    if (track_reads_) visited_.push_back(&obj);
     auto it = obj.find(key);
-    if (it == obj.end() || it->is_null()) return nullptr;
+    if (it == obj.end()) {
+      if (track_reads_) misses_.push_back(Miss{&obj, std::string(key)});
+      return nullptr;
+    }
+    if (track_reads_) read_.push_back(&*it);
+    if (it->is_null()) return nullptr;
     return &*it;
+  }
+
+  // ---- fields nothing read ----
+  // Every field() call notes the map it looked into, the value it found or
+  // the key it missed; warnUnread() then walks an object and warns about
+  // every key of a looked-into map that was never asked for. Maps the
+  // decoder never looks into (status, annotations, option maps) are opaque.
+  // `track`: whether the object about to be decoded gets warnUnread().
+  void forgetReads(bool track) {
+    read_.clear();
+    visited_.clear();
+    misses_.clear();
+    track_reads_ = track;
+  }
+
+  // `only_misspellings`: for an object with errors, whose decoding may have
+  // stopped early, only keys that look like a misspelled known one.
+  void warnUnread(const json& obj, const std::string& path, bool only_misspellings) {
+    for (auto* v : {&read_, &visited_}) {
+      std::sort(v->begin(), v->end());
+      v->erase(std::unique(v->begin(), v->end()), v->end());
+    }
+    only_misspellings_ = only_misspellings;
+    walkUnread(obj, path, true);
+  }
+
+  void warning(const std::string& path, std::string message) {
+    DecodeError w{file_, document_, path, std::move(message)};
+    PORTICO_LOG(Warn, "{}", w.toString());
+    out_.warnings.push_back(std::move(w));
   }
 
   bool str(const json& obj, const std::string& path, std::string_view key, std::string& out,
@@ -278,10 +314,78 @@ class Ctx {
   }
 
  private:
+  static bool has(const std::vector<const json*>& sorted, const json* p) {
+    return std::binary_search(sorted.begin(), sorted.end(), p);
+  }
+
+  // The key this map was asked for in vain that `key` most likely misspells.
+  std::string nearestMiss(const json* obj, const std::string& key) const {
+    std::string best;
+    size_t best_distance = 3;  // at most two edits away
+    for (const Miss& m : misses_) {
+      if (m.obj != obj) continue;
+      size_t d = editDistance(key, m.key);
+      if (d < best_distance) {
+        best_distance = d;
+        best = m.key;
+      }
+    }
+    return best;
+  }
+
+  static size_t editDistance(std::string_view a, std::string_view b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      size_t diagonal = row[0];
+      row[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j) {
+        size_t up = row[j];
+        const bool same = std::tolower(static_cast<unsigned char>(a[i - 1])) ==
+                          std::tolower(static_cast<unsigned char>(b[j - 1]));
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (same ? 0 : 1)});
+        diagonal = up;
+      }
+    }
+    return row[b.size()];
+  }
+
+  void walkUnread(const json& node, const std::string& path, bool root) {
+    if (node.is_array()) {
+      for (size_t i = 0; i < node.size(); ++i) walkUnread(node[i], index(path, i), false);
+      return;
+    }
+    if (!node.is_object() || !has(visited_, &node)) return;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const std::string& key = it.key();
+      // Object metadata has many fields Portico has no use for; status is
+      // the controller's to write.
+      if (root && (key == "metadata" || key == "status")) continue;
+      std::string kp = join(path, key);
+      if (has(read_, &*it)) {
+        walkUnread(*it, kp, false);
+        continue;
+      }
+      std::string near = nearestMiss(&node, key);
+      if (near.empty() && only_misspellings_) continue;
+      warning(kp, near.empty() ? "unknown field, ignored (misspelled, or not supported by Portico)"
+                               : "unknown field, ignored (did you mean " + near + "?)");
+    }
+  }
+
+  struct Miss {
+    const json* obj;
+    std::string key;
+  };
   std::string file_;
   int document_;
   ResourceSet& out_;
   int errors_ = 0;
+  std::vector<const json*> read_;     // values field() returned
+  std::vector<const json*> visited_;  // maps field() looked into
+  std::vector<Miss> misses_;          // keys field() looked for and did not find
+  bool only_misspellings_ = false;
+  bool track_reads_ = false;
 };
 
 // ---- common pieces ------------------------------------------------------------------
@@ -559,6 +663,13 @@ void decodeFilters(Ctx& c, const json& obj, const std::string& path,
       HttpRequestMirrorFilter m;
       decodeRequestMirror(c, *rm, join(fp, "requestMirror"), m);
       filter.request_mirror = std::move(m);
+    } else if (filter.type == "ExtensionRef" || filter.type == "CORS" ||
+               filter.type == "ExternalAuth") {
+      // Known, not implemented: translate refuses the route naming the
+      // filter, so its settings need no second warning of their own.
+      c.field(f, filter.type == "ExtensionRef" ? "extensionRef"
+                 : filter.type == "CORS"       ? "cors"
+                                               : "externalAuth");
     } else if (filter.type != "ExtensionRef" && filter.type != "CORS" &&
                filter.type != "ExternalAuth") {
       c.error(join(fp, "type"), "unsupported value \"" + filter.type +
@@ -691,6 +802,10 @@ void decodeBackendTlsPolicy(Ctx& c, const json& spec, const std::string& p, Back
     c.optStr(t, tp, "sectionName", ref.section_name);
     pol.target_refs.push_back(std::move(ref));
   });
+  if (pol.target_refs.empty()) {  // the CRD's MinItems=1: the API server refuses it
+    c.error(join(p, "targetRefs"), c.field(spec, "targetRefs") ? "must have at least 1 item"
+                                                               : "required field is missing");
+  }
   if (const json* v = c.map(spec, p, "validation")) {
     std::string vp = join(p, "validation");
     c.str(*v, vp, "hostname", pol.validation.hostname);
@@ -940,9 +1055,13 @@ void decodeList(Ctx& c, const json& obj, const std::string& path, ResourceSet& o
 }
 
 template <typename T>
-void finishObject(Ctx& c, int errors_before, const json& obj, json* owned, T&& value,
-                  std::vector<T>& into) {
-  if (c.errors() != errors_before) return;  // the API server would have rejected it
+void finishObject(Ctx& c, int errors_before, const json& obj, const std::string& path, json* owned,
+                  T&& value, std::vector<T>& into) {
+  // A Gateway API field Portico skips changes routing or TLS without a word:
+  // say so.
+  const bool rejected = c.errors() != errors_before;
+  if (value.api_version.rfind(kGatewayGroup, 0) == 0) c.warnUnread(obj, path, rejected);
+  if (rejected) return;  // the API server would have rejected it
   value.spec_digest = std::hash<std::string>{}(specDigest(obj));
   value.raw =
       owned ? std::make_shared<const json>(std::move(*owned)) : std::make_shared<const json>(obj);
@@ -952,8 +1071,16 @@ void finishObject(Ctx& c, int errors_before, const json& obj, json* owned, T&& v
 void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet& out, json* owned) {
   int before = c.errors();
   std::string api_version, kind;
+  c.forgetReads(false);
   c.str(obj, path, "apiVersion", api_version, true);
   c.str(obj, path, "kind", kind, true);
+  // Only Gateway API objects are checked for fields nothing reads: core kinds
+  // carry many fields a gateway has no use for.
+  if (api_version.rfind(kGatewayGroup, 0) == 0) {
+    c.forgetReads(true);
+    c.field(obj, "apiVersion");
+    c.field(obj, "kind");
+  }
   if (c.errors() != before) return;
   if (kind == "List" && api_version == "v1") {
     decodeList(c, obj, path, out);
@@ -977,21 +1104,21 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, false, v);
       if (const json* spec = specOf(c, obj, path, true))
         decodeGatewayClass(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, owned, std::move(v), out.gateway_classes);
+      finishObject(c, before, obj, path, owned, std::move(v), out.gateway_classes);
       return;
     }
     case Kind::Gateway: {
       Gateway v;
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, true)) decodeGateway(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, owned, std::move(v), out.gateways);
+      finishObject(c, before, obj, path, owned, std::move(v), out.gateways);
       return;
     }
     case Kind::HttpRoute: {
       HttpRoute v;
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, false)) decodeHttpRoute(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, owned, std::move(v), out.http_routes);
+      finishObject(c, before, obj, path, owned, std::move(v), out.http_routes);
       return;
     }
     case Kind::ReferenceGrant: {
@@ -999,7 +1126,7 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, true))
         decodeReferenceGrant(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, owned, std::move(v), out.reference_grants);
+      finishObject(c, before, obj, path, owned, std::move(v), out.reference_grants);
       return;
     }
     case Kind::BackendTlsPolicy: {
@@ -1007,28 +1134,28 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, true))
         decodeBackendTlsPolicy(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, owned, std::move(v), out.backend_tls_policies);
+      finishObject(c, before, obj, path, owned, std::move(v), out.backend_tls_policies);
       return;
     }
     case Kind::Service: {
       Service v;
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, false)) decodeService(c, *spec, sp("spec"), v);
-      finishObject(c, before, obj, owned, std::move(v), out.services);
+      finishObject(c, before, obj, path, owned, std::move(v), out.services);
       return;
     }
     case Kind::Endpoints: {
       Endpoints v;
       fillBase(c, obj, path, api_version, kind, true, v);
       decodeEndpoints(c, obj, path, v);
-      finishObject(c, before, obj, owned, std::move(v), out.endpoints);
+      finishObject(c, before, obj, path, owned, std::move(v), out.endpoints);
       return;
     }
     case Kind::EndpointSlice: {
       EndpointSlice v;
       fillBase(c, obj, path, api_version, kind, true, v);
       decodeEndpointSlice(c, obj, path, v);
-      finishObject(c, before, obj, owned, std::move(v), out.endpoint_slices);
+      finishObject(c, before, obj, path, owned, std::move(v), out.endpoint_slices);
       return;
     }
     case Kind::ConfigMap: {
@@ -1036,7 +1163,7 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, true, v);
       c.strMap(obj, path, "data", v.data);
       decodeBase64Map(c, obj, path, "binaryData", v.binary_data);
-      finishObject(c, before, obj, owned, std::move(v), out.config_maps);
+      finishObject(c, before, obj, path, owned, std::move(v), out.config_maps);
       return;
     }
     case Kind::Secret: {
@@ -1048,7 +1175,7 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       c.strMap(obj, path, "stringData", string_data);
       // The API server merges stringData over data on write.
       for (auto& [key, value] : string_data) v.data[key] = std::move(value);
-      finishObject(c, before, obj, owned, std::move(v), out.secrets);
+      finishObject(c, before, obj, path, owned, std::move(v), out.secrets);
       return;
     }
     case Kind::Namespace: {
@@ -1056,7 +1183,7 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, false, v);
       // The API server always sets this label; Selector-based allowedRoutes rely on it.
       v.metadata.labels["kubernetes.io/metadata.name"] = v.metadata.name;
-      finishObject(c, before, obj, owned, std::move(v), out.namespaces);
+      finishObject(c, before, obj, path, owned, std::move(v), out.namespaces);
       return;
     }
   }

@@ -335,6 +335,9 @@ struct ResourceSet {
   std::vector<Secret> secrets;
   std::vector<Namespace> namespaces;
   std::vector<DecodeError> errors;
+  // Fields of Gateway API objects that nothing reads (a misspelling, or a
+  // feature Portico does not implement): logged as warnings, the object loads.
+  std::vector<DecodeError> warnings;
 
   bool hasErrors() const { return !errors.empty(); }
 };

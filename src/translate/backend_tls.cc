@@ -314,8 +314,7 @@ class BackendTlsPass {
     const k8s::BackendTlsPolicy& p = *st.policy;
     auto schema = [&](std::string msg) { st.schema_errors.push_back(std::move(msg)); };
 
-    // targetRefs: 1..16, distinct, sectionName all-or-none per target.
-    if (p.target_refs.empty()) schema("spec.targetRefs: at least 1 item is required");
+    // targetRefs: 1..16 (decode refuses none), distinct, sectionName all-or-none per target.
     if (p.target_refs.size() > kMaxTargetRefs)
       schema("spec.targetRefs: at most 16 items are allowed, got " +
              std::to_string(p.target_refs.size()));

@@ -15,11 +15,13 @@ ResourceSet decode(const std::string& text, const std::string& file = "in.yaml")
   return set;
 }
 
-std::vector<std::string> errorLines(const ResourceSet& set) {
+std::vector<std::string> lines(const std::vector<DecodeError>& v) {
   std::vector<std::string> out;
-  for (const auto& e : set.errors) out.push_back(e.toString());
+  for (const auto& e : v) out.push_back(e.toString());
   return out;
 }
+std::vector<std::string> errorLines(const ResourceSet& set) { return lines(set.errors); }
+std::vector<std::string> warningLines(const ResourceSet& set) { return lines(set.warnings); }
 
 TEST(Decode, MultiDocumentYamlWithDefaults) {
   auto set = decode(R"(
@@ -227,6 +229,68 @@ spec:
   EXPECT_EQ(f[3].request_mirror->denominator, 3);
 }
 
+TEST(Decode, UnreadGatewayApiFieldsAreWarnedAbout) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: p, annotations: {x: y}, managedFields: [{manager: kubectl}]}
+spec:
+  targetRefs: [{group: "", kind: Service, name: s}]
+  validaton: {hostname: example.com}
+status: {ancestors: []}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw, sectionNmae: http}]
+  rules:
+  - backendRefs: [{name: s, port: 80}]
+    retry: {attempts: 3}
+    filters:
+    - type: ExtensionRef
+      extensionRef: {group: example.com, kind: Thing, name: t}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s}
+spec:
+  selector: {app: nginx}
+  ports: [{port: 80, targetPort: 8080, appProtocol: http}]
+)");
+  ASSERT_TRUE(set.errors.empty()) << errorLines(set)[0];
+  // Everything still loads: a warning never drops an object.
+  EXPECT_EQ(set.backend_tls_policies.size(), 1u);
+  EXPECT_EQ(set.http_routes.size(), 1u);
+  EXPECT_EQ(warningLines(set),
+            (std::vector<std::string>{
+                "in.yaml: document 1: spec.validaton: unknown field, ignored (did you mean "
+                "validation?)",
+                "in.yaml: document 2: spec.parentRefs[0].sectionNmae: unknown field, ignored "
+                "(did you mean sectionName?)",
+                "in.yaml: document 2: spec.rules[0].retry: unknown field, ignored (misspelled, or "
+                "not supported by Portico)",
+            }));
+}
+
+TEST(Decode, ARejectedObjectStillNamesWhatLooksMisspelled) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: p}
+spec:
+  targetRef: {kind: Service, name: s}
+  validation: {hostname: example.com, wellKnownCACertificates: System, extra: 1}
+)");
+  EXPECT_EQ(errorLines(set),
+            (std::vector<std::string>{
+                "in.yaml: document 1: spec.targetRefs: required field is missing"}));
+  EXPECT_EQ(warningLines(set),
+            (std::vector<std::string>{"in.yaml: document 1: spec.targetRef: unknown field, ignored "
+                                      "(did you mean targetRefs?)"}));
+  EXPECT_TRUE(set.backend_tls_policies.empty());
+}
+
 TEST(Decode, V1alpha2GatewayAndHttpRouteAreRead) {
   auto set = decode(R"(
 apiVersion: gateway.networking.k8s.io/v1alpha2
@@ -313,6 +377,14 @@ INSTANTIATE_TEST_SUITE_P(
                 "{statusCode: 305}}]}]}\n",
                 "dir/bad.yaml: document 2: spec.rules[0].filters[0].requestRedirect.statusCode: "
                 "unsupported value 305 (want 301, 302, 303, 307, 308)"},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n"
+                "metadata: {name: p}\nspec: {targetRef: {kind: Service, name: s}, "
+                "validation: {hostname: example.com, wellKnownCACertificates: System}}\n",
+                "dir/bad.yaml: document 2: spec.targetRefs: required field is missing"},
+        BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n"
+                "metadata: {name: p}\nspec: {targetRefs: [], "
+                "validation: {hostname: example.com, wellKnownCACertificates: System}}\n",
+                "dir/bad.yaml: document 2: spec.targetRefs: must have at least 1 item"},
         BadCase{"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r}\n"
                 "spec: {rules: [{filters: [{type: RequestMirror, requestMirror: "
                 "{backendRef: {name: m, port: 80}, percent: 10, fraction: {numerator: 1}}}]}]}\n",

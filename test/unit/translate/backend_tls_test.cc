@@ -409,16 +409,6 @@ TEST(BackendTls, SchemaViolationsAreInvalidAndFailClosed) {
   }
 }
 
-TEST(BackendTls, NoTargetRefsLeavesANote) {
-  auto r =
-      run(base() + policy("p",
-                          "  targetRefs: []\n  validation:\n    hostname: example.com\n"
-                          "    caCertificateRefs: [{group: \"\", kind: ConfigMap, name: ca}]"));
-  EXPECT_FALSE(r.status.backend_tls_policies.count("default/p"));
-  EXPECT_TRUE(hasNote(r.status.notes, "spec.targetRefs: at least 1 item is required"));
-  EXPECT_FALSE(cluster(r, "kube_default_svc_8443")->tls);
-}
-
 TEST(BackendTls, SubjectAltNames) {
   auto r =
       run(base() + policy("p", specWith("    hostname: example.com\n"
