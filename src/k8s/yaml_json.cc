@@ -307,7 +307,7 @@ bool normaliseNumbers(json& j) {
 
 }  // namespace
 
-bool yamlToJsonFast(std::string_view text, json& out) {
+bool yamlToJsonFast(std::string_view text, json& out, YamlSyntaxError* refused) {
   // A lone CR is a line break to libyaml (as the spec says) but text to
   // yaml-cpp; keep yaml-cpp's reading of such rare files.
   for (size_t cr = text.find('\r'); cr != std::string_view::npos; cr = text.find('\r', cr + 1))
@@ -315,7 +315,19 @@ bool yamlToJsonFast(std::string_view text, json& out) {
   Parser parser(text);
   if (!parser.ok()) return false;
   Builder builder;
-  return builder.run(parser.get(), out);
+  if (builder.run(parser.get(), out)) return true;
+  const yaml_parser_t& p = *parser.get();
+  if (refused != nullptr && p.error != YAML_NO_ERROR && p.problem != nullptr) {
+    // With a context ("while scanning a simple key") its mark is where the
+    // bad construct starts, usually the line to fix; the problem's mark is
+    // where libyaml gave up.
+    const yaml_mark_t& mark = p.context != nullptr ? p.context_mark : p.problem_mark;
+    refused->line = static_cast<int>(mark.line);
+    refused->column = static_cast<int>(mark.column);
+    refused->message = p.problem;
+    if (p.context != nullptr) refused->message += std::string(" ") + p.context;
+  }
+  return false;
 }
 
 bool yamlToJsonCompat(std::string_view text, json& out, YamlSyntaxError& error) {
@@ -332,8 +344,17 @@ bool yamlToJsonCompat(std::string_view text, json& out, YamlSyntaxError& error) 
 }
 
 bool yamlToJson(std::string_view text, json& out, YamlSyntaxError& error) {
-  if (yamlToJsonFast(text, out)) return true;
-  return yamlToJsonCompat(text, out, error);
+  YamlSyntaxError refused;
+  if (yamlToJsonFast(text, out, &refused)) return true;
+  if (!yamlToJsonCompat(text, out, error)) return false;  // yaml-cpp's message, as always
+  if (refused.message.empty()) return true;               // declined, not refused
+  // libyaml (what Kubernetes' own YAML reader was ported from) finds a syntax
+  // error that yaml-cpp reads past, e.g. a line of a block scalar pushed out of
+  // its indentation: kubectl would refuse the file, and yaml-cpp's reading of
+  // it is a guess.
+  out = json();
+  error = std::move(refused);
+  return false;
 }
 
 bool jsonTextToJson(std::string_view text, json& out) {

@@ -105,6 +105,20 @@ TEST(YamlJson, DeclinesWhatOnlyYamlCppDefines) {
   EXPECT_EQ(out, json({{"~", 1}}));
 }
 
+TEST(YamlJson, WhatLibyamlRefusesIsAnErrorEvenIfYamlCppReadsIt) {
+  // A PEM line pushed out of its block scalar's indentation: yaml-cpp reads
+  // it, libyaml (and so kubectl) refuses it.
+  const std::string pem =
+      "data:\n  ca.crt: |\n    -----BEGIN CERTIFICATE-----\n    MIIB\nAbCd\n"
+      "    -----END CERTIFICATE-----\n";
+  json out;
+  detail::YamlSyntaxError e;
+  ASSERT_TRUE(detail::yamlToJsonCompat(pem, out, e));  // the premise
+  ASSERT_FALSE(detail::yamlToJson(pem, out, e));
+  EXPECT_EQ(e.line, 4);  // 0-based: the "AbCd" line
+  EXPECT_NE(e.message.find("could not find expected ':'"), std::string::npos) << e.message;
+}
+
 TEST(YamlJson, PlainScalarsUseTheCoreSchema) {
   // The hand-written matchers replace these regular expressions.
   const std::regex int_re("[-+]?[0-9]+");
