@@ -1134,7 +1134,16 @@ void decodeObject(Ctx& c, const json& obj, const std::string& path, ResourceSet&
       fillBase(c, obj, path, api_version, kind, true, v);
       if (const json* spec = specOf(c, obj, path, true))
         decodeBackendTlsPolicy(c, *spec, sp("spec"), v);
+      const int errors = c.errors() - before;
       finishObject(c, before, obj, path, owned, std::move(v), out.backend_tls_policies);
+      // finishObject() moves `v` only when it takes it (no errors).
+      if (errors > 0 && !v.metadata.name.empty() && !v.target_refs.empty()) {
+        // Refused; kept aside so its targets can fail closed (see resources.h).
+        v.refused = out.errors[out.errors.size() - static_cast<size_t>(errors)].toString();
+        v.spec_digest = std::hash<std::string>{}(specDigest(obj));
+        v.raw = std::make_shared<const json>(obj);
+        out.refused_backend_tls_policies.push_back(std::move(v));
+      }
       return;
     }
     case Kind::Service: {
@@ -1318,6 +1327,7 @@ void eachList(Dst& dst, Src& src, Fn fn) {
   fn(dst.config_maps, src.config_maps);
   fn(dst.secrets, src.secrets);
   fn(dst.namespaces, src.namespaces);
+  fn(dst.refused_backend_tls_policies, src.refused_backend_tls_policies);
 }
 
 bool givesObjects(const ResourceSet& set) {
@@ -1356,7 +1366,7 @@ void appendResources(ResourceSet& dst, ResourceSet&& src) {
 }
 
 void appendDocuments(ResourceSet& dst, const std::vector<const DocumentMemo*>& memos) {
-  std::array<size_t, 16> counts{};  // per list, in eachList order
+  std::array<size_t, 16> counts{};  // per list, in eachList order (12 lists)
   for (const DocumentMemo* m : memos) {
     for (const auto& d : m->documents) {
       size_t i = 0;

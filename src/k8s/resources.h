@@ -249,6 +249,9 @@ struct BackendTlsPolicy : ObjectBase {
   std::vector<PolicyTargetReference> target_refs;
   BackendTlsValidation validation;
   std::map<std::string, std::string> options;
+  // Set on a policy whose manifest decode refused (ResourceSet::
+  // refused_backend_tls_policies): the first error. Its targets fail closed.
+  std::optional<std::string> refused;
 };
 
 // ---- core / discovery --------------------------------------------------------
@@ -335,6 +338,12 @@ struct ResourceSet {
   std::vector<Secret> secrets;
   std::vector<Namespace> namespaces;
   std::vector<DecodeError> errors;
+  // BackendTLSPolicy documents refused for errors, as far as they decoded
+  // (name and targetRefs at least), with `refused` set. Not objects of the
+  // set: the file loader adds them when nothing better stands for their file
+  // (no last good version), so their targets fail closed instead of going
+  // plaintext.
+  std::vector<BackendTlsPolicy> refused_backend_tls_policies;
   // Fields of Gateway API objects that nothing reads (a misspelling, or a
   // feature Portico does not implement): logged as warnings, the object loads.
   std::vector<DecodeError> warnings;

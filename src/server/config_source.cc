@@ -43,6 +43,14 @@ int64_t wallClockNs() {
 
 }  // namespace
 
+// A file that never decoded cleanly contributes nothing, except its refused
+// BackendTLSPolicies: each still names the Services it meant to protect, and
+// those must fail closed (503 naming the refusal), never go plaintext.
+static void addRefusedPolicies(k8s::ResourceSet& merged,
+                               std::vector<k8s::BackendTlsPolicy> refused) {
+  for (auto& p : refused) merged.backend_tls_policies.push_back(std::move(p));
+}
+
 bool FileConfigSource::statFile(const std::string& path, Stamp& out) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return false;
@@ -59,10 +67,13 @@ void FileConfigSource::decodeInto(FileState& st, const std::string& file, const 
   std::vector<k8s::DecodeError> errors;
   k8s::decodeDocuments(text, file, st.have_good ? &st.good : nullptr, memo, errors);
   st.errors.clear();
+  st.refused.clear();
   if (!errors.empty()) {
     // Keep the last good objects (decoding is a function of the text, so
     // they are what the last good text would give again).
     for (const auto& e : errors) st.errors.push_back(e.toString());
+    for (auto& d : memo.documents)
+      for (auto& p : d.objects.refused_backend_tls_policies) st.refused.push_back(std::move(p));
     return;
   }
   st.good = std::move(memo);
@@ -111,7 +122,11 @@ k8s::ResourceSet FileConfigSource::load(std::vector<std::string>& errors) {
             k8s::ResourceSet one;
             k8s::decodeText(text, file, one);
             for (const auto& e : one.errors) errors.push_back(e.toString());
-            if (!one.hasErrors()) k8s::appendResources(merged, std::move(one));
+            if (!one.hasErrors()) {
+              k8s::appendResources(merged, std::move(one));
+            } else {
+              addRefusedPolicies(merged, std::move(one.refused_backend_tls_policies));
+            }
             continue;
           }
           decodeInto(st, file, text);
@@ -121,7 +136,11 @@ k8s::ResourceSet FileConfigSource::load(std::vector<std::string>& errors) {
     errors.insert(errors.end(), st.errors.begin(), st.errors.end());
     if (st.have_good && !decoded) ++stats_.reused;
     FileState& placed = next.insert_or_assign(file, std::move(st)).first->second;
-    if (placed.have_good) kept.push_back(&placed.good);
+    if (placed.have_good) {
+      kept.push_back(&placed.good);
+    } else if (!placed.refused.empty()) {
+      addRefusedPolicies(merged, placed.refused);
+    }
   }
   // `kept` points into map nodes, which moving the map leaves in place.
   files_ = std::move(next);

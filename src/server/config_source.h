@@ -62,6 +62,10 @@ class FileConfigSource {
     bool have_good = false;
     k8s::DocumentMemo good;           // the last read that decoded cleanly
     std::vector<std::string> errors;  // the current content's errors (empty when good)
+    // BackendTLSPolicies the current (erroneous) content holds but decode
+    // refused: they stand for the file while it has no last good version,
+    // so their targets fail closed rather than go plaintext.
+    std::vector<k8s::BackendTlsPolicy> refused;
   };
   static bool statFile(const std::string& path, Stamp& out);
   // Decodes `text` into `st` (last-good rule applied).

@@ -314,6 +314,9 @@ class BackendTlsPass {
     const k8s::BackendTlsPolicy& p = *st.policy;
     auto schema = [&](std::string msg) { st.schema_errors.push_back(std::move(msg)); };
 
+    // Decode refused the manifest (see k8s::BackendTlsPolicy::refused): what
+    // it meant can't be known, so it is invalid and fails its targets closed.
+    if (p.refused) schema("the manifest was refused: " + *p.refused);
     // targetRefs: 1..16 (decode refuses none), distinct, sectionName all-or-none per target.
     if (p.target_refs.size() > kMaxTargetRefs)
       schema("spec.targetRefs: at most 16 items are allowed, got " +

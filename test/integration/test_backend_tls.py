@@ -819,5 +819,53 @@ class SystemTrustTest(h.PorticoCase):
         self.assertEqual(t.cond(conds, "Accepted"), ("False", "Invalid"))
 
 
+class RefusedPolicyTest(h.PorticoCase):
+    """A BackendTLSPolicy manifest decode refuses (a type error, a bad value):
+    with no last good version of its file, its targets fail closed, never
+    plaintext; with one, that version keeps serving."""
+
+    def test_refused_policy_fails_closed_then_last_good_keeps_serving(self):
+        f = h.CertFactory(self.tmp / "certs")
+        root = f.ca("refused-root")
+        leaf = f.leaf("refused-leaf", root, dns=["backend.example.com"])
+        n = self.start_nginx("refused", tls=leaf)
+        port = h.free_port()
+        p = self.make_portico()
+        p.write("app.yaml", [
+            h.gateway_class(), h.gateway("gw", [h.listener(port)]),
+            *t.tls_backend("refused", n.port), t.ca_config_map("refused-ca", root.pem()),
+            t.route_to("refused", "refused.test", "refused", parent="gw", parent_namespace=None)])
+        good = t.backend_tls_policy("refused", "refused", "backend.example.com",
+                                    ca_refs=[t.ca_ref("refused-ca")])
+        broken = json.loads(json.dumps(good))
+        broken["spec"]["validation"]["hostname"] = ["backend.example.com"]  # not a string
+        p.write("policy.yaml", [broken])
+        p.start(wait_ports=[port])
+
+        # Started with only the broken version: fail closed, naming why.
+        r = t.get(port, "refused.test")
+        self.assertEqual(r.status, 503, r.text[:300])
+        self.assertIn("the manifest was refused", r.text)
+        self.assertIn("spec.validation.hostname: expected string, got list", r.text)
+        conds = t.policy_conditions(t.status_items(p), "refused")
+        self.assertEqual(t.cond(conds, "Accepted"), ("False", "Invalid"))
+
+        # Fixed: TLS to the backend.
+        t.write_and_wait(p, "policy.yaml", [good])
+        r = t.get(port, "refused.test")
+        self.assertEqual(r.status, 200, r.text[:300])
+        self.assertEqual(r.json()["ssl_server_name"], "backend.example.com")
+
+        # Broken again while running: the last good version keeps serving.
+        logged = (p.stdout() + p.stderr()).count("expected string, got list")
+        p.write("policy.yaml", [broken])
+        self.assertEventually(
+            lambda: (p.stdout() + p.stderr()).count("expected string, got list") > logged, 5,
+            "the refusal of the new version is logged")
+        r = t.get(port, "refused.test")
+        self.assertEqual(r.status, 200, r.text[:300])
+        self.assertEqual(r.json()["ssl_server_name"], "backend.example.com")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -291,6 +291,41 @@ spec:
   EXPECT_TRUE(set.backend_tls_policies.empty());
 }
 
+TEST(Decode, ARefusedBackendTlsPolicyIsKeptAsideWithItsTargets) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: p, namespace: team}
+spec:
+  targetRefs: [{group: "", kind: Service, name: s}]
+  validation: {hostname: [example.com], wellKnownCACertificates: System}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: no-targets}
+spec:
+  validation: {hostname: [example.com]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: fine}
+spec:
+  targetRefs: [{group: "", kind: Service, name: t}]
+  validation: {hostname: example.com, wellKnownCACertificates: System}
+)");
+  ASSERT_EQ(set.backend_tls_policies.size(), 1u);
+  EXPECT_EQ(set.backend_tls_policies[0].metadata.name, "fine");
+  EXPECT_FALSE(set.backend_tls_policies[0].refused);
+  // Only a refused policy that names its targets can fail them closed.
+  ASSERT_EQ(set.refused_backend_tls_policies.size(), 1u);
+  const auto& r = set.refused_backend_tls_policies[0];
+  EXPECT_EQ(r.key(), "team/p");
+  ASSERT_EQ(r.target_refs.size(), 1u);
+  EXPECT_EQ(r.target_refs[0].name, "s");
+  EXPECT_EQ(*r.refused, "in.yaml: document 1: spec.validation.hostname: expected string, got list");
+  ASSERT_TRUE(r.raw);
+}
+
 TEST(Decode, V1alpha2GatewayAndHttpRouteAreRead) {
   auto set = decode(R"(
 apiVersion: gateway.networking.k8s.io/v1alpha2
