@@ -447,9 +447,14 @@ class ConformanceTest(h.PorticoCase):
 
     @classmethod
     def manifests_request_header_modifier(cls):
+        return [route("request-header-modifier", cls.gw("gw-request-header-modifier"),
+                      cls.request_header_rules())]
+
+    @staticmethod
+    def request_header_rules():
         v1 = [ref("infra-backend-v1")]
         m = lambda **kw: [header_mod("RequestHeaderModifier", **kw)]  # noqa: E731
-        return [route("request-header-modifier", cls.gw("gw-request-header-modifier"), [
+        return [
             h.rule(v1, [h.match("/set")], filters=m(set_={"X-Header-Set": "set-overwrites-values"})),
             h.rule(v1, [h.match("/add")], filters=m(add={"X-Header-Add": "add-appends-values"})),
             h.rule(v1, [h.match("/remove")], filters=m(remove=["X-Header-Remove"])),
@@ -461,10 +466,9 @@ class ConformanceTest(h.PorticoCase):
             h.rule(v1, [h.match("/case-insensitivity")], filters=m(
                 set_={"X-Header-Set": "header-set"}, add={"X-Header-Add": "header-add"},
                 remove=["X-Header-Remove"])),
-        ])]
+        ]
 
-    def test_request_header_modifier(self):
-        gw = "gw-request-header-modifier"
+    def test_request_header_modifier(self, gw="gw-request-header-modifier"):
         cases = [
             ("/set", {"Some-Other-Header": "val"},
              {"some-other-header": "val", "x-header-set": "set-overwrites-values"}, []),
@@ -495,6 +499,40 @@ class ConformanceTest(h.PorticoCase):
                 self.assertEqual(hd.get(k), [v], f"{path} {sent}: {k} in {hd}")
             for k in absent:
                 self.assertNotIn(k, hd, f"{path} {sent}")
+
+    # --- HTTPRouteBackendRequestHeaderModifier ------------------------------------------------
+
+    @classmethod
+    def manifests_backend_request_header_modifier(cls):
+        # The same filters as HTTPRouteRequestHeaderModifier, on the backendRef.
+        rules = []
+        for r in cls.request_header_rules():
+            b = dict(r["backendRefs"][0], filters=r.pop("filters"))
+            rules.append(dict(r, backendRefs=[b]))
+        g = cls.gw("gw-backend-request-header-modifier")
+        # Two backends, a modifier on one of them only.
+        split = h.rule([
+            dict(ref("infra-backend-v1"), filters=[
+                header_mod("RequestHeaderModifier", set_={"X-Header-Set": "v1-only"}),
+                header_mod("ResponseHeaderModifier", add={"X-Via-Backend": "v1"})]),
+            ref("infra-backend-v2")])
+        return [route("backend-request-header-modifier", g, rules),
+                route("backend-filter-split", g, [split], hostnames=["split.example"])]
+
+    def test_backend_request_header_modifier(self):
+        self.assertEqual(self.route_cond("backend-request-header-modifier", "Accepted"),
+                         ("True", "Accepted"))
+        self.test_request_header_modifier("gw-backend-request-header-modifier")
+        seen = set()
+        for _ in range(40):
+            r = self.req("gw-backend-request-header-modifier", "/", host="split.example")
+            self.assertEqual(r.status, 200)
+            j = r.json()
+            seen.add(j["backend"])
+            v1 = j["backend"] == "infra-backend-v1"
+            self.assertEqual(j["headers"].get("x-header-set"), ["v1-only"] if v1 else None, j)
+            self.assertEqual(r.headers.get("x-via-backend"), "v1" if v1 else None)
+        self.assertEqual(seen, {"infra-backend-v1", "infra-backend-v2"})
 
     # --- HTTPRouteResponseHeaderModifier ------------------------------------------------------
 
