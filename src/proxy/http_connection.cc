@@ -168,6 +168,7 @@ struct Exchange {
     upstream_host.clear();
     start_ms = 0;
     route = nullptr;
+    backend = nullptr;
     cluster = nullptr;
     cluster_cfg = nullptr;
     endpoint = nullptr;
@@ -199,6 +200,7 @@ struct Exchange {
   std::string upstream_host;
   uint64_t start_ms = 0;
   const snapshot::Route* route = nullptr;
+  const snapshot::WeightedCluster* backend = nullptr;  // the route's backend picked
   upstream::ClusterRuntime* cluster = nullptr;
   const snapshot::Cluster* cluster_cfg = nullptr;  // in snap_, pinned for the request
   upstream::EndpointState* endpoint = nullptr;
@@ -765,6 +767,7 @@ void HttpConnection::onRequestHead() {
     return;
   }
   const auto* backend = snapshot::pickBackend(*rq_->route, ctx_.random());
+  rq_->backend = backend;
   snapshot::HashedName cluster{{}, 0};
   if (backend != nullptr) cluster = {backend->cluster, backend->cluster_hash};
   rq_->cluster = backend ? ctx_.clusters.find(cluster) : nullptr;
@@ -834,6 +837,12 @@ void HttpConnection::dispatch() {
   rq_->missing_host = !h.has("host");
 
   if (!rq_->route->mirrors.empty() && !rq_->upgrade) startMirrors();
+  // The backendRef's own modifier, after the mirrors took their copy: they
+  // go to other backends.
+  if (rq_->backend != nullptr && rq_->backend->request_header_modifier) {
+    applyHeaderModifier(h, *rq_->backend->request_header_modifier);
+    rq_->missing_host = !h.has("host");
+  }
 
   rq_->cluster->stats.upstream_rq_total->inc();
   rq_->cluster->stats.upstream_rq_active->add();
@@ -1130,6 +1139,8 @@ void HttpConnection::onResponseHead() {
   http::removeHopByHop(h, switching);
   if (rq_->route->response_header_modifier)
     applyHeaderModifier(h, *rq_->route->response_header_modifier);
+  if (rq_->backend != nullptr && rq_->backend->response_header_modifier)
+    applyHeaderModifier(h, *rq_->backend->response_header_modifier);
   // The backend answered before the request body was all read: this
   // connection can't carry another request, so say so in this very head.
   if (!rq_->req_done && !switching) close_after_ = true;

@@ -87,8 +87,14 @@ json routeJson(const Route& r) {
     j["rewrite"] = rw;
   }
   json backends = json::array();
-  for (const auto& b : r.backends)
-    backends.push_back({{"cluster", b.cluster}, {"weight", b.weight}});
+  for (const auto& b : r.backends) {
+    json bj = {{"cluster", b.cluster}, {"weight", b.weight}};
+    if (b.request_header_modifier)
+      bj["request_header_modifier"] = headerModifierJson(*b.request_header_modifier);
+    if (b.response_header_modifier)
+      bj["response_header_modifier"] = headerModifierJson(*b.response_header_modifier);
+    backends.push_back(std::move(bj));
+  }
   j["backends"] = backends;
   if (!r.mirrors.empty()) {
     json mirrors = json::array();

@@ -88,6 +88,10 @@ struct WeightedCluster {
   std::string cluster;
   uint32_t weight = 1;
   size_t cluster_hash = 0;  // nameHash(cluster), set by Snapshot::buildIndex()
+  // The backendRef's own filters: applied only to requests (and their
+  // responses) sent to this backend, after the rule's.
+  std::optional<HeaderModifier> request_header_modifier;
+  std::optional<HeaderModifier> response_header_modifier;
 };
 
 // RequestMirror: a copy of the request goes to `cluster` too (its answer is

@@ -669,8 +669,19 @@ class Translator {
       const auto& ref = rule.backend_refs[b];
       std::string where =
           "spec.rules[" + std::to_string(rule_index) + "].backendRefs[" + std::to_string(b) + "]";
-      if (!ref.filters.empty() && ref.group.empty() && ref.kind == "Service") {
-        invalid(st, where + ".filters: per-backend filters are not supported");
+      // HTTPBackendRef.filters: the header modifiers (the Extended
+      // HTTPRouteBackendRequestHeaderModification) apply to this backend's
+      // requests only; any other filter here is refused with the route.
+      snapshot::WeightedCluster wc;
+      for (size_t f = 0; f < ref.filters.size(); ++f) {
+        const auto& filter = ref.filters[f];
+        if (filter.request_header_modifier)
+          wc.request_header_modifier = convertHeaderFilter(*filter.request_header_modifier);
+        else if (filter.response_header_modifier)
+          wc.response_header_modifier = convertHeaderFilter(*filter.response_header_modifier);
+        else
+          invalid(st, where + ".filters[" + std::to_string(f) + "].type: filter " + filter.type +
+                          " is not supported on a backendRef");
       }
       if (ref.weight == 0) {  // takes no traffic, but a bad reference is still reported
         resolveServiceRef(st, ref, where, false);
@@ -679,8 +690,9 @@ class Translator {
       // An invalid reference keeps its weight as an entry without a cluster:
       // the spec answers the requests that would have gone to it with a 500
       // rather than handing its share to the valid ones.
-      out.backends.push_back(snapshot::WeightedCluster{resolveServiceRef(st, ref, where, true),
-                                                       static_cast<uint32_t>(ref.weight)});
+      wc.cluster = resolveServiceRef(st, ref, where, true);
+      wc.weight = static_cast<uint32_t>(ref.weight);
+      out.backends.push_back(std::move(wc));
       out.total_weight += static_cast<uint64_t>(ref.weight);
     }
   }

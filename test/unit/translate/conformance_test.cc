@@ -214,5 +214,66 @@ spec:
   EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "False");
 }
 
+// HTTPRouteBackendRequestHeaderModifier: the RequestHeaderModifier cases of
+// HTTPRouteRequestHeaderModifier with the filters on the backendRef. The route
+// is Accepted and the modifier belongs to that backend only; another filter
+// type on a backendRef still refuses the route.
+TEST(Conformance, BackendRefHeaderModifiers) {
+  auto rs = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: request-header-modifier, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: same-namespace}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /set}}]
+    backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters:
+      - type: RequestHeaderModifier
+        requestHeaderModifier: {set: [{name: X-Header-Set, value: set-overwrites-values}]}
+      - type: ResponseHeaderModifier
+        responseHeaderModifier: {remove: [X-Header-Remove]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: backend-redirect, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: same-namespace}]
+  hostnames: [redirect.example]
+  rules:
+  - backendRefs:
+    - name: infra-backend-v1
+      port: 8080
+      filters: [{type: RequestRedirect, requestRedirect: {scheme: https}}]
+)");
+  Result r = translate(rs, realOptions());
+  auto it = r.status.http_routes.find("gateway-conformance-infra/request-header-modifier");
+  ASSERT_NE(it, r.status.http_routes.end());
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "True");
+  const snapshot::Route* route = nullptr;
+  for (const auto& l : r.snapshot->listeners)
+    for (const auto& vh : l.virtual_hosts)
+      for (const auto& rt : vh.routes)
+        if (rt.name.rfind("gateway-conformance-infra/request-header-modifier/", 0) == 0)
+          route = &rt;
+  ASSERT_NE(route, nullptr);
+  EXPECT_FALSE(route->request_header_modifier);
+  ASSERT_EQ(route->backends.size(), 1u);
+  ASSERT_TRUE(route->backends[0].request_header_modifier);
+  EXPECT_EQ(route->backends[0].request_header_modifier->set.at(0).first, "X-Header-Set");
+  ASSERT_TRUE(route->backends[0].response_header_modifier);
+  EXPECT_EQ(route->backends[0].response_header_modifier->remove.at(0), "X-Header-Remove");
+
+  it = r.status.http_routes.find("gateway-conformance-infra/backend-redirect");
+  ASSERT_NE(it, r.status.http_routes.end());
+  const Condition* accepted = findCondition(it->second.parents[0].conditions, "Accepted");
+  EXPECT_EQ(accepted->status, "False");
+  EXPECT_NE(accepted->message.find("RequestRedirect is not supported on a backendRef"),
+            std::string::npos)
+      << accepted->message;
+}
+
 }  // namespace
 }  // namespace portico::translate
