@@ -833,8 +833,6 @@ void HttpConnection::dispatch() {
   // we connect to (set per attempt in connectUpstream()).
   rq_->missing_host = !h.has("host");
 
-  if (!rq_->route->mirrors.empty() && !rq_->upgrade) startMirrors();
-
   rq_->cluster->stats.upstream_rq_total->inc();
   rq_->cluster->stats.upstream_rq_active->add();
   rq_->rq_active = true;
@@ -842,6 +840,10 @@ void HttpConnection::dispatch() {
   const uint32_t timeout = rq_->route->timeout_ms.value_or(rq_->cluster_cfg->request_timeout_ms);
   if (timeout != 0 && !rq_->upgrade) rq_->timer.arm(timeout);
   if (!connectUpstream(nullptr)) return;
+  // Copies start once the primary has its connection: they share the
+  // worker's pool, and a copy must not take the idle connection the request
+  // would have reused. No upstream for the primary: no copy (as Envoy).
+  if (!rq_->route->mirrors.empty() && !rq_->upgrade) startMirrors();
   if (rq_->req_parser.expectsContinue() && !rq_->req_done) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }

@@ -298,6 +298,24 @@ class MirrorEdgeTest(h.PorticoCase):
             if len(parts) == 4 and parts[0] == c and parts[2] == "rq_active":
                 self.assertEqual(parts[3], "0", line)
 
+    def test_primary_keeps_its_warm_connection(self):
+        # Only one idle connection to the shared address: the primary's, from
+        # a request without a mirror. The next request (mirrored to another
+        # Service with the same address) must still get it. One client
+        # connection: one worker, so one pool.
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            first = h.request(self.port, "/a", host="plain.example.com", conn=conn)
+            time.sleep(0.1)
+            second = h.request(self.port, "/b", host="shared.example.com", conn=conn)
+        finally:
+            conn.close()
+        self.assertEqual(first.status, 200)
+        self.assertEqual(second.status, 200)
+        self.assertEqual(first.headers["x-peer"], second.headers["x-peer"],
+                         "the mirror took the primary's pooled connection")
+        self.assertSettled("peer-copy")
+
     def test_mirror_answering_before_the_body(self):
         body = os.urandom(300 * 1024)
         for _ in range(3):
