@@ -178,6 +178,30 @@ class MirrorTest(h.PorticoCase):
             lambda: self.p.stat(f"cluster.{cluster}.upstream_rq_timeout") == before + 1, 5,
             "the mirror's request timed out at the route's 1s")
 
+    def host_stat(self, cluster: str, field_name: str) -> int:
+        _, body = self.p.admin("/clusters")
+        return sum(int(parts[3]) for parts in (line.split("::") for line in body.splitlines())
+                   if len(parts) == 4 and parts[0] == cluster and parts[2] == field_name)
+
+    def test_failed_copies_count_as_failed_requests_do(self):
+        # What the cluster would count had the copy been the primary request:
+        # a 504 and the host's rq_timeout for a timeout, a 503 for a refused
+        # connection; no completed request for either.
+        stuck, down = h.cluster_name("blackhole"), h.cluster_name("refused")
+        names = [f"cluster.{stuck}.upstream_rq_504", f"cluster.{down}.upstream_rq_503",
+                 f"cluster.{stuck}.upstream_rq_completed", f"cluster.{down}.upstream_rq_completed"]
+        before = {n: self.p.stat(n) for n in names}
+        timeouts = self.host_stat(stuck, "rq_timeout")
+        self.assertEqual(h.request(self.port, self.unique(), host="stuck.example.com").status, 200)
+        self.assertEqual(h.request(self.port, self.unique(), host="down.example.com").status, 200)
+        self.assertEventually(lambda: self.p.stat(names[0]) == before[names[0]] + 1, 5,
+                              "the mirror's timeout counted as a 504")
+        self.assertEventually(lambda: self.p.stat(names[1]) == before[names[1]] + 1, 5,
+                              "the mirror's refused connection counted as a 503")
+        self.assertEqual(self.host_stat(stuck, "rq_timeout"), timeouts + 1)
+        for n in names[2:]:
+            self.assertEqual(self.p.stat(n), before[n], n)
+
     def test_missing_mirror_service_is_reported_and_requests_still_served(self):
         r = h.request(self.port, self.unique(), host="missing.example.com")
         self.assertEqual(r.status, 200, r.body)
@@ -315,6 +339,20 @@ class MirrorEdgeTest(h.PorticoCase):
         self.assertEqual(first.headers["x-peer"], second.headers["x-peer"],
                          "the mirror took the primary's pooled connection")
         self.assertSettled("peer-copy")
+
+    def test_garbage_from_the_mirror(self):
+        c = h.cluster_name("garbage")
+        before = self.p.stats()
+        for _ in range(3):
+            r = h.request(self.port, self.unique(), host="garbage.example.com")
+            self.assertEqual(r.status, 200, r.body)
+        self.assertEventually(
+            lambda: self.p.stat(f"cluster.{c}.upstream_rq_502") >= before.get(
+                f"cluster.{c}.upstream_rq_502", 0) + 3, 5, "502s counted")
+        self.assertSettled("garbage")
+        # As for the primary: a response that isn't HTTP is no completed request.
+        self.assertEqual(self.p.stat(f"cluster.{c}.upstream_rq_completed"),
+                         before.get(f"cluster.{c}.upstream_rq_completed", 0))
 
     def test_mirror_answering_before_the_body(self):
         body = os.urandom(300 * 1024)
