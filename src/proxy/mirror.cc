@@ -311,6 +311,12 @@ void Mirror::finish(int status, const char* why) {
     }
     conn_ = nullptr;
   }
+  // A copy can end long before its request does (cut off, or answered
+  // early): it keeps nothing while the client sends the rest.
+  out_.clear();
+  out_.shrink();
+  in_.clear();
+  in_.shrink();
   if (fed_) dispose();
 }
 

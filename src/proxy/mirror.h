@@ -54,6 +54,11 @@ class Mirror final : public net::IoHandler, public upstream::ConnectionOwner {
 
   ~Mirror() override;
 
+  // For tests: whether the copy holds any buffer (request or answer bytes).
+  bool holdsBuffers() const {
+    return out_.writableSize() + out_.size() + in_.writableSize() + in_.size() > 0;
+  }
+
  private:
   Mirror(ProxyContext& ctx, std::shared_ptr<const snapshot::Snapshot> snap,
          const snapshot::Listener& listener, const snapshot::Cluster& cfg,
