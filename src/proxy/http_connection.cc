@@ -675,7 +675,7 @@ bool HttpConnection::processDownstreamInput() {
             rq_->up_out.append(last);
             for (Mirror* m : rq_->mirrors) m->body(last);
           }
-          endMirrors();
+          if (!rq_->mirrors.empty()) endMirrors();
         } else if (ev.type == ParseEvent::Type::Error) {
           // A broken request body: the upstream exchange can't be completed.
           close_after_ = true;
@@ -836,9 +836,8 @@ void HttpConnection::dispatch() {
   // we connect to (set per attempt in connectUpstream()).
   rq_->missing_host = !h.has("host");
 
-  if (!rq_->route->mirrors.empty() && !rq_->upgrade) startMirrors();
-  // The backendRef's own modifier, after the mirrors took their copy: they
-  // go to other backends.
+  // The backendRef's own modifier: this backend's requests only (the copies
+  // below, taken from the same head, are the request as this backend got it).
   if (rq_->backend != nullptr && rq_->backend->request_header_modifier) {
     applyHeaderModifier(h, *rq_->backend->request_header_modifier);
     rq_->missing_host = !h.has("host");
@@ -851,6 +850,10 @@ void HttpConnection::dispatch() {
   const uint32_t timeout = rq_->route->timeout_ms.value_or(rq_->cluster_cfg->request_timeout_ms);
   if (timeout != 0 && !rq_->upgrade) rq_->timer.arm(timeout);
   if (!connectUpstream(nullptr)) return;
+  // Copies start once the primary has its connection: they share the
+  // worker's pool, and a copy must not take the idle connection the request
+  // would have reused. No upstream for the primary: no copy (as Envoy).
+  if (!rq_->route->mirrors.empty() && !rq_->upgrade) startMirrors();
   if (rq_->req_parser.expectsContinue() && !rq_->req_done) {
     out_.append("HTTP/1.1 100 Continue\r\n\r\n");
   }

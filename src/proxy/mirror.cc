@@ -72,11 +72,15 @@ Mirror* Mirror::start(ProxyContext& ctx, const std::shared_ptr<const snapshot::S
   std::string err;
   if (!m->connect(err)) {
     PORTICO_LOG(Debug, "mirror to {} failed: {}", cfg->name, err);
-    m->finish(false, 0, "connect failed");
+    m->finish(503, "connect failed");
     delete m;
     return nullptr;
   }
-  const uint32_t timeout = rq.route_timeout_ms.value_or(cfg->request_timeout_ms);
+  // A rule's "0s" turns the client's timeout off; a copy nobody waits for
+  // still gets one, or a mirror that never answers would pin it (and an fd)
+  // for good.
+  uint32_t timeout = rq.route_timeout_ms.value_or(cfg->request_timeout_ms);
+  if (timeout == 0) timeout = cfg->request_timeout_ms;
   if (timeout != 0) m->timer_.arm(timeout);
   ctx.mirrors.push(m);
   // A pooled connection brings no new event: send now.
@@ -94,6 +98,8 @@ bool Mirror::connect(std::string& err) {
     if (conn_ == nullptr) {
       cluster_.stats.upstream_cx_connect_fail->inc();
       endpoint_->cx_connect_fail.inc();
+      endpoint_->connect_failures_in_a_row++;
+      endpoint_->last_failure_ms = ctx_.loop.nowMs();
       return false;
     }
   }
@@ -115,7 +121,7 @@ void Mirror::onConnected() {
                                       listener_.backend_client_fingerprint, error);
   if (!client) {
     PORTICO_LOG(Debug, "mirror to {}: TLS_error: {}", cfg_.name, error);
-    finish(false, 0, "TLS context");
+    finish(503, "TLS context");
     return;
   }
   // The full offer: a mirror has no retry to fall back on (see
@@ -134,7 +140,7 @@ void Mirror::onUpstreamEvent(upstream::UpstreamConnection& conn, uint32_t events
       endpoint_->cx_connect_fail.inc();
       endpoint_->connect_failures_in_a_row++;
       endpoint_->last_failure_ms = ctx_.loop.nowMs();
-      finish(false, 0, "connect failed");
+      finish(503, "connect failed");
       return;
     }
     onConnected();
@@ -147,20 +153,21 @@ void Mirror::onUpstreamConnectTimeout(upstream::UpstreamConnection& conn) {
   cluster_.stats.upstream_cx_connect_timeout->inc();
   cluster_.stats.upstream_cx_connect_fail->inc();
   endpoint_->cx_connect_fail.inc();
-  finish(false, 0, "connect timeout");
+  finish(503, "connect timeout");
 }
 
 void Mirror::onTimer(void* self) {
   auto* m = static_cast<Mirror*>(self);
   if (m->done_) return;
   m->cluster_.stats.upstream_rq_timeout->inc();
-  m->finish(false, 0, "timeout");
+  m->endpoint_->rq_timeout.inc();
+  m->finish(m->failureStatus(504), "timeout");
 }
 
 void Mirror::body(std::string_view bytes) {
   if (fed_ || done_) return;
   if (out_.size() + bytes.size() > kMaxBuffered) {
-    finish(false, 0, "mirror backend too slow: copy dropped");
+    finish(0, "mirror backend too slow: copy dropped");
     return;
   }
   out_.append(bytes);
@@ -177,7 +184,7 @@ void Mirror::endOfRequest() {
 void Mirror::abort() {
   if (fed_) return;
   fed_ = true;
-  if (!done_) finish(false, 0, "request broke off");
+  if (!done_) finish(0, "request broke off");
   dispose();
 }
 
@@ -201,7 +208,7 @@ void Mirror::pump() {
           PORTICO_LOG(Debug, "mirror to {}: {}", cfg_.name, conn_->transport().failureReason());
           cluster_.stats.upstream_cx_connect_fail->inc();
           endpoint_->cx_connect_fail.inc();
-          finish(false, 0, "TLS handshake failed");
+          finish(503, "TLS handshake failed");
           return;
       }
     }
@@ -215,7 +222,7 @@ void Mirror::pump() {
       } else if (r.status == IoStatus::WouldBlock) {
         conn_->writable = false;
       } else {
-        finish(false, 0, "upstream reset");
+        finish(failureStatus(503), "upstream reset");
         return;
       }
     }
@@ -241,7 +248,7 @@ bool Mirror::read() {
       eof = true;
       break;
     case IoStatus::Error:
-      finish(false, 0, "upstream reset");
+      finish(failureStatus(503), "upstream reset");
       return true;
   }
   for (;;) {
@@ -252,13 +259,14 @@ bool Mirror::read() {
       status_ = parser_.head().status;
     } else if (ev.type == ParseEvent::Type::MessageComplete) {
       if (parser_.isInformational() && status_ != 101) {
+        status_ = 0;
         parser_.reset();  // a 100 or 103: the final answer follows
         continue;
       }
-      finish(status_ < 500, status_, nullptr);
+      finish(status_, nullptr);
       return true;
     } else if (ev.type == ParseEvent::Type::Error) {
-      finish(false, 502, "bad response");
+      finish(failureStatus(502), "bad response");
       return true;
     } else if (ev.type == ParseEvent::Type::NeedMore) {
       break;
@@ -268,17 +276,20 @@ bool Mirror::read() {
     if (status_ != 0 && parser_.framing() == http::BodyFraming::UntilClose &&
         parser_.finish().type == ParseEvent::Type::MessageComplete) {
       conn_->hup = true;  // not reusable
-      finish(status_ < 500, status_, nullptr);
+      finish(status_, nullptr);
     } else {
-      finish(false, 0, "connection closed by upstream");
+      finish(failureStatus(503), "connection closed by upstream");
     }
   }
   return true;
 }
 
 // The upstream side is over: accounting, and the connection back to the pool
-// when it ended cleanly after a whole exchange.
-void Mirror::finish(bool success, int status, const char* why) {
+// when it ended cleanly after a whole exchange. `why` null: the backend's
+// whole answer, with its status. Otherwise what went wrong, and the status
+// the primary's cluster would count for the same failure (Envoy's router
+// charges the upstream with its local reply), 0 for none.
+void Mirror::finish(int status, const char* why) {
   if (done_) return;
   done_ = true;
   timer_.disarm();
@@ -286,16 +297,15 @@ void Mirror::finish(bool success, int status, const char* why) {
   auto& s = cluster_.stats;
   s.upstream_rq_active->sub();
   endpoint_->rq_active.sub();
-  (success ? endpoint_->rq_success : endpoint_->rq_error).inc();
-  if (status != 0) {
+  (why == nullptr && status < 500 ? endpoint_->rq_success : endpoint_->rq_error).inc();
+  if (status != 0) s.recordResponseCode(status);
+  if (why == nullptr) {
     s.upstream_rq_completed->inc();
-    s.recordResponseCode(status);
     s.upstream_rq_time->record(static_cast<double>(ctx_.loop.nowMs() - start_ms_));
   }
   if (conn_ != nullptr) {
-    const bool reusable = status != 0 && status != 101 && why == nullptr && complete_ &&
-                          out_.empty() && in_.empty() && parser_.keepAlive() && !conn_->hup &&
-                          !ctx_.draining;
+    const bool reusable = why == nullptr && status != 101 && complete_ && out_.empty() &&
+                          in_.empty() && parser_.keepAlive() && !conn_->hup && !ctx_.draining;
     if (reusable) {
       conn_->readable = false;
       ctx_.pool.release(conn_, cfg_.idle_timeout_ms);
@@ -305,6 +315,12 @@ void Mirror::finish(bool success, int status, const char* why) {
     }
     conn_ = nullptr;
   }
+  // A copy can end long before its request does (cut off, or answered
+  // early): it keeps nothing while the client sends the rest.
+  out_.clear();
+  out_.shrink();
+  in_.clear();
+  in_.shrink();
   if (fed_) dispose();
 }
 

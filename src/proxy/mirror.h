@@ -54,6 +54,11 @@ class Mirror final : public net::IoHandler, public upstream::ConnectionOwner {
 
   ~Mirror() override;
 
+  // For tests: whether the copy holds any buffer (request or answer bytes).
+  bool holdsBuffers() const {
+    return out_.writableSize() + out_.size() + in_.writableSize() + in_.size() > 0;
+  }
+
  private:
   Mirror(ProxyContext& ctx, std::shared_ptr<const snapshot::Snapshot> snap,
          const snapshot::Listener& listener, const snapshot::Cluster& cfg,
@@ -62,7 +67,11 @@ class Mirror final : public net::IoHandler, public upstream::ConnectionOwner {
   void onConnected();
   void pump();
   bool read();
-  void finish(bool success, int status, const char* why);
+  void finish(int status, const char* why);
+  // The status a cluster counts for a failed request: `status` (the local
+  // reply's) before the answer's head came, none after (HttpConnection
+  // counts an answer's status only when the answer ends).
+  int failureStatus(int status) const { return status_ == 0 ? status : 0; }
   void dispose();
   static void onTimer(void* self);
 

@@ -2,6 +2,7 @@
 what reached them (primary and mirror), uploads land on both; the client only
 ever sees the primary's answer, whatever happens to the copy."""
 
+import http.client
 import os
 import socket
 import time
@@ -177,6 +178,30 @@ class MirrorTest(h.PorticoCase):
             lambda: self.p.stat(f"cluster.{cluster}.upstream_rq_timeout") == before + 1, 5,
             "the mirror's request timed out at the route's 1s")
 
+    def host_stat(self, cluster: str, field_name: str) -> int:
+        _, body = self.p.admin("/clusters")
+        return sum(int(parts[3]) for parts in (line.split("::") for line in body.splitlines())
+                   if len(parts) == 4 and parts[0] == cluster and parts[2] == field_name)
+
+    def test_failed_copies_count_as_failed_requests_do(self):
+        # What the cluster would count had the copy been the primary request:
+        # a 504 and the host's rq_timeout for a timeout, a 503 for a refused
+        # connection; no completed request for either.
+        stuck, down = h.cluster_name("blackhole"), h.cluster_name("refused")
+        names = [f"cluster.{stuck}.upstream_rq_504", f"cluster.{down}.upstream_rq_503",
+                 f"cluster.{stuck}.upstream_rq_completed", f"cluster.{down}.upstream_rq_completed"]
+        before = {n: self.p.stat(n) for n in names}
+        timeouts = self.host_stat(stuck, "rq_timeout")
+        self.assertEqual(h.request(self.port, self.unique(), host="stuck.example.com").status, 200)
+        self.assertEqual(h.request(self.port, self.unique(), host="down.example.com").status, 200)
+        self.assertEventually(lambda: self.p.stat(names[0]) == before[names[0]] + 1, 5,
+                              "the mirror's timeout counted as a 504")
+        self.assertEventually(lambda: self.p.stat(names[1]) == before[names[1]] + 1, 5,
+                              "the mirror's refused connection counted as a 503")
+        self.assertEqual(self.host_stat(stuck, "rq_timeout"), timeouts + 1)
+        for n in names[2:]:
+            self.assertEqual(self.p.stat(n), before[n], n)
+
     def test_missing_mirror_service_is_reported_and_requests_still_served(self):
         r = h.request(self.port, self.unique(), host="missing.example.com")
         self.assertEqual(r.status, 200, r.body)
@@ -208,3 +233,275 @@ class MirrorTest(h.PorticoCase):
         self.assertFalse((self.primary.upload_dir / name).exists())
         # Still serving.
         self.assertEqual(h.request(self.port, self.unique(), host="all.example.com").status, 200)
+
+
+def peer_handler(sock: socket.socket) -> None:
+    """Keep-alive backend that says which of its connections answered
+    (X-Peer: the client port Portico connected from). Bodyless requests only."""
+    buf = b""
+    while True:
+        got = h.next_head(sock, buf)
+        if got is None:
+            return
+        _, buf = got
+        peer = str(sock.getpeername()[1]).encode()
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-Peer: " + peer + b"\r\n\r\nok\n")
+
+
+def early_answer_handler(sock: socket.socket) -> None:
+    """Answers as soon as the head is in, without reading the body, then closes."""
+    h.read_request_head(sock)
+    sock.sendall(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n"
+                 b"Connection: close\r\n\r\n")
+    sock.close()
+
+
+class MirrorEdgeTest(h.PorticoCase):
+    """The copy's own failures and odd requests: the answer stays the
+    primary's, the mirror cluster's stats balance."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        certs = h.CertFactory(cls.tmp / "certs")
+        root = certs.ca("root-ca")
+        other = certs.ca("other-ca")
+        leaf = certs.leaf("shadow", root, dns=["shadow.example.com"])
+        cls.primary = logging_nginx(cls, "primary")
+        cls.shadow = logging_nginx(cls, "shadow")
+        cls.shadow_tls = logging_nginx(cls, "shadow-tls", tls=leaf)
+        cls.peer = cls.start_py(peer_handler)
+        cls.garbage = cls.start_py(h.garbage_handler)
+        cls.early = cls.start_py(early_answer_handler)
+        cls.port = h.free_port()
+        cls.p = cls.make_portico()
+        ref = lambda n: h.backend_ref(n, 80)  # noqa: E731
+        docs = [h.gateway_class(), h.gateway("gw", [h.listener(cls.port)])]
+        docs += h.backend("primary", cls.primary.port)
+        docs += h.backend("shadow", cls.shadow.port)
+        docs += h.backend("peer", cls.peer.port)
+        # Another Service whose endpoint is the same address as "peer".
+        docs += h.backend("peer-copy", cls.peer.port)
+        docs += h.backend("garbage", cls.garbage.port)
+        docs += h.backend("early", cls.early.port)
+        docs += t.tls_backend("badca", cls.shadow_tls.port)
+        docs += t.tls_backend("closed", cls.shadow_tls.port)
+        docs += [
+            t.ca_config_map("other-ca", other.pem()),
+            t.backend_tls_policy("badca", "badca", "shadow.example.com",
+                                 ca_refs=[t.ca_ref("other-ca")]),
+            t.backend_tls_policy("closed", "closed", "shadow.example.com",
+                                 ca_refs=[t.ca_ref("no-such-ca")]),
+            h.http_route("all", [h.rule([ref("primary")], filters=[mirror_filter("shadow")])],
+                         hostnames=["all.example.com"]),
+            h.http_route("plain", [h.rule([ref("peer")])], hostnames=["plain.example.com"]),
+            h.http_route("shared", [h.rule([ref("peer")], filters=[mirror_filter("peer-copy")])],
+                         hostnames=["shared.example.com"]),
+            h.http_route("garbage", [h.rule([ref("primary")], filters=[mirror_filter("garbage")])],
+                         hostnames=["garbage.example.com"]),
+            h.http_route("early", [h.rule([ref("primary")], filters=[mirror_filter("early")])],
+                         hostnames=["early.example.com"]),
+            h.http_route("badca", [h.rule([ref("primary")], filters=[
+                mirror_filter("badca", 443)])], hostnames=["badca.example.com"]),
+            h.http_route("closed", [h.rule([ref("primary")], filters=[
+                mirror_filter("closed", 443)])], hostnames=["closed.example.com"]),
+        ]
+        cls.p.write("all.yaml", docs)
+        cls.p.start(wait_ports=[cls.port])
+
+    def unique(self) -> str:
+        return "/m-" + uuid.uuid4().hex[:12]
+
+    def assertSettled(self, service: str, port: int = 80):
+        c = h.cluster_name(service, port)
+        self.assertEventually(lambda: self.p.stat(f"cluster.{c}.upstream_rq_active", -1) == 0, 5,
+                              f"{c} upstream_rq_active back to 0")
+        _, body = self.p.admin("/clusters")
+        for line in body.splitlines():
+            parts = line.split("::")
+            if len(parts) == 4 and parts[0] == c and parts[2] == "rq_active":
+                self.assertEqual(parts[3], "0", line)
+
+    def test_primary_keeps_its_warm_connection(self):
+        # Only one idle connection to the shared address: the primary's, from
+        # a request without a mirror. The next request (mirrored to another
+        # Service with the same address) must still get it. One client
+        # connection: one worker, so one pool.
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            first = h.request(self.port, "/a", host="plain.example.com", conn=conn)
+            time.sleep(0.1)
+            second = h.request(self.port, "/b", host="shared.example.com", conn=conn)
+        finally:
+            conn.close()
+        self.assertEqual(first.status, 200)
+        self.assertEqual(second.status, 200)
+        self.assertEqual(first.headers["x-peer"], second.headers["x-peer"],
+                         "the mirror took the primary's pooled connection")
+        self.assertSettled("peer-copy")
+
+    def test_garbage_from_the_mirror(self):
+        c = h.cluster_name("garbage")
+        before = self.p.stats()
+        for _ in range(3):
+            r = h.request(self.port, self.unique(), host="garbage.example.com")
+            self.assertEqual(r.status, 200, r.body)
+        self.assertEventually(
+            lambda: self.p.stat(f"cluster.{c}.upstream_rq_502") >= before.get(
+                f"cluster.{c}.upstream_rq_502", 0) + 3, 5, "502s counted")
+        self.assertSettled("garbage")
+        # As for the primary: a response that isn't HTTP is no completed request.
+        self.assertEqual(self.p.stat(f"cluster.{c}.upstream_rq_completed"),
+                         before.get(f"cluster.{c}.upstream_rq_completed", 0))
+
+    def test_mirror_answering_before_the_body(self):
+        body = os.urandom(300 * 1024)
+        for _ in range(3):
+            r = h.request(self.port, "/upload/" + uuid.uuid4().hex, host="early.example.com",
+                          method="PUT", body=body)
+            self.assertEqual(r.status, 201, r.body)
+        self.assertSettled("early")
+
+    def test_tls_mirror_that_fails_verification_or_closed(self):
+        for host, svc in (("badca.example.com", "badca"), ("closed.example.com", "closed")):
+            with self.subTest(svc):
+                c = h.cluster_name(svc, 443)
+                before = self.p.stat(f"cluster.{c}.upstream_cx_connect_fail")
+                r = h.request(self.port, self.unique(), host=host)
+                self.assertEqual(r.status, 200, r.body)
+                self.assertSettled(svc, 443)
+                if svc == "badca":
+                    self.assertEventually(
+                        lambda: self.p.stat(f"cluster.{c}.upstream_cx_connect_fail") > before, 5)
+        self.assertEqual(log_lines(self.shadow_tls, "/m-"), [])
+
+    def test_head_then_get_on_pooled_mirror_connections(self):
+        tag = self.unique()
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            for i in range(4):
+                method = "HEAD" if i % 2 == 0 else "GET"
+                r = h.request(self.port, f"{tag}/{i}", host="all.example.com", method=method,
+                              conn=conn)
+                self.assertEqual(r.status, 200)
+                self.assertEventually(lambda: len(log_lines(self.shadow, f"{tag}/{i} ")) == 1, 5,
+                                      f"mirror never logged {tag}/{i}")
+        finally:
+            conn.close()
+        self.assertSettled("shadow")
+
+    def test_expect_continue_upload_is_copied(self):
+        body = os.urandom(100 * 1024)
+        name = uuid.uuid4().hex + ".bin"
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+        s.sendall(f"PUT /upload/{name} HTTP/1.1\r\nHost: all.example.com\r\n"
+                  f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n"
+                  "Connection: close\r\n\r\n".encode())
+        got = s.recv(100)
+        self.assertTrue(got.startswith(b"HTTP/1.1 100"), got)
+        s.sendall(body)
+        rest = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        s.close()
+        self.assertIn(b" 201 ", rest)
+        copy = self.shadow.upload_dir / name
+        self.assertEventually(lambda: copy.exists() and copy.read_bytes() == body, 5)
+        self.assertSettled("shadow")
+
+    def test_pipelined_uploads_each_copied_once(self):
+        names = [uuid.uuid4().hex + ".bin" for _ in range(3)]
+        bodies = [os.urandom(20 * 1024 + i) for i in range(3)]
+        data = b""
+        for i, (n, b) in enumerate(zip(names, bodies)):
+            conn = "Connection: close\r\n" if i == 2 else ""
+            if i == 1:
+                data += (f"PUT /upload/{n} HTTP/1.1\r\nHost: all.example.com\r\n{conn}"
+                         "Transfer-Encoding: chunked\r\n\r\n").encode()
+                data += f"{len(b):x}\r\n".encode() + b + b"\r\n0\r\n\r\n"
+            else:
+                data += (f"PUT /upload/{n} HTTP/1.1\r\nHost: all.example.com\r\n{conn}"
+                         f"Content-Length: {len(b)}\r\n\r\n").encode() + b
+        responses = h.parse_responses(h.raw_exchange(self.port, data))
+        self.assertEqual([r.status for r in responses], [201, 201, 201])
+        for n, b in zip(names, bodies):
+            copy = self.shadow.upload_dir / n
+            self.assertEventually(lambda: copy.exists() and copy.read_bytes() == b, 5, n)
+        for n in names:
+            self.assertEqual(len(log_lines(self.shadow, n)), 1)
+        self.assertSettled("shadow")
+
+
+class MirrorLifecycleTest(h.PorticoCase):
+    """Copies in flight across a reload that removes their cluster and a
+    SIGTERM drain (run it against an ASan build to see lifetimes)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.primary = logging_nginx(cls, "primary")
+        cls.blackhole = cls.start_py(h.blackhole_handler)
+
+    def docs(self, port: int, mirrored: bool, timeout: str = "1s") -> list:
+        ref = h.backend_ref("primary", 80)
+        docs = [h.gateway_class(), h.gateway("gw", [h.listener(port)])]
+        docs += h.backend("primary", self.primary.port)
+        filters = None
+        if mirrored:
+            docs += h.backend("blackhole", self.blackhole.port)
+            filters = [mirror_filter("blackhole")]
+        docs.append(h.http_route("r", [h.rule([ref], filters=filters, timeout=timeout)]))
+        return docs
+
+    def start(self, timeout: str = "1s") -> tuple[h.Portico, int]:
+        port = h.free_port()
+        p = h.Portico(self.tmp / uuid.uuid4().hex[:8], workers=1)
+        self.addCleanup(p.stop, check=False)
+        p.write("all.yaml", self.docs(port, True, timeout))
+        p.start(wait_ports=[port])
+        return p, port
+
+    def test_reload_removes_the_mirror_cluster_mid_copy(self):
+        p, port = self.start()
+        cluster = h.cluster_name("blackhole")
+        for _ in range(3):
+            self.assertEqual(h.request(port, "/x").status, 200)
+        version = t.config_version(p)
+        p.write("all.yaml", self.docs(port, False))
+        t.wait_reload(p, version)
+        self.assertEventually(lambda: p.stat(f"cluster.{cluster}.upstream_rq_timeout") == 3, 5)
+        self.assertEqual(p.stat(f"cluster.{cluster}.upstream_rq_active", -1), 0)
+        self.assertEqual(h.request(port, "/y").status, 200)
+        self.assertEqual(p.stop(), 0)
+
+    def test_sigterm_with_copies_in_flight(self):
+        p, port = self.start(timeout="30s")
+        for _ in range(3):
+            self.assertEqual(h.request(port, "/x").status, 200)
+        # And one still being fed its body when the drain starts.
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"PUT /upload/sig.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+        time.sleep(0.2)
+        p.terminate()
+        time.sleep(0.2)
+        s.sendall(b"67890")
+        got = s.recv(4096)
+        s.close()
+        self.assertIn(b" 201 ", got)
+        self.assertEqual(p.wait(10), 0, p.stderr()[-3000:])
+
+    def test_second_signal_with_a_copy_being_fed(self):
+        p, port = self.start(timeout="30s")
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s.sendall(b"PUT /upload/sig2.bin HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+        time.sleep(0.2)
+        p.terminate()
+        time.sleep(0.2)
+        p.terminate()
+        rc = p.wait(10)
+        s.close()
+        self.assertIn(rc, (0, 1), p.stderr()[-3000:])
+        self.assertNotIn("Sanitizer", p.stderr())
