@@ -33,6 +33,7 @@ class MirrorTest : public ::testing::Test {
     snap->listeners.push_back(l);
     snapshot::Cluster c;
     c.name = "mirror";
+    c.request_timeout_ms = 100;  // the default a copy falls back to
     c.endpoints.push_back({"127.0.0.1", ntohs(a.sin_port), true});
     snap->clusters.push_back(c);
     snap->buildIndex();
@@ -46,9 +47,16 @@ class MirrorTest : public ::testing::Test {
   }
   void TearDown() override { ::close(listen_fd_); }
 
-  Mirror* start() {
-    Mirror::Request rq{"PUT", "/upload", &headers_, false, std::nullopt};
+  Mirror* start(std::optional<uint32_t> route_timeout_ms = std::nullopt) {
+    Mirror::Request rq{"PUT", "/upload", &headers_, false, route_timeout_ms};
     return Mirror::start(ctx_, snap_, snap_->listeners[0], mirror_, rq);
+  }
+  // Runs the worker's loop for `ms`.
+  void runFor(uint64_t ms) {
+    net::Timer stop(
+        loop_, [](void* l) { static_cast<net::EventLoop*>(l)->stop(); }, &loop_);
+    stop.arm(ms);
+    loop_.run();
   }
   int64_t activeRequests() {
     return ctx_.clusters.find("mirror")->stats.upstream_rq_active->value();
@@ -85,6 +93,20 @@ TEST_F(MirrorTest, ACopyStillBeingSentKeepsItsBuffer) {
   EXPECT_TRUE(m->holdsBuffers());
   EXPECT_EQ(activeRequests(), 1);
   m->abort();
+  EXPECT_EQ(activeRequests(), 0);
+  EXPECT_TRUE(ctx_.mirrors.empty());
+}
+
+TEST_F(MirrorTest, ARuleWithoutTimeoutStillEndsItsCopies) {
+  // "0s" turns the client's timeout off; a backend that never answers must
+  // not hold the copy (and its fd) for good: the cluster's default applies.
+  Mirror* m = start(0);
+  ASSERT_NE(m, nullptr);
+  m->endOfRequest();
+  EXPECT_EQ(ctx_.mirrors.size(), 1u);
+  runFor(600);
+  auto& s = ctx_.clusters.find("mirror")->stats;
+  EXPECT_EQ(s.upstream_rq_timeout->value(), 1u);
   EXPECT_EQ(activeRequests(), 0);
   EXPECT_TRUE(ctx_.mirrors.empty());
 }
