@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 namespace portico::net {
 
@@ -32,6 +33,9 @@ class Transport {
   // narrowing's; one retry tells.
   virtual bool widenAfterFailure() { return false; }
   virtual bool secure() const { return false; }
+  // The server name (SNI) a TLS client sent in its hello; empty for plain
+  // TCP, before the handshake, or when the client sent none.
+  virtual std::string_view serverName() const { return {}; }
   // The peer said it is closing this connection (HTTP "Connection: close")
   // after a complete exchange: TLS skips its own close_notify, as nginx
   // does; nothing is left to protect from truncation.

@@ -743,6 +743,11 @@ void HttpConnection::onRequestHead() {
   }
 
   const auto* vhost = snapshot::selectVirtualHost(*listener_, head.host());
+  // HTTPS: the connection belongs to the listener its SNI selected; a Host
+  // served by another listener on the port is not routed here.
+  if (vhost != nullptr && listener_->tls &&
+      !snapshot::sameTlsListener(*listener_, transport_->serverName(), head.host()))
+    vhost = nullptr;
   if (vhost != nullptr) {
     snapshot::MatchInput in;
     in.method = head.method;

@@ -2,6 +2,8 @@
 
 #include <re2/re2.h>
 
+#include <cctype>
+
 namespace portico::snapshot {
 namespace {
 
@@ -96,6 +98,45 @@ const VirtualHost* selectVirtualHost(const Listener& listener, std::string_view 
   }
   return listener.catch_all_host >= 0 ? &vhs[static_cast<size_t>(listener.catch_all_host)]
                                       : nullptr;
+}
+
+namespace {
+
+// Index in `hostnames` of the listener a name selects, or -1.
+int64_t tlsListenerFor(const std::vector<std::string>& hostnames, std::string_view name) {
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+  auto lowerEq = [](std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
+    return true;
+  };
+  int64_t wildcard = -1, any = -1;
+  size_t wildcard_len = 0;
+  for (size_t i = 0; i < hostnames.size(); ++i) {
+    const std::string& h = hostnames[i];
+    if (h == "*") {
+      if (any < 0) any = static_cast<int64_t>(i);
+    } else if (h.size() > 2 && h[0] == '*' && h[1] == '.') {
+      std::string_view suffix(h.data() + 1, h.size() - 1);  // ".example.com"
+      if (name.size() > suffix.size() && suffix.size() > wildcard_len &&
+          lowerEq(name.substr(name.size() - suffix.size()), suffix)) {
+        wildcard = static_cast<int64_t>(i);
+        wildcard_len = suffix.size();
+      }
+    } else if (lowerEq(name, h)) {
+      return static_cast<int64_t>(i);
+    }
+  }
+  return wildcard >= 0 ? wildcard : any;
+}
+
+}  // namespace
+
+bool sameTlsListener(const Listener& listener, std::string_view sni, std::string_view host) {
+  const auto& names = listener.tls_listener_hostnames;
+  if (names.size() < 2) return true;  // one listener: nothing to tell apart
+  return tlsListenerFor(names, sni) == tlsListenerFor(names, host);
 }
 
 const Route* selectRoute(const VirtualHost& vhost, const MatchInput& input) {

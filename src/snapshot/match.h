@@ -25,6 +25,14 @@ struct MatchInput {
 // beats "*". Returns nullptr when nothing matches.
 const VirtualHost* selectVirtualHost(const Listener& listener, std::string_view host);
 
+// HTTPS: true when `host` (the Host header without port) selects the same
+// Gateway listener of `listener.tls_listener_hostnames` as the connection's
+// SNI `sni` did (exact name, then the longest wildcard suffix, then the
+// catch-all, as for the certificate). A request whose Host belongs to another
+// HTTPS listener on the port is not routed (listener isolation: upstream's
+// HTTPRouteHTTPSListener expects 404). Always true without TLS listeners.
+bool sameTlsListener(const Listener& listener, std::string_view sni, std::string_view host);
+
 // First route (routes are stored in precedence order) whose match accepts the
 // request, or nullptr.
 const Route* selectRoute(const VirtualHost& vhost, const MatchInput& input);

@@ -229,7 +229,12 @@ struct Listener {
   int64_t catch_all_host = -1;
   void indexHosts();
   std::optional<DownstreamTls> tls;  // HTTPS listeners (all share one port)
-  std::string gateway;               // "<namespace>/<name>" owning this port
+  // The hostname of each HTTPS Gateway listener serving on this port ("*" for
+  // none), lower-cased. A TLS connection belongs to the one its SNI selects;
+  // a request on it is routed only when its Host selects that same listener
+  // (see sameTlsListener()).
+  std::vector<std::string> tls_listener_hostnames;
+  std::string gateway;  // "<namespace>/<name>" owning this port
   // The Gateway's spec.tls.backend.clientCertificateRef: presented on every
   // backend TLS connection made for requests arriving here (and only here).
   std::optional<CertificateKeyPair> backend_client_certificate;

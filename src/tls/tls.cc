@@ -352,6 +352,10 @@ class TlsTransport final : public net::Transport {
 
   std::string failureReason() const override { return failure_; }
   bool secure() const override { return true; }
+  std::string_view serverName() const override {
+    const char* name = ssl_ ? SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name) : nullptr;
+    return name ? std::string_view(name) : std::string_view();
+  }
   void peerIsClosing() override { peer_closed_ = true; }
 
   net::IoResult read(char* buf, size_t len) override {

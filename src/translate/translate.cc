@@ -963,6 +963,8 @@ class Translator {
       for (ListenerState* ls : listeners) {
         if (!ls->tls) continue;
         if (!out.tls) out.tls.emplace();
+        if (!ls->certificates.empty())
+          out.tls_listener_hostnames.push_back(ls->hostname.empty() ? "*" : ls->hostname);
         for (const auto& cert : ls->certificates)
           out.tls->certificates.push_back(
               snapshot::DownstreamTls::Entry{{ls->hostname.empty() ? "*" : ls->hostname}, cert});

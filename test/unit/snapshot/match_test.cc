@@ -274,6 +274,33 @@ TEST(SelectVirtualHost, WildcardDoesNotMatchBareDomain) {
 
 // ---- selectRoute: path ----------------------------------------------------------
 
+// ---- sameTlsListener --------------------------------------------------------------
+
+// HTTPRouteHTTPSListener: SNI picks the HTTPS listener; a Host that belongs to
+// another listener on the port is not routed on that connection.
+TEST(SameTlsListener, HostMustSelectTheListenerTheSniSelected) {
+  Listener l;
+  l.tls_listener_hostnames = {"*", "second-example.org", "*.example.com", "*.foo.example.com"};
+  EXPECT_TRUE(sameTlsListener(l, "example.org", "example.org"));
+  EXPECT_TRUE(sameTlsListener(l, "unknown-example.org", "other.org"));
+  EXPECT_FALSE(sameTlsListener(l, "unknown-example.org", "second-example.org"));
+  EXPECT_FALSE(sameTlsListener(l, "second-example.org", "example.org"));
+  EXPECT_TRUE(sameTlsListener(l, "second-example.org", "Second-Example.ORG."));
+  // Longest wildcard suffix, as for the certificate.
+  EXPECT_TRUE(sameTlsListener(l, "a.foo.example.com", "b.foo.example.com"));
+  EXPECT_FALSE(sameTlsListener(l, "a.example.com", "b.foo.example.com"));
+  // No SNI: the catch-all listener.
+  EXPECT_TRUE(sameTlsListener(l, "", "anything.org"));
+  EXPECT_FALSE(sameTlsListener(l, "", "second-example.org"));
+}
+
+TEST(SameTlsListener, OneListenerOrNoneAlwaysMatches) {
+  Listener l;
+  EXPECT_TRUE(sameTlsListener(l, "a.org", "b.org"));
+  l.tls_listener_hostnames = {"a.org"};
+  EXPECT_TRUE(sameTlsListener(l, "a.org", "b.org"));
+}
+
 TEST(SelectRoute, PathPrefixSegmentBoundary) {
   VirtualHost vh;
   vh.routes.push_back(route("foo", PathMatch::Type::PathPrefix, "/foo"));
