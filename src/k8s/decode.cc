@@ -670,8 +670,7 @@ void decodeFilters(Ctx& c, const json& obj, const std::string& path,
       c.field(f, filter.type == "ExtensionRef" ? "extensionRef"
                  : filter.type == "CORS"       ? "cors"
                                                : "externalAuth");
-    } else if (filter.type != "ExtensionRef" && filter.type != "CORS" &&
-               filter.type != "ExternalAuth") {
+    } else {
       c.error(join(fp, "type"), "unsupported value \"" + filter.type +
                                     "\" (want one of: RequestHeaderModifier, "
                                     "ResponseHeaderModifier, RequestRedirect, URLRewrite, "
