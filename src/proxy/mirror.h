@@ -3,9 +3,12 @@
 // read and dropped. Best effort by design: a copy never slows down or fails
 // the request it copies. It holds at most kMaxBuffered bytes of the request
 // (a mirror backend that falls further behind is cut off), ends at the
-// route's timeout, and however it ends only its own cluster's stats say so.
+// route's timeout (its cluster's default when the route has none, or "0s"),
+// and however it ends only its own cluster's stats say so.
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 #include <string_view>
 
 #include "http/http1.h"
