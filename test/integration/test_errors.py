@@ -6,8 +6,15 @@ import unittest
 
 from harness import (PorticoCase, backend, backend_ref, blackhole_handler, cluster_name,
                      endpoint_slice, free_port, garbage_handler, gateway, gateway_class,
-                     http_route, listener, match, parse_responses, raw_exchange, request, rule,
-                     service)
+                     http_route, listener, match, parse_responses, raw_exchange, read_request_head,
+                     request, rule, service)
+
+
+def switching_handler(sock):
+    """Answers every request with a 101 whatever it asked for."""
+    while read_request_head(sock):
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\n\r\nraw bytes")
 
 
 class ErrorAnswersTest(PorticoCase):
@@ -18,6 +25,7 @@ class ErrorAnswersTest(PorticoCase):
         cls.ok = cls.start_nginx("svc-ok")
         cls.garbage = cls.start_py(garbage_handler)
         cls.blackhole = cls.start_py(blackhole_handler)
+        cls.switching = cls.start_py(switching_handler)
         cls.refused_port = free_port()  # nothing listens here
         cls.port = free_port()
         ref = lambda n: backend_ref(n, 80)  # noqa: E731
@@ -26,6 +34,7 @@ class ErrorAnswersTest(PorticoCase):
         docs += backend("svc-garbage", cls.garbage.port)
         docs += backend("svc-blackhole", cls.blackhole.port)
         docs += backend("svc-refused", cls.refused_port)
+        docs += backend("svc-switching", cls.switching.port)
         docs += [service("svc-noep"), endpoint_slice("svc-noep", 8080, addresses=[])]
         docs += [service("svc-noslice")]
         # One dead endpoint and one live one: the dead one must be skipped.
@@ -39,6 +48,7 @@ class ErrorAnswersTest(PorticoCase):
             rule([ref("svc-blackhole")], [match("/backend-timeout")], timeout="30s",
                  backend_timeout="1s"),
             rule([ref("svc-refused")], [match("/refused")]),
+            rule([ref("svc-switching")], [match("/switching")]),
             rule([ref("svc-noep")], [match("/noep")]),
             rule([ref("svc-noslice")], [match("/noslice")]),
             rule([ref("svc-mixed")], [match("/mixed")]),
@@ -102,6 +112,17 @@ class ErrorAnswersTest(PorticoCase):
         self.assertEqual(r.status, 502, r.text[:300])
         self.assertTrue(r.body.strip(), "502 body should name the reason")
         cl = cluster_name("svc-garbage")
+        self.assertGreaterEqual(self.p.stat(f"cluster.{cl}.upstream_rq_5xx"), 1)
+
+    def test_502_for_101_to_a_request_without_upgrade(self):
+        # Forwarded, the 101 was followed on the same connection by the answer
+        # to the next pipelined request: found by test_chaos.
+        raw = raw_exchange(self.port, b"GET /switching HTTP/1.1\r\nHost: errors.example.com\r\n\r\n"
+                           b"GET /ok HTTP/1.1\r\nHost: errors.example.com\r\n\r\n")
+        rs = parse_responses(raw)
+        self.assertEqual([r.status for r in rs], [502], raw[:500])
+        self.assertEqual(rs[0].headers.get("connection"), "close")
+        cl = cluster_name("svc-switching")
         self.assertGreaterEqual(self.p.stat(f"cluster.{cl}.upstream_rq_5xx"), 1)
 
     def test_504_route_timeout(self):
