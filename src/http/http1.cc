@@ -952,7 +952,10 @@ ParseEvent ResponseParser::parseHead(std::string_view input, size_t& consumed) {
                        (connect_request_ && status < 300);
   content_length_ = 0;
   if (no_body) {
-    // RFC 9112 §6.3 rules 1-2: framing headers are ignored here.
+    // RFC 9112 §6.3 rules 1-2: framing headers are ignored here. But a
+    // Content-Length goes on to the client as it is, so an invalid one
+    // ("5, 6", "x") fails here as it does on a response with a body.
+    if (s.has_cl && s.cl_invalid) return fail(st_, ParseError::BadContentLength);
     framing_ = BodyFraming::None;
     st_.phase = Phase::NoBody;
   } else if (s.has_te) {
