@@ -1090,6 +1090,12 @@ bool HttpConnection::processUpstreamInput() {
           onBadUpstreamResponse("101 Switching Protocols to a request without Upgrade");
           return true;
         }
+        if (rq_->resp_parser.otherTransferCoding()) {
+          // Re-chunked, "gzip, chunked" would reach the client as "chunked"
+          // with gzip bytes inside: refused like such a request is.
+          onBadUpstreamResponse("transfer coding other than chunked");
+          return true;
+        }
         if (rq_->resp_parser.isInformational() && rq_->resp_parser.head().status != 101) {
           // Interim responses (100, 103) are not forwarded: we answered
           // 100-continue ourselves. The parser reports the interim response's
