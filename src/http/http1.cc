@@ -951,12 +951,17 @@ ParseEvent ResponseParser::parseHead(std::string_view input, size_t& consumed) {
   const bool no_body = status < 200 || status == 204 || status == 304 || head_request_ ||
                        (connect_request_ && status < 300);
   content_length_ = 0;
+  other_te_ = false;
   if (no_body) {
-    // RFC 9112 §6.3 rules 1-2: framing headers are ignored here.
+    // RFC 9112 §6.3 rules 1-2: framing headers are ignored here. But a
+    // Content-Length goes on to the client as it is, so an invalid one
+    // ("5, 6", "x") fails here as it does on a response with a body.
+    if (s.has_cl && s.cl_invalid) return fail(st_, ParseError::BadContentLength);
     framing_ = BodyFraming::None;
     st_.phase = Phase::NoBody;
   } else if (s.has_te) {
     if (head_.version_minor == 0) return fail(st_, ParseError::BadRequest);
+    other_te_ = s.te_other;
     if (s.te_chunked == 1 && s.te_last_chunked) {
       framing_ = BodyFraming::Chunked;
       st_.phase = Phase::ChunkSize;

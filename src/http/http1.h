@@ -226,6 +226,9 @@ class ResponseParser {
   BodyFraming framing() const { return framing_; }
   uint64_t contentLength() const { return content_length_; }
   bool keepAlive() const;
+  // The body has a transfer coding other than chunked ("gzip, chunked", or
+  // "gzip" read until close): bytes a proxy re-chunking it can't pass on as is.
+  bool otherTransferCoding() const { return other_te_; }
   // 1xx: forward it, then keep calling next() for the final response.
   bool isInformational() const { return head_.status >= 100 && head_.status < 200; }
   // Clears the message state; the expect() setting is kept (it belongs to
@@ -244,6 +247,7 @@ class ResponseParser {
   uint64_t content_length_ = 0;
   bool head_request_ = false;
   bool connect_request_ = false;
+  bool other_te_ = false;
   detail::ParserState st_;
 };
 

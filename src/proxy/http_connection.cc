@@ -1083,6 +1083,19 @@ bool HttpConnection::processUpstreamInput() {
     switch (ev.type) {
       case ParseEvent::Type::HeadComplete:
         rq_->up_in.consume(used);
+        if (rq_->resp_parser.head().status == 101 && !rq_->upgrade) {
+          // 101 answers only a request that asked to upgrade (RFC 9110
+          // 15.2.2); forwarded, it would be followed on the same connection by
+          // the next response, which the client reads as tunnelled bytes.
+          onBadUpstreamResponse("101 Switching Protocols to a request without Upgrade");
+          return true;
+        }
+        if (rq_->resp_parser.otherTransferCoding()) {
+          // Re-chunked, "gzip, chunked" would reach the client as "chunked"
+          // with gzip bytes inside: refused like such a request is.
+          onBadUpstreamResponse("transfer coding other than chunked");
+          return true;
+        }
         if (rq_->resp_parser.isInformational() && rq_->resp_parser.head().status != 101) {
           // Interim responses (100, 103) are not forwarded: we answered
           // 100-continue ourselves. The parser reports the interim response's
@@ -1118,17 +1131,7 @@ bool HttpConnection::processUpstreamInput() {
           close();
           return true;
         }
-        endUpstreamRequest();
-        rq_->cluster->stats.recordResponseCode(502);
-        rq_->timer.disarm();
-        endpointDone(false, false);
-        up_->owner = nullptr;
-        ctx_.pool.destroy(up_, false);
-        up_ = nullptr;
-        close_after_ = true;
-        PORTICO_LOG(Warn, "bad response from upstream: cluster={} endpoint={} error={}",
-                    rq_->cluster->name, rq_->upstream_host, http::toString(ev.error));
-        sendLocalReply(Failure::BadUpstreamResponse, http::toString(ev.error));
+        onBadUpstreamResponse(http::toString(ev.error));
         return true;
       case ParseEvent::Type::NeedMore:
         rq_->up_in.consume(used);
@@ -1137,6 +1140,22 @@ bool HttpConnection::processUpstreamInput() {
     progress = true;
   }
   return progress;
+}
+
+// A response that can't be forwarded, before any of it was: 502 UPE, and the
+// upstream connection is not reused.
+void HttpConnection::onBadUpstreamResponse(std::string_view why) {
+  endUpstreamRequest();
+  rq_->cluster->stats.recordResponseCode(502);
+  rq_->timer.disarm();
+  endpointDone(false, false);
+  up_->owner = nullptr;
+  ctx_.pool.destroy(up_, false);
+  up_ = nullptr;
+  close_after_ = true;
+  PORTICO_LOG(Warn, "bad response from upstream: cluster={} endpoint={} error={}",
+              rq_->cluster->name, rq_->upstream_host, why);
+  sendLocalReply(Failure::BadUpstreamResponse, std::string(why));
 }
 
 void HttpConnection::onResponseHead() {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "http/http1.h"
 #include "net/buffer.h"
@@ -87,6 +88,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool driveHandshake();
   bool driveDownstreamHandshake();
   void onUpstreamFailure(Failure failure, const std::string& detail, bool remote);
+  void onBadUpstreamResponse(std::string_view why);
   void onResponseHead();
   void onResponseComplete();
   void finishRequest();

@@ -846,6 +846,57 @@ TEST(ResponseParser, NoBodyCases) {
   EXPECT_TRUE(head_chunked.leftover.empty());
 }
 
+// What a proxy re-chunking the body must not pass on as plain "chunked".
+TEST(ResponseParser, ReportsTransferCodingsOtherThanChunked) {
+  auto other = [](const std::string& te) {
+    ResponseParser p;
+    size_t used = 0;
+    EXPECT_EQ(p.next("HTTP/1.1 200 OK\r\nTransfer-Encoding: " + te + "\r\n\r\n", used).type,
+              Type::HeadComplete)
+        << te;
+    return p.otherTransferCoding();
+  };
+  EXPECT_FALSE(other("chunked"));
+  EXPECT_FALSE(other("Chunked"));
+  EXPECT_TRUE(other("gzip, chunked"));
+  EXPECT_TRUE(other("gzip"));
+  ResponseParser p;  // and it is per message
+  size_t used = 0;
+  const std::string two =
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+  std::string_view rest = two;
+  ASSERT_EQ(p.next(rest, used).type, Type::HeadComplete);
+  EXPECT_TRUE(p.otherTransferCoding());
+  rest.remove_prefix(used);
+  ASSERT_EQ(p.next(rest, used).type, Type::MessageComplete);
+  rest.remove_prefix(used);
+  p.reset();
+  ASSERT_EQ(p.next(rest, used).type, Type::HeadComplete);
+  EXPECT_FALSE(p.otherTransferCoding());
+}
+
+// Found by test_chaos: a HEAD answered with "Content-Length: 5" and
+// "Content-Length: 6" went to the client with both (a GET got a 502).
+TEST(ResponseParser, NoBodyCasesStillRejectAnInvalidContentLength) {
+  for (const char* cl : {"Content-Length: 5\r\nContent-Length: 6", "Content-Length: 5, 6",
+                         "Content-Length: x", "Content-Length: -1"}) {
+    const std::string head = std::string("HTTP/1.1 200 OK\r\n") + cl + "\r\n\r\n";
+    EXPECT_EQ(responses(head, "HEAD").error, ParseError::BadContentLength) << cl;
+    EXPECT_EQ(responses(std::string("HTTP/1.1 204 No Content\r\n") + cl + "\r\n\r\n").error,
+              ParseError::BadContentLength)
+        << cl;
+    EXPECT_EQ(responses(std::string("HTTP/1.1 304 Not Modified\r\n") + cl + "\r\n\r\n").error,
+              ParseError::BadContentLength)
+        << cl;
+  }
+  // Repeated identical values stay allowed (RFC 9110 §8.6).
+  Outcome same =
+      responses("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", "HEAD");
+  EXPECT_EQ(same.error, ParseError::None);
+  EXPECT_EQ(same.messages.size(), 1u);
+}
+
 TEST(ResponseParser, InformationalThenFinal) {
   const std::string in =
       "HTTP/1.1 100 Continue\r\n\r\n"
