@@ -140,6 +140,7 @@ class Ctx {
   // `only_misspellings`: for an object with errors, whose decoding may have
   // stopped early, only keys that look like a misspelled known one.
   void warnUnread(const json& obj, const std::string& path, bool only_misspellings) {
+    if (!track_reads_) return;  // not a Gateway API object (see decodeObject())
     for (auto* v : {&read_, &visited_}) {
       std::sort(v->begin(), v->end());
       v->erase(std::unique(v->begin(), v->end()), v->end());
@@ -1059,7 +1060,7 @@ void finishObject(Ctx& c, int errors_before, const json& obj, const std::string&
   // A Gateway API field Portico skips changes routing or TLS without a word:
   // say so.
   const bool rejected = c.errors() != errors_before;
-  if (value.api_version.rfind(kGatewayGroup, 0) == 0) c.warnUnread(obj, path, rejected);
+  c.warnUnread(obj, path, rejected);
   if (rejected) return;  // the API server would have rejected it
   value.spec_digest = std::hash<std::string>{}(specDigest(obj));
   value.raw =

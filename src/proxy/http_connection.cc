@@ -265,6 +265,20 @@ void ExchangePool::give(Exchange* e) {
   free_.push_back(e);
 }
 
+bool ProxyContext::startUpstreamTls(upstream::UpstreamConnection& conn,
+                                    const snapshot::UpstreamTls& tls,
+                                    const snapshot::Listener& listener,
+                                    const std::string& session_key, bool may_narrow,
+                                    stats::SslStats* ssl_stats, std::string& error) {
+  const auto& cert = listener.backend_client_certificate;
+  auto client =
+      tls_contexts.get(tls, cert ? &*cert : nullptr, listener.backend_client_fingerprint, error);
+  if (!client) return false;
+  conn.setTransport(
+      tls::makeClientTransport(std::move(client), conn.fd(), session_key, may_narrow, ssl_stats));
+  return true;
+}
+
 HttpConnection::HttpConnection(ProxyContext& ctx, int fd, std::string listener_name,
                                std::string client_ip, std::unique_ptr<net::Transport> transport)
     : ctx_(ctx),
@@ -394,25 +408,18 @@ void HttpConnection::onUpstreamConnected() {
         static_cast<double>(ctx_.loop.nowMs() - up_->connect_start_ms));
     return;
   }
-  // TLS per the backend's policy; the connect timer keeps running through
-  // the handshake.
-  std::string error;
-  // The client certificate is the one of the Gateway the request came in on.
-  const auto& cert = listener_->backend_client_certificate;
-  auto client = ctx_.tls_contexts.get(*tls, cert ? &*cert : nullptr,
-                                      listener_->backend_client_fingerprint, error);
-  if (!client) {
-    onUpstreamFailure(Failure::ConnectFailure, "TLS_error: " + error, false);
-    return;
-  }
-  // A narrowed offer that fails is retried by connecting again and sending
-  // the head anew (retryWithFullOffer()); a request body may already be on
-  // its way into up_out, so only bodyless requests narrow. The retry itself
-  // never narrows: another connection may have stored a new 1.2 session
-  // since the failure dropped the old one.
+  // TLS per the backend's policy (the client certificate is the one of the
+  // Gateway the request came in on); the connect timer keeps running through
+  // the handshake. A narrowed offer that fails is retried by connecting again
+  // and sending the head anew (retryWithFullOffer()); a request body may
+  // already be on its way into up_out, so only bodyless requests narrow. The
+  // retry itself never narrows: another connection may have stored a new 1.2
+  // session since the failure dropped the old one.
   const bool may_narrow = rq_->req_parser.framing() == http::BodyFraming::None && !rq_->widened;
-  up_->setTransport(tls::makeClientTransport(std::move(client), up_->fd(), rq_->upstream_host,
-                                             may_narrow, rq_->cluster->tls_stats.get()));
+  std::string error;
+  if (!ctx_.startUpstreamTls(*up_, *tls, *listener_, rq_->upstream_host, may_narrow,
+                             rq_->cluster->tls_stats.get(), error))
+    onUpstreamFailure(Failure::ConnectFailure, "TLS_error: " + error, false);
 }
 
 // Advances the HTTPS handshake with the client. True when it finished or failed.
@@ -894,9 +901,8 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude,
     onUpstreamFailure(Failure::NoHealthyUpstream, "", false);
     return false;
   }
-  const uint64_t client_fp = rq_->cluster_cfg->tls ? listener_->backend_client_fingerprint : 0;
-  upstream::PoolKey key{rq_->endpoint->address.text, rq_->endpoint->address_hash,
-                        rq_->cluster_cfg->tls ? rq_->cluster_cfg->tls->fingerprint : 0, client_fp};
+  const upstream::PoolKey key =
+      upstream::poolKey(*rq_->endpoint, *rq_->cluster_cfg, listener_->backend_client_fingerprint);
   rq_->upstream_host = rq_->endpoint->address.text;
   rq_->up_in.clear();
   rq_->up_out.clear();
@@ -931,27 +937,19 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude,
 void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detail, bool remote) {
   bool never_connected = up_ != nullptr && !up_->connected;
   if (up_ != nullptr) {
-    if (never_connected) {
-      rq_->cluster->stats.upstream_cx_connect_fail->inc();
-      rq_->endpoint->connect_failures_in_a_row++;
-      rq_->endpoint->last_failure_ms = ctx_.loop.nowMs();
-      rq_->endpoint->cx_connect_fail.inc();
-    } else if (!up_->handshake_done) {
+    if (never_connected || !up_->handshake_done) {
       // A TLS handshake that failed (or timed out) is a connect failure in
-      // Envoy's stats: its pool sees no Connected event before the handshake
-      // is done. Stats only: TCP worked, so the endpoint is not skipped.
-      rq_->cluster->stats.upstream_cx_connect_fail->inc();
-      rq_->endpoint->cx_connect_fail.inc();
+      // Envoy's stats too: its pool sees no Connected event before the
+      // handshake is done.
+      upstream::countConnectFailure(rq_->cluster->stats, *rq_->endpoint, never_connected,
+                                    ctx_.loop.nowMs());
     }
     endpointDone(false, failure == Failure::UpstreamTimeout);
     up_->owner = nullptr;
     ctx_.pool.destroy(up_, remote);
     up_ = nullptr;
   } else if (failure == Failure::ConnectFailure && rq_->endpoint != nullptr) {
-    rq_->cluster->stats.upstream_cx_connect_fail->inc();
-    rq_->endpoint->connect_failures_in_a_row++;
-    rq_->endpoint->last_failure_ms = ctx_.loop.nowMs();
-    rq_->endpoint->cx_connect_fail.inc();
+    upstream::countConnectFailure(rq_->cluster->stats, *rq_->endpoint, true, ctx_.loop.nowMs());
   }
   PORTICO_LOG(Debug, "upstream failure cluster={} endpoint={} reason={} {}",
               rq_->cluster ? rq_->cluster->name : "-", rq_->upstream_host,

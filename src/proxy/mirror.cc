@@ -6,7 +6,6 @@
 
 #include "common/log.h"
 #include "net/socket.h"
-#include "tls/tls.h"
 
 namespace portico::proxy {
 
@@ -89,17 +88,13 @@ Mirror* Mirror::start(ProxyContext& ctx, const std::shared_ptr<const snapshot::S
 }
 
 bool Mirror::connect(std::string& err) {
-  const uint64_t client_fp = cfg_.tls ? listener_.backend_client_fingerprint : 0;
-  upstream::PoolKey key{endpoint_->address.text, endpoint_->address_hash,
-                        cfg_.tls ? cfg_.tls->fingerprint : 0, client_fp};
+  const upstream::PoolKey key =
+      upstream::poolKey(*endpoint_, cfg_, listener_.backend_client_fingerprint);
   conn_ = ctx_.pool.takeIdle(key, this);
   if (conn_ == nullptr) {
     conn_ = ctx_.pool.connect(key, endpoint_, &cluster_, this, cfg_.connect_timeout_ms, err);
     if (conn_ == nullptr) {
-      cluster_.stats.upstream_cx_connect_fail->inc();
-      endpoint_->cx_connect_fail.inc();
-      endpoint_->connect_failures_in_a_row++;
-      endpoint_->last_failure_ms = ctx_.loop.nowMs();
+      upstream::countConnectFailure(cluster_.stats, *endpoint_, true, ctx_.loop.nowMs());
       return false;
     }
   }
@@ -115,19 +110,14 @@ void Mirror::onConnected() {
     conn_->connect_timer.disarm();
     return;
   }
-  std::string error;
-  const auto& cert = listener_.backend_client_certificate;
-  auto client = ctx_.tls_contexts.get(*cfg_.tls, cert ? &*cert : nullptr,
-                                      listener_.backend_client_fingerprint, error);
-  if (!client) {
-    PORTICO_LOG(Debug, "mirror to {}: TLS_error: {}", cfg_.name, error);
-    finish(503, "TLS context");
-    return;
-  }
   // The full offer: a mirror has no retry to fall back on (see
   // HttpConnection::retryWithFullOffer()).
-  conn_->setTransport(tls::makeClientTransport(
-      std::move(client), conn_->fd(), endpoint_->address.text, false, cluster_.tls_stats.get()));
+  std::string error;
+  if (!ctx_.startUpstreamTls(*conn_, *cfg_.tls, listener_, endpoint_->address.text, false,
+                             cluster_.tls_stats.get(), error)) {
+    PORTICO_LOG(Debug, "mirror to {}: TLS_error: {}", cfg_.name, error);
+    finish(503, "TLS context");
+  }
 }
 
 void Mirror::onUpstreamEvent(upstream::UpstreamConnection& conn, uint32_t events) {
@@ -136,10 +126,7 @@ void Mirror::onUpstreamEvent(upstream::UpstreamConnection& conn, uint32_t events
     int err = net::connectResult(conn.fd());
     if (err != 0) {
       PORTICO_LOG(Debug, "mirror to {} failed: {}", cfg_.name, std::strerror(err));
-      cluster_.stats.upstream_cx_connect_fail->inc();
-      endpoint_->cx_connect_fail.inc();
-      endpoint_->connect_failures_in_a_row++;
-      endpoint_->last_failure_ms = ctx_.loop.nowMs();
+      upstream::countConnectFailure(cluster_.stats, *endpoint_, true, ctx_.loop.nowMs());
       finish(503, "connect failed");
       return;
     }
@@ -151,8 +138,7 @@ void Mirror::onUpstreamEvent(upstream::UpstreamConnection& conn, uint32_t events
 void Mirror::onUpstreamConnectTimeout(upstream::UpstreamConnection& conn) {
   if (&conn != conn_ || done_) return;
   cluster_.stats.upstream_cx_connect_timeout->inc();
-  cluster_.stats.upstream_cx_connect_fail->inc();
-  endpoint_->cx_connect_fail.inc();
+  upstream::countConnectFailure(cluster_.stats, *endpoint_, false, ctx_.loop.nowMs());
   finish(503, "connect timeout");
 }
 
@@ -206,8 +192,7 @@ void Mirror::pump() {
           return;
         case net::Transport::Handshake::Failed:
           PORTICO_LOG(Debug, "mirror to {}: {}", cfg_.name, conn_->transport().failureReason());
-          cluster_.stats.upstream_cx_connect_fail->inc();
-          endpoint_->cx_connect_fail.inc();
+          upstream::countConnectFailure(cluster_.stats, *endpoint_, false, ctx_.loop.nowMs());
           finish(503, "TLS handshake failed");
           return;
       }

@@ -132,6 +132,12 @@ struct ProxyContext {
     rng ^= rng << 17;
     return rng;
   }
+  // Puts TLS on `conn` (connected) as `tls` asks, presenting the client
+  // certificate of the Gateway `listener` belongs to; the handshake is the
+  // caller's to drive. False + `error` when the settings can't be honoured.
+  bool startUpstreamTls(upstream::UpstreamConnection& conn, const snapshot::UpstreamTls& tls,
+                        const snapshot::Listener& listener, const std::string& session_key,
+                        bool may_narrow, stats::SslStats* ssl_stats, std::string& error);
   stats::HttpStats& httpStats(const std::string& stat_prefix) {
     auto& s = http_stats_[stat_prefix];
     if (!s) s = std::make_unique<stats::HttpStats>(stats::HttpStats::make(store, stat_prefix));

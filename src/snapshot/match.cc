@@ -100,11 +100,7 @@ const VirtualHost* selectVirtualHost(const Listener& listener, std::string_view 
                                       : nullptr;
 }
 
-namespace {
-
-// Index in `hostnames` of the listener a name selects, or -1.
-int64_t tlsListenerFor(const std::vector<std::string>& hostnames, std::string_view name) {
-  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
+int64_t selectTlsHostname(const std::vector<std::string>& hostnames, std::string_view name) {
   auto lowerEq = [](std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
     for (size_t i = 0; i < a.size(); ++i)
@@ -115,7 +111,7 @@ int64_t tlsListenerFor(const std::vector<std::string>& hostnames, std::string_vi
   size_t wildcard_len = 0;
   for (size_t i = 0; i < hostnames.size(); ++i) {
     const std::string& h = hostnames[i];
-    if (h == "*") {
+    if (h == "*" || h.empty()) {
       if (any < 0) any = static_cast<int64_t>(i);
     } else if (h.size() > 2 && h[0] == '*' && h[1] == '.') {
       std::string_view suffix(h.data() + 1, h.size() - 1);  // ".example.com"
@@ -131,12 +127,15 @@ int64_t tlsListenerFor(const std::vector<std::string>& hostnames, std::string_vi
   return wildcard >= 0 ? wildcard : any;
 }
 
-}  // namespace
-
 bool sameTlsListener(const Listener& listener, std::string_view sni, std::string_view host) {
   const auto& names = listener.tls_listener_hostnames;
   if (names.size() < 2) return true;  // one listener: nothing to tell apart
-  return tlsListenerFor(names, sni) == tlsListenerFor(names, host);
+  // A Host may carry the root's trailing dot ("example.com.").
+  auto trimmed = [](std::string_view n) {
+    if (!n.empty() && n.back() == '.') n.remove_suffix(1);
+    return n;
+  };
+  return selectTlsHostname(names, trimmed(sni)) == selectTlsHostname(names, trimmed(host));
 }
 
 const Route* selectRoute(const VirtualHost& vhost, const MatchInput& input) {

@@ -25,6 +25,12 @@ struct MatchInput {
 // beats "*". Returns nullptr when nothing matches.
 const VirtualHost* selectVirtualHost(const Listener& listener, std::string_view host);
 
+// The HTTPS listener (or certificate) a server name selects among
+// `hostnames` (lower-cased; exact names, "*.suffix" wildcards, "*" or "" for
+// the catch-all): an exact name, then the longest matching wildcard, then the
+// first catch-all. `name` may come in any case. -1: none of them.
+int64_t selectTlsHostname(const std::vector<std::string>& hostnames, std::string_view name);
+
 // HTTPS: true when `host` (the Host header without port) selects the same
 // Gateway listener of `listener.tls_listener_hostnames` as the connection's
 // SNI `sni` did (exact name, then the longest wildcard suffix, then the

@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "net/socket.h"
+#include "snapshot/match.h"
 #include "tls/session_cache.h"
 
 namespace portico::tls {
@@ -175,9 +176,10 @@ class ServerContext {
   bool init(const snapshot::DownstreamTls& cfg, std::string& error) {
     for (const auto& e : cfg.certificates) {
       Entry entry;
-      entry.hostnames = e.hostnames;
-      for (auto& h : entry.hostnames) {
+      for (std::string h : e.hostnames) {
         for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        hostnames_.push_back(std::move(h));
+        owners_.push_back(entries_.size());
       }
       entry.ctx.reset(SSL_CTX_new(TLS_server_method()));
       if (!entry.ctx) {
@@ -213,37 +215,14 @@ class ServerContext {
 
  private:
   struct Entry {
-    std::vector<std::string> hostnames;
     std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx;
   };
 
-  // Certificate choice by SNI: exact name, then the longest matching
-  // left-most wildcard, then a catch-all ("*" or no hostname), then the first.
-  SSL_CTX* select(std::string_view sni) {
-    std::string host(sni);
-    for (auto& ch : host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    SSL_CTX* wildcard = nullptr;
-    size_t wildcard_len = 0;
-    SSL_CTX* any = nullptr;
-    for (auto& e : entries_) {
-      for (const auto& h : e.hostnames) {
-        if (h == host) return e.ctx.get();
-        if (h == "*" || h.empty()) {
-          if (any == nullptr) any = e.ctx.get();
-        } else if (h.size() > 2 && h[0] == '*' && h[1] == '.') {
-          std::string_view suffix(h.data() + 1, h.size() - 1);  // ".example.com"
-          if (host.size() > suffix.size() &&
-              host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0 &&
-              suffix.size() > wildcard_len) {
-            wildcard = e.ctx.get();
-            wildcard_len = suffix.size();
-          }
-        }
-      }
-    }
-    if (wildcard) return wildcard;
-    if (any) return any;
-    return entries_.front().ctx.get();
+  // Certificate choice by SNI: as an HTTPS listener is chosen
+  // (snapshot::selectTlsHostname), else the first certificate.
+  SSL_CTX* select(std::string_view sni) const {
+    const int64_t i = snapshot::selectTlsHostname(hostnames_, sni);
+    return entries_[i >= 0 ? owners_[static_cast<size_t>(i)] : 0].ctx.get();
   }
 
   static int onServerName(SSL* ssl, int*, void* arg) {
@@ -268,6 +247,9 @@ class ServerContext {
   }
 
   std::vector<Entry> entries_;
+  // Every certificate's hostnames, lower-cased, and the entry each belongs to.
+  std::vector<std::string> hostnames_;
+  std::vector<size_t> owners_;
 };
 
 // ---- the transport -------------------------------------------------------------

@@ -9,6 +9,22 @@
 
 namespace portico::upstream {
 
+PoolKey poolKey(const EndpointState& endpoint, const snapshot::Cluster& cluster,
+                uint64_t client_fp) {
+  return PoolKey{endpoint.address.text, endpoint.address_hash,
+                 cluster.tls ? cluster.tls->fingerprint : 0, cluster.tls ? client_fp : 0};
+}
+
+void countConnectFailure(stats::ClusterStats& cluster, EndpointState& endpoint, bool refused,
+                         uint64_t now_ms) {
+  cluster.upstream_cx_connect_fail->inc();
+  endpoint.cx_connect_fail.inc();
+  if (refused) {
+    endpoint.connect_failures_in_a_row++;
+    endpoint.last_failure_ms = now_ms;
+  }
+}
+
 UpstreamConnection::UpstreamConnection(Pool& pool, PoolKey key, int fd, ClusterRuntime* cluster,
                                        EndpointState* endpoint)
     : connect_timer(pool.loop(), &UpstreamConnection::onConnectTimeout, this),

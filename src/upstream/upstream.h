@@ -59,6 +59,18 @@ struct PoolKeyHash {
   }
 };
 
+// The key of connections to `endpoint` made under `cluster`'s TLS settings
+// and, when it has any, the client certificate fingerprinted `client_fp`.
+PoolKey poolKey(const EndpointState& endpoint, const snapshot::Cluster& cluster,
+                uint64_t client_fp);
+
+// A connection to `endpoint` failed before it could carry a request: counted
+// for the cluster and the host (Envoy's upstream_cx_connect_fail). `refused`:
+// TCP itself failed, so pick() skips the endpoint for a second; a failed TLS
+// handshake only counts (TCP worked; the same endpoint may do better).
+void countConnectFailure(stats::ClusterStats& cluster, EndpointState& endpoint, bool refused,
+                         uint64_t now_ms);
+
 class UpstreamConnection;
 
 // Whoever has a connection checked out receives its socket events.

@@ -15,6 +15,7 @@ import base64
 import contextlib
 import hashlib
 import http.client
+import http.server
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import shutil
 import signal
 import socket
 import socketserver
+import ssl
 import struct
 import subprocess
 import tempfile
@@ -444,6 +446,82 @@ http {{
             self.proc = None
         with contextlib.suppress(Exception):
             self.stderr.close()
+
+
+# ---------------------------------------------------------------------------
+# the Gateway API conformance suite's echo backend
+# ---------------------------------------------------------------------------
+
+class _EchoHandler(http.server.BaseHTTPRequestHandler):
+    """What upstream's echo-basic does: answers 200 with JSON of what it got
+    (backend, namespace, method, path, host, headers, the TLS SNI), sets the
+    response headers a request lists in X-Echo-Set-Header ("name:value,..."),
+    and waits first when the query has delay=<n>s|<n>ms (timeout tests)."""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # quiet
+        pass
+
+    def _answer(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n:
+            self.rfile.read(n)
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        delay = (q.get("delay") or [""])[0]
+        if delay:
+            time.sleep(float(delay[:-2]) / 1000 if delay.endswith("ms")
+                       else float(delay.rstrip("s")))
+        hdrs: dict[str, list[str]] = {}
+        for k, v in self.headers.items():
+            hdrs.setdefault(k.lower(), []).append(v)
+        body = json.dumps({"backend": self.server.name, "namespace": self.server.ns,
+                           "method": self.command, "path": self.path,
+                           "host": self.headers.get("Host", ""), "headers": hdrs,
+                           "sni": getattr(self.connection, "sni", None)}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for item in (self.headers.get("X-Echo-Set-Header") or "").split(","):
+            name, sep, value = item.partition(":")
+            if sep:
+                self.send_header(name.strip(), value.strip())
+        self.end_headers()
+        if self.command != "HEAD":
+            try:
+                self.wfile.write(body)
+            except OSError:  # the gateway gave up (timeout tests)
+                pass
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
+
+
+class EchoServer:
+    """An echo-basic backend on 127.0.0.1; with `cert`, a TLS one (upstream's
+    tls-backend) that reports the SNI each connection carried."""
+
+    def __init__(self, name: str, namespace: str, cert: Cert | None = None):
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+        self.srv.daemon_threads = True
+        self.srv.name = name
+        self.srv.ns = namespace
+        if cert is not None:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(cert.chain), str(cert.key))
+
+            def remember_sni(sock, server_name, _ctx):
+                sock.sni = server_name
+            ctx.sni_callback = remember_sni
+            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
+
+    def start(self) -> "EchoServer":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.srv.shutdown()
+        self.srv.server_close()
 
 
 # ---------------------------------------------------------------------------

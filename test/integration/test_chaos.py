@@ -126,6 +126,13 @@ def _read_req(sock: socket.socket, buf: bytearray) -> tuple[bytes, dict, bytes] 
     return head, hdrs, body
 
 
+def _requests(sock: socket.socket):
+    """The requests on one keep-alive backend connection, until EOF."""
+    buf = bytearray()
+    while (req := _read_req(sock, buf)) is not None:
+        yield req
+
+
 def _method(head: bytes) -> bytes:
     return head.split(b" ", 1)[0]
 
@@ -133,11 +140,7 @@ def _method(head: bytes) -> bytes:
 def varied_handler(sock: socket.socket) -> None:
     """A correct HTTP/1.1 server answering with every framing it can."""
     rng = _rng()
-    buf = bytearray()
-    while True:
-        req = _read_req(sock, buf)
-        if req is None:
-            return
+    for req in _requests(sock):
         head, hdrs, body = req
         if rng.random() < 0.1:
             time.sleep(rng.uniform(0, 0.2))
@@ -177,11 +180,7 @@ def varied_handler(sock: socket.socket) -> None:
 def reset_handler(sock: socket.socket) -> None:
     """Breaks off at a random point: before, inside or after the response."""
     rng = _rng()
-    buf = bytearray()
-    while True:
-        req = _read_req(sock, buf)
-        if req is None:
-            return
+    for req in _requests(sock):
         mode = rng.randrange(8)
         if mode == 0:
             sock.close()
@@ -230,11 +229,7 @@ GARBAGE = [
 
 def garbage_handler(sock: socket.socket) -> None:
     rng = _rng()
-    buf = bytearray()
-    while True:
-        req = _read_req(sock, buf)
-        if req is None:
-            return
+    for req in _requests(sock):
         data = rng.choice(GARBAGE)
         if rng.random() < 0.2:
             data = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 300)))
@@ -249,11 +244,7 @@ def garbage_handler(sock: socket.socket) -> None:
 def slow_handler(sock: socket.socket) -> None:
     """Takes its time before and inside the answer."""
     rng = _rng()
-    buf = bytearray()
-    while True:
-        req = _read_req(sock, buf)
-        if req is None:
-            return
+    for req in _requests(sock):
         time.sleep(rng.choice((0, 0.05, 0.3, 0.8, 1.5, 3.0)))
         body = b"s" * rng.choice((10, 5000, 100000))
         sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body))

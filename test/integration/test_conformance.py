@@ -13,11 +13,8 @@ X-Echo-Set-Header."""
 
 import collections
 import http.client
-import http.server
-import json
 import socket
 import ssl
-import threading
 import unittest
 
 import harness as h
@@ -27,52 +24,33 @@ NS = "gateway-conformance-infra"
 WEB_NS = "gateway-conformance-web-backend"
 BACKENDS = ("infra-backend-v1", "infra-backend-v2", "infra-backend-v3")
 
-
-class _EchoHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # quiet
-        pass
-
-    def _answer(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        if n:
-            self.rfile.read(n)
-        hdrs: dict[str, list[str]] = {}
-        for k, v in self.headers.items():
-            hdrs.setdefault(k.lower(), []).append(v)
-        body = json.dumps({"backend": self.server.name, "namespace": NS, "method": self.command,
-                           "path": self.path, "host": self.headers.get("Host", ""),
-                           "headers": hdrs}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for item in (self.headers.get("X-Echo-Set-Header") or "").split(","):
-            name, sep, value = item.partition(":")
-            if sep:
-                self.send_header(name.strip(), value.strip())
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
-
-
-class EchoServer:
-    def __init__(self, name: str):
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
-        self.srv.daemon_threads = True
-        self.srv.name = name
-        self.port = self.srv.server_address[1]
-        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
-
-    def start(self) -> "EchoServer":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.srv.shutdown()
-        self.srv.server_close()
+# The HTTPRouteRequestHeaderModifier / HTTPRouteResponseHeaderModifier cases
+# (upstream uses one table for both): (path, headers sent - by the client or
+# by the backend -, headers expected on the other side, headers absent).
+HEADER_MODIFIER_CASES = [
+    ("/set", {"Some-Other-Header": "val"},
+     {"some-other-header": "val", "x-header-set": "set-overwrites-values"}, []),
+    ("/set", {"Some-Other-Header": "val", "X-Header-Set": "some-other-value"},
+     {"some-other-header": "val", "x-header-set": "set-overwrites-values"}, []),
+    ("/add", {"Some-Other-Header": "val"},
+     {"some-other-header": "val", "x-header-add": "add-appends-values"}, []),
+    ("/add", {"Some-Other-Header": "val", "X-Header-Add": "some-other-value"},
+     {"some-other-header": "val", "x-header-add": "some-other-value,add-appends-values"},
+     []),
+    ("/remove", {"X-Header-Remove": "val"}, {}, ["x-header-remove"]),
+    ("/multiple", {"X-Header-Set-2": "set-val-2", "X-Header-Add-2": "add-val-2",
+                   "X-Header-Remove-2": "remove-val-2", "Another-Header": "another-header-val"},
+     {"x-header-set-1": "header-set-1", "x-header-set-2": "header-set-2",
+      "x-header-add-1": "header-add-1", "x-header-add-2": "add-val-2,header-add-2",
+      "x-header-add-3": "header-add-3", "another-header": "another-header-val"},
+     ["x-header-remove-1", "x-header-remove-2"]),
+    ("/case-insensitivity", {"x-header-set": "original-val-set",
+                             "x-header-add": "original-val-add",
+                             "x-header-remove": "original-val-remove",
+                             "Another-Header": "another-header-val"},
+     {"x-header-set": "header-set", "x-header-add": "original-val-add,header-add",
+      "another-header": "another-header-val"}, ["x-header-remove"]),
+]
 
 
 def ref(name: str, port: int = 8080, **kw) -> dict:
@@ -120,7 +98,7 @@ class ConformanceTest(h.PorticoCase):
         super().setUpClass()
         cls.echo = {}
         for n in BACKENDS:
-            e = EchoServer(n).start()
+            e = h.EchoServer(n, NS).start()
             cls.addClassCleanup(e.stop)
             cls.echo[n] = e
         certs = h.CertFactory(cls.tmp / "certs")
@@ -469,31 +447,7 @@ class ConformanceTest(h.PorticoCase):
         ]
 
     def test_request_header_modifier(self, gw="gw-request-header-modifier"):
-        cases = [
-            ("/set", {"Some-Other-Header": "val"},
-             {"some-other-header": "val", "x-header-set": "set-overwrites-values"}, []),
-            ("/set", {"Some-Other-Header": "val", "X-Header-Set": "some-other-value"},
-             {"some-other-header": "val", "x-header-set": "set-overwrites-values"}, []),
-            ("/add", {"Some-Other-Header": "val"},
-             {"some-other-header": "val", "x-header-add": "add-appends-values"}, []),
-            ("/add", {"Some-Other-Header": "val", "X-Header-Add": "some-other-value"},
-             {"some-other-header": "val", "x-header-add": "some-other-value,add-appends-values"},
-             []),
-            ("/remove", {"X-Header-Remove": "val"}, {}, ["x-header-remove"]),
-            ("/multiple", {"X-Header-Set-2": "set-val-2", "X-Header-Add-2": "add-val-2",
-                           "X-Header-Remove-2": "remove-val-2", "Another-Header": "another-header-val"},
-             {"x-header-set-1": "header-set-1", "x-header-set-2": "header-set-2",
-              "x-header-add-1": "header-add-1", "x-header-add-2": "add-val-2,header-add-2",
-              "x-header-add-3": "header-add-3", "another-header": "another-header-val"},
-             ["x-header-remove-1", "x-header-remove-2"]),
-            ("/case-insensitivity", {"x-header-set": "original-val-set",
-                                     "x-header-add": "original-val-add",
-                                     "x-header-remove": "original-val-remove",
-                                     "Another-Header": "another-header-val"},
-             {"x-header-set": "header-set", "x-header-add": "original-val-add,header-add",
-              "another-header": "another-header-val"}, ["x-header-remove"]),
-        ]
-        for path, sent, want, absent in cases:
+        for path, sent, want, absent in HEADER_MODIFIER_CASES:
             hd = self.backend(gw, path, "infra-backend-v1", headers=sent)["headers"]
             for k, v in want.items():
                 self.assertEqual(hd.get(k), [v], f"{path} {sent}: {k} in {hd}")
@@ -557,31 +511,7 @@ class ConformanceTest(h.PorticoCase):
     def test_response_header_modifier(self):
         gw = "gw-response-header-modifier"
         # (path, headers the backend answers with, expected response headers, absent)
-        cases = [
-            ("/set", {"Some-Other-Header": "val"},
-             {"some-other-header": "val", "x-header-set": "set-overwrites-values"}, []),
-            ("/set", {"Some-Other-Header": "val", "X-Header-Set": "some-other-value"},
-             {"some-other-header": "val", "x-header-set": "set-overwrites-values"}, []),
-            ("/add", {"Some-Other-Header": "val"},
-             {"some-other-header": "val", "x-header-add": "add-appends-values"}, []),
-            ("/add", {"Some-Other-Header": "val", "X-Header-Add": "some-other-value"},
-             {"some-other-header": "val", "x-header-add": "some-other-value,add-appends-values"},
-             []),
-            ("/remove", {"X-Header-Remove": "val"}, {}, ["x-header-remove"]),
-            ("/multiple", {"X-Header-Set-2": "set-val-2", "X-Header-Add-2": "add-val-2",
-                           "X-Header-Remove-2": "remove-val-2", "Another-Header": "another-header-val"},
-             {"x-header-set-1": "header-set-1", "x-header-set-2": "header-set-2",
-              "x-header-add-1": "header-add-1", "x-header-add-2": "add-val-2,header-add-2",
-              "x-header-add-3": "header-add-3", "another-header": "another-header-val"},
-             ["x-header-remove-1", "x-header-remove-2"]),
-            ("/case-insensitivity", {"x-header-set": "original-val-set",
-                                     "x-header-add": "original-val-add",
-                                     "x-header-remove": "original-val-remove",
-                                     "Another-Header": "another-header-val"},
-             {"x-header-set": "header-set", "x-header-add": "original-val-add,header-add",
-              "another-header": "another-header-val"}, ["x-header-remove"]),
-        ]
-        for path, backend_sets, want, absent in cases:
+        for path, backend_sets, want, absent in HEADER_MODIFIER_CASES:
             echo = ",".join(f"{k}:{v}" for k, v in backend_sets.items())
             r = self.req(gw, path, headers={"X-Echo-Set-Header": echo})
             self.assertEqual(r.status, 200)

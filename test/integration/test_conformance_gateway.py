@@ -21,14 +21,10 @@ one test's manifests at a time):
 """
 
 import http.client
-import http.server
 import json
 import socket
 import ssl
-import threading
-import time
 import unittest
-import urllib.parse
 
 import harness as h
 import tls_helpers as t
@@ -43,65 +39,6 @@ ALL_NS = "gateway-conformance-secret-grant-all"
 GW_GROUP = "gateway.networking.k8s.io"
 HTTP_ROUTE_KIND = {"group": GW_GROUP, "kind": "HTTPRoute"}
 ABC = "abc.example.com"
-
-
-class _EchoHandler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # quiet
-        pass
-
-    def _answer(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        if n:
-            self.rfile.read(n)
-        q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-        delay = (q.get("delay") or [""])[0]
-        if delay:
-            secs = float(delay[:-2]) / 1000 if delay.endswith("ms") else float(delay.rstrip("s"))
-            time.sleep(secs)
-        body = json.dumps({"backend": self.server.name, "namespace": self.server.ns,
-                           "path": self.path, "host": self.headers.get("Host", ""),
-                           "sni": getattr(self.connection, "sni", None)}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        try:
-            self.wfile.write(body)
-        except OSError:  # the gateway gave up (timeout tests)
-            pass
-
-    do_GET = do_POST = _answer
-
-
-class EchoServer:
-    """Echo backend; with `cert`, a TLS one (upstream's tls-backend) that
-    reports the SNI each connection carried."""
-
-    def __init__(self, name: str, namespace: str = NS, cert: h.Cert | None = None):
-        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
-        self.srv.daemon_threads = True
-        self.srv.name = name
-        self.srv.ns = namespace
-        if cert is not None:
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            ctx.load_cert_chain(str(cert.chain), str(cert.key))
-
-            def remember_sni(sock, server_name, _ctx):
-                sock.sni = server_name
-            ctx.sni_callback = remember_sni
-            self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
-        self.port = self.srv.server_address[1]
-        self.thread = threading.Thread(target=self.srv.serve_forever, daemon=True)
-
-    def start(self) -> "EchoServer":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.srv.shutdown()
-        self.srv.server_close()
 
 
 def ns_doc(name: str, labels: dict | None = None) -> dict:
@@ -202,9 +139,9 @@ class ConformanceGatewayTest(h.PorticoCase):
         cls.echo = {}
         for name, ns in (("infra-backend-v1", NS), ("infra-backend-v2", NS),
                          ("web-backend", WEB_NS)):
-            cls.echo[name] = EchoServer(name, ns).start()
+            cls.echo[name] = h.EchoServer(name, ns).start()
             cls.addClassCleanup(cls.echo[name].stop)
-        cls.tls_echo = EchoServer("tls-backend", NS, cert=backend_cert).start()
+        cls.tls_echo = h.EchoServer("tls-backend", NS, cert=backend_cert).start()
         cls.addClassCleanup(cls.tls_echo.stop)
 
         cls.ports: dict[str, int] = {}
