@@ -323,7 +323,11 @@ FieldSummary summarize(const Headers& headers) {
         s.expect_continue = iequals(f.value, "100-continue");
         break;
       case FieldId::Upgrade:
-        s.has_upgrade = s.has_upgrade || !f.value.empty();
+        // An h2c upgrade is not one Portico can carry: it would hand the
+        // rest of the connection to one backend as an HTTP/2 tunnel that no
+        // route match or filter sees. Envoy strips it the same way; the
+        // request goes on as plain HTTP/1.1.
+        s.has_upgrade = s.has_upgrade || (!f.value.empty() && !iequals(f.value, "h2c"));
         break;
       case FieldId::Connection:
         forEachElement(f.value, [&](std::string_view t) {
@@ -591,6 +595,7 @@ constexpr NameWords kTe = nameWords("te"), kHost = nameWords("host"), kExpect = 
                     kUpgrade = nameWords("upgrade"), kTrailer = nameWords("trailer"),
                     kConnection = nameWords("connection"), kKeepAlive = nameWords("keep-alive"),
                     kContentLength = nameWords("content-length"),
+                    kHttp2Settings = nameWords("http2-settings"),
                     kXForwardedFor = nameWords("x-forwarded-for"),
                     kProxyConnection = nameWords("proxy-connection"),
                     kTransferEncoding = nameWords("transfer-encoding"),
@@ -613,7 +618,8 @@ FieldId classifyField(std::string_view n) {
       if (spells(n, kConnection)) return FieldId::Connection;
       return spells(n, kKeepAlive) ? FieldId::KeepAlive : FieldId::Other;
     case 14:
-      return spells(n, kContentLength) ? FieldId::ContentLength : FieldId::Other;
+      if (spells(n, kContentLength)) return FieldId::ContentLength;
+      return spells(n, kHttp2Settings) ? FieldId::Http2Settings : FieldId::Other;
     case 15:
       return spells(n, kXForwardedFor) ? FieldId::XForwardedFor : FieldId::Other;
     case 16:
@@ -1266,6 +1272,7 @@ void removeHopByHop(Headers& headers, bool keep_upgrade) {
       case FieldId::KeepAlive:
       case FieldId::ProxyConnection:
       case FieldId::TransferEncoding:
+      case FieldId::Http2Settings:  // connection-specific by definition (RFC 7540 §3.2.1)
         return true;
       case FieldId::Host:
       case FieldId::ContentLength:

@@ -29,6 +29,7 @@ enum class FieldId : uint8_t {
   Expect,
   XForwardedFor,
   XForwardedProto,
+  Http2Settings,
 };
 FieldId classifyField(std::string_view name);
 
@@ -192,7 +193,7 @@ class RequestParser {
   uint64_t contentLength() const { return content_length_; }
   bool keepAlive() const;        // per version + Connection header
   bool expectsContinue() const;  // Expect: 100-continue
-  bool isUpgrade() const;        // Connection: upgrade + Upgrade header
+  bool isUpgrade() const;        // Connection: upgrade + Upgrade header other than h2c
   void reset();                  // ready for a new message
   // No part of a message held: at most empty lines skipped before one.
   bool betweenMessages() const {
@@ -266,8 +267,8 @@ void appendLastChunk(std::string& out);                     // "0\r\n\r\n"
 const char* reasonPhrase(int status);
 
 // Removes hop-by-hop headers (Connection, Keep-Alive, Proxy-Connection, TE,
-// Trailer, Transfer-Encoding, Upgrade, and every header named in Connection).
-// When keep_upgrade is set, Upgrade and "Connection: upgrade" survive.
+// Trailer, Transfer-Encoding, Upgrade, HTTP2-Settings, and every header named
+// in Connection). When keep_upgrade is set, Upgrade and "Connection: upgrade" survive.
 void removeHopByHop(Headers& headers, bool keep_upgrade);
 
 bool iequals(std::string_view a, std::string_view b);

@@ -7,20 +7,34 @@ import http.client
 import os
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import unittest
 
 import tls_helpers as t
 from harness import (CertFactory, PorticoCase, backend, backend_ref, free_port, gateway,
-                     gateway_class, http_route, listener, next_head, rule, websocket_echo_handler,
-                     ws_accept, ws_frame, ws_read_frame)
+                     gateway_class, http_route, listener, next_head, read_request_head, rule,
+                     websocket_echo_handler, ws_accept, ws_frame, ws_read_frame)
 
 MIB = 1 << 20
 SIZE_MIB = 100
 # RSS growth allowed while 100 MiB passes through: far below the body size,
 # so buffering the body (or a large part of it) fails the test.
 MAX_GROWTH_KIB = 40 * 1024
+
+
+def h2c_capable_handler(sock):
+    """Takes an h2c upgrade the way an HTTP/2 server would (101, then HTTP/2
+    bytes); answers anything else with 200 and the request head it saw."""
+    head = read_request_head(sock)
+    if b"\nupgrade: h2c" in head.lower():
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                     b"Upgrade: h2c\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        return
+    body = head.split(b"\r\n\r\n", 1)[0]
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+                 % (len(body), body))
 
 
 class RssSampler:
@@ -56,13 +70,17 @@ class StreamingTest(PorticoCase):
         super().setUpClass()
         cls.ng = cls.start_nginx("svc-big", large_file_mib=SIZE_MIB)
         cls.ws = cls.start_py(websocket_echo_handler)
+        cls.h2c = cls.start_py(h2c_capable_handler)
         cls.port = free_port()
         docs = [gateway_class(), gateway("gw", [listener(cls.port)])]
         docs += backend("svc-big", cls.ng.port) + backend("svc-ws", cls.ws.port)
+        docs += backend("svc-h2c", cls.h2c.port)
         docs += [http_route("big", [rule([backend_ref("svc-big", 80)])],
                             hostnames=["big.example.com"]),
                  http_route("ws", [rule([backend_ref("svc-ws", 80)])],
-                            hostnames=["ws.example.com"])]
+                            hostnames=["ws.example.com"]),
+                 http_route("h2c", [rule([backend_ref("svc-h2c", 80)])],
+                            hostnames=["h2c.example.com"])]
         cls.p = cls.make_portico()
         cls.p.write("streaming.yaml", docs)
         cls.p.start(wait_ports=[cls.port])
@@ -194,6 +212,22 @@ class StreamingTest(PorticoCase):
             self.assertEqual(ws_read_frame(s, buf)[0], 0x8)
         finally:
             s.close()
+
+    def test_h2c_upgrade_is_not_carried(self):
+        # curl --http2 on plain HTTP asks to upgrade to h2c. Carried as a
+        # tunnel, the rest of the connection would reach this one backend
+        # unrouted; Portico (like Envoy) drops the upgrade and serves
+        # HTTP/1.1, and the backend never sees it asked for.
+        out = subprocess.run(
+            ["curl", "-sS", "--http2", "-o", "-", "-w", "\n%{http_version} %{http_code}",
+             "-H", "Host: h2c.example.com", f"http://127.0.0.1:{self.port}/h2c"],
+            capture_output=True, timeout=20, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        seen, _, status = out.stdout.rpartition("\n")
+        self.assertEqual(status, "1.1 200", out.stdout)
+        self.assertIn("GET /h2c HTTP/1.1", seen)
+        for hop in ("upgrade:", "http2-settings:", "connection:"):
+            self.assertNotIn(hop, seen.lower(), seen)
 
 
 RECORD_PIECES = 64

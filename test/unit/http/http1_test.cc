@@ -323,6 +323,17 @@ TEST(RequestParser, Upgrade) {
   ASSERT_EQ(no_conn.next("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", used).type,
             Type::HeadComplete);
   EXPECT_FALSE(no_conn.isUpgrade()) << "Upgrade without Connection: upgrade is not an upgrade";
+
+  // curl --http2 on plain HTTP: the h2c upgrade is dropped, the request is
+  // served as HTTP/1.1 (as Envoy does).
+  RequestParser h2c;
+  ASSERT_EQ(h2c.next("GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                     "Upgrade: H2C\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n",
+                     used)
+                .type,
+            Type::HeadComplete);
+  EXPECT_FALSE(h2c.isUpgrade()) << "an h2c upgrade is not carried";
+  EXPECT_TRUE(h2c.keepAlive());
 }
 
 // ---- Content-Length -------------------------------------------------------------
@@ -1064,10 +1075,11 @@ TEST(Headers, ClassifiesTheFieldsTheCodecDecidesBy) {
       {"Proxy-Connection", FieldId::ProxyConnection},
       {"Transfer-Encoding", FieldId::TransferEncoding},
       {"x-forwarded-proto", FieldId::XForwardedProto},
+      {"HTTP2-Settings", FieldId::Http2Settings},
   };
   for (const auto& [name, id] : known) EXPECT_EQ(classifyField(name), id) << name;
   for (const char* other : {"", "t", "tf", "hosts", "hist", "Content-Lengtx", "connectiom",
-                            "keep_alive", "x-forwarded-prot", "Content-Type",
+                            "keep_alive", "x-forwarded-prot", "Content-Type", "http2-settingz",
                             // 0x0D is '-' without the case bit: '-' must match as is.
                             "content\rlength", "Keep\rAlive", "HOST\x7f"}) {
     EXPECT_EQ(classifyField(other), FieldId::Other) << other;
@@ -1301,6 +1313,16 @@ TEST(HopByHop, RemovesStandardAndConnectionNamed) {
   h.add("Accept", "*/*");
   removeHopByHop(h, /*keep_upgrade=*/false);
   EXPECT_EQ(names(h), (std::vector<std::string>{"Host", "Accept"}));
+}
+
+TEST(HopByHop, Http2SettingsIsConnectionSpecific) {
+  Headers h;
+  h.add("Host", "a");
+  h.add("Upgrade", "h2c");
+  h.add("HTTP2-Settings", "AAMAAABkAAQCAAAAAAIAAAAA");  // even when Connection does not name it
+  h.add("Connection", "Upgrade");
+  removeHopByHop(h, /*keep_upgrade=*/false);
+  EXPECT_EQ(names(h), (std::vector<std::string>{"Host"}));
 }
 
 TEST(HopByHop, NeverStripsHostOrContentLengthViaConnection) {
