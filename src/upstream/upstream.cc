@@ -11,8 +11,8 @@ namespace portico::upstream {
 
 PoolKey poolKey(const EndpointState& endpoint, const snapshot::Cluster& cluster,
                 uint64_t client_fp) {
-  return PoolKey{endpoint.address.text, endpoint.address_hash,
-                 cluster.tls ? cluster.tls->fingerprint : 0, cluster.tls ? client_fp : 0};
+  return PoolKey{&endpoint, cluster.tls ? cluster.tls->fingerprint : 0,
+                 cluster.tls ? client_fp : 0};
 }
 
 void countConnectFailure(stats::ClusterStats& cluster, EndpointState& endpoint, bool refused,
@@ -180,7 +180,6 @@ void ClusterManager::update(const snapshot::Snapshot& snap) {
         }
       }
       if (st->address.len == 0) continue;
-      st->address_hash = std::hash<std::string_view>()(st->address.text);
       rt->endpoints.push_back(st.get());
     }
   }

@@ -20,10 +20,10 @@ namespace portico::upstream {
 
 class Pool;
 
-// One backend address of a cluster, kept across snapshots by "ip:port".
+// One backend address of a cluster, kept across snapshots by "ip:port" and
+// never freed while the worker runs (pooled connections and PoolKey point at it).
 struct EndpointState {
   net::Address address;
-  size_t address_hash = 0;  // std::hash of address.text, for PoolKey
   // Envoy's per-host counters (admin /clusters). Written by this worker only;
   // read by the admin thread, hence the relaxed atomics of stats::Counter.
   stats::Counter cx_total, cx_connect_fail, rq_total, rq_success, rq_error, rq_timeout;
@@ -44,17 +44,19 @@ struct ClusterRuntime {
   std::unique_ptr<stats::SslStats> tls_stats;  // set once the cluster has used TLS
 };
 
-// What makes two upstream connections interchangeable.
+// What makes two upstream connections interchangeable. The endpoint is a
+// cluster's own EndpointState, so two clusters whose Services share an address
+// never share a connection: each connection's cx stats stay with the cluster
+// whose requests it carries, as Envoy's per-cluster pools do.
 struct PoolKey {
-  std::string endpoint;             // "ip:port"
-  size_t endpoint_hash = 0;         // EndpointState::address_hash: not hashed per lookup
+  const EndpointState* endpoint = nullptr;
   uint64_t tls_fingerprint = 0;     // 0: plaintext
   uint64_t client_fingerprint = 0;  // the client certificate presented, 0: none
   bool operator==(const PoolKey&) const = default;
 };
 struct PoolKeyHash {
   size_t operator()(const PoolKey& k) const {
-    return k.endpoint_hash ^ (k.tls_fingerprint * 0x9E3779B97F4A7C15ull) ^
+    return std::hash<const void*>()(k.endpoint) ^ (k.tls_fingerprint * 0x9E3779B97F4A7C15ull) ^
            (k.client_fingerprint * 0xC2B2AE3D27D4EB4Full);
   }
 };

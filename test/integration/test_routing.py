@@ -27,9 +27,11 @@ class RoutingTest(PorticoCase):
         docs = [gateway_class(), gateway("gw", [listener(cls.port)])]
         for n, ng in cls.ng.items():
             docs += backend(n, ng.port)
+        docs += backend("svc-a-alias", cls.ng["svc-a"].port)  # svc-a's address, another Service
         docs += [
             http_route("host-a", [rule([ref("svc-a")])], hostnames=["a.example.com"]),
             http_route("host-b", [rule([ref("svc-b")])], hostnames=["b.example.com"]),
+            http_route("alias", [rule([ref("svc-a-alias")])], hostnames=["alias.example.com"]),
             http_route("wild", [rule([ref("svc-c")])], hostnames=["*.wild.example.com"]),
             http_route("paths", [
                 rule([ref("svc-b")], [match("/prefix")]),
@@ -219,6 +221,19 @@ class RoutingTest(PorticoCase):
         self.assertEqual(j["hdr_te"], "")
         self.assertNotIn("x-hop", j["hdr_connection"].lower())
         self.assertEqual(j["x_custom"], "end-to-end", "end-to-end headers must pass")
+
+    def test_clusters_sharing_an_address_keep_their_own_connections(self):
+        # Two Services with the same endpoint: one client connection (so one
+        # worker's pool) asks for each in turn. The second must not borrow the
+        # first one's idle upstream connection, or the connection would count
+        # in one cluster's stats and carry the other's requests.
+        alias = cluster_name("svc-a-alias")
+        before = self.p.stat(f"cluster.{alias}.upstream_cx_total")
+        raw = raw_exchange(self.port, b"GET /1 HTTP/1.1\r\nHost: a.example.com\r\n\r\n"
+                           b"GET /2 HTTP/1.1\r\nHost: alias.example.com\r\nConnection: close\r\n\r\n")
+        self.assertEqual([r.status for r in parse_responses(raw)], [200, 200], raw[:500])
+        self.assertEqual(self.p.stat(f"cluster.{alias}.upstream_cx_total"), before + 1)
+        self.assertEqual(self.p.stat(f"cluster.{alias}.upstream_rq_total"), 1)
 
     def test_pipelined_requests_one_connection(self):
         body = b"pipelined-body"
