@@ -769,14 +769,6 @@ std::string_view Headers::intern(std::string_view s) {
 
 std::string_view RequestHead::path() const {
   std::string_view t = target;
-  if (!t.empty() && t.front() != '/') {
-    const size_t scheme = t.find("://");
-    if (scheme != std::string_view::npos) {
-      const size_t p = t.find_first_of("/?#", scheme + 3);
-      if (p == std::string_view::npos || t[p] != '/') return "/";
-      t.remove_prefix(p);
-    }
-  }
   return t.substr(0, t.find('?'));
 }
 
@@ -821,6 +813,37 @@ ParseEvent nextEvent(Parser& parser, detail::ParserState& st, std::string_view i
 
 // ---- RequestParser ----------------------------------------------------------------
 
+namespace {
+// The four request-target forms (RFC 9112 §3.2), each allowed only where it
+// means something. An absolute-form target ("http://h:8080/p?q") becomes
+// origin-form with its authority as Host, which RFC 9112 §3.2.2 says
+// overrides any Host field: routing and the backend then see one host, never
+// the Host field's for one and the URI's for the other (Envoy does the same).
+bool normalizeTarget(RequestHead& head) {
+  std::string_view t = head.target;
+  if (t.front() == '/') return true;
+  if (t == "*") return head.method == "OPTIONS";
+  if (head.method == "CONNECT") return true;  // authority-form; refused by the proxy
+  const size_t colon = t.find("://");
+  if (colon == std::string_view::npos) return false;
+  const std::string_view scheme = t.substr(0, colon);
+  if (!iequals(scheme, "http") && !iequals(scheme, "https")) return false;
+  t.remove_prefix(colon + 3);
+  const size_t end = t.find_first_of("/?#");
+  const std::string_view authority = t.substr(0, end);
+  // userinfo is deprecated for http(s) URIs (RFC 9110 §4.2.4) and a classic
+  // way to make a host look like another one: refused.
+  if (authority.empty() || authority.find('@') != std::string_view::npos) return false;
+  head.headers.set("Host", authority);  // copies: the target is rewritten next
+  std::string_view rest = end == std::string_view::npos ? std::string_view() : t.substr(end);
+  if (!rest.empty() && rest.front() == '#') rest = {};
+  std::string origin = rest.empty() || rest.front() != '/' ? "/" : "";
+  origin.append(rest.substr(0, rest.find('#')));
+  head.target = std::move(origin);
+  return true;
+}
+}  // namespace
+
 ParseEvent RequestParser::next(std::string_view input, size_t& consumed) {
   return nextEvent(*this, st_, input, consumed, limits_);
 }
@@ -859,6 +882,7 @@ ParseEvent RequestParser::parseHead(std::string_view input, size_t& consumed) {
   if (s.host_count > 1 || (s.host_count == 0 && head_.version_minor >= 1)) {
     return fail(st_, ParseError::BadRequest);
   }
+  if (!normalizeTarget(head_)) return fail(st_, ParseError::BadRequest);
   if (s.has_te) {
     // Request smuggling defence (RFC 9112 §6.1-6.3): TE with CL, TE in
     // HTTP/1.0, or any coding list other than exactly "chunked" is refused

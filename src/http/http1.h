@@ -87,14 +87,15 @@ class Headers {
 
 struct RequestHead {
   std::string method;
-  std::string target;     // request-target as received, e.g. "/a/b?x=1"
+  // request-target: origin-form ("/a/b?x=1"; an absolute-form target is
+  // turned into this and its authority into Host), "*" for OPTIONS, or the
+  // authority for CONNECT.
+  std::string target;
   int version_minor = 1;  // HTTP/1.<minor>; 0 or 1
   Headers headers;
   std::string raw;  // the head bytes as received (fields() views point here)
 
-  // Target up to '?'. For an absolute-form target ("http://h/p?q") the
-  // scheme and authority are skipped ("/p"; "/" when the path is empty).
-  std::string_view path() const;
+  std::string_view path() const;   // target up to '?'
   std::string_view query() const;  // after '?', "" if none
   std::string_view host() const;   // Host header without port (case as received)
 };

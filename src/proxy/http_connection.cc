@@ -60,6 +60,8 @@ LocalReply localReplyFor(Failure f) {
       return {503, "LR", "too many connections"};
     case Failure::NoBackend:
       return {500, "-", "no valid backend for route"};
+    case Failure::ConnectMethod:
+      return {501, "-", "CONNECT is not supported"};
     case Failure::None:
       break;
   }
@@ -740,6 +742,14 @@ void HttpConnection::onRequestHead() {
   if (!listener_live) {
     close_after_ = true;
     sendLocalReply(Failure::NoRoute, "listener removed");
+    return;
+  }
+
+  if (head.method == "CONNECT") {
+    // Forwarded, a backend's 2xx would turn the connection into a tunnel
+    // nothing here expects; no route can want one.
+    close_after_ = true;
+    sendLocalReply(Failure::ConnectMethod, "");
     return;
   }
 

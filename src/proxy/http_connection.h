@@ -35,6 +35,7 @@ enum class Failure {
   RequestTimeout,       // 408
   Overloaded,           // 503 (connection limit)
   NoBackend,            // 500 (route without usable backend)
+  ConnectMethod,        // 501 (CONNECT: Portico is no forward proxy)
 };
 
 struct Exchange;

@@ -206,6 +206,29 @@ class RoutingTest(PorticoCase):
         parts = [x.strip() for x in j["x_forwarded_for"].split(",")]
         self.assertEqual(parts, ["203.0.113.7", "127.0.0.1"])
 
+    def test_absolute_form_target_routes_by_its_authority(self):
+        # RFC 9112 §3.2.2: the URI's authority overrides Host. Routed by one
+        # host and forwarded with the other, a backend serving several names
+        # would answer for a host the route never allowed.
+        raw = raw_exchange(self.port, b"GET http://b.example.com:8080/abs?q=1 HTTP/1.1\r\n"
+                           b"Host: a.example.com\r\nConnection: close\r\n\r\n")
+        rs = parse_responses(raw)
+        self.assertEqual([r.status for r in rs], [200], raw[:500])
+        j = rs[0].json()
+        self.assertEqual((j["backend"], j["uri"], j["host"]), ("svc-b", "/abs?q=1", "b.example.com:8080"))
+        for bad in (b"GET http://user@a.example.com/ HTTP/1.1", b"GET a.example.com:80 HTTP/1.1",
+                    b"GET ftp://a.example.com/ HTTP/1.1"):
+            rs = parse_responses(raw_exchange(self.port, bad + b"\r\nHost: a.example.com\r\n\r\n"))
+            self.assertEqual([r.status for r in rs], [400], bad)
+
+    def test_connect_is_refused(self):
+        raw = raw_exchange(self.port, b"CONNECT a.example.com:443 HTTP/1.1\r\n"
+                           b"Host: a.example.com:443\r\n\r\nTUNNEL?")
+        rs = parse_responses(raw)
+        self.assertEqual([r.status for r in rs], [501], raw[:500])
+        self.assertIn(b"CONNECT", rs[0].body)
+        self.assertEqual(rs[0].headers.get("connection"), "close")
+
     def test_hop_by_hop_headers_removed(self):
         j = self.get("a.example.com", headers={
             "Connection": "keep-alive, X-Hop",

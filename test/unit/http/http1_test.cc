@@ -204,19 +204,42 @@ TEST(RequestParser, HeaderViewsPointIntoRawNotInput) {
 }
 
 TEST(RequestParser, AbsoluteFormAndAsterisk) {
+  // RFC 9112 §3.2.2: the authority of an absolute-form target overrides
+  // Host. The target becomes origin-form so routing and the backend agree.
   RequestParser p;
   size_t used = 0;
-  ASSERT_EQ(p.next("GET http://h.example:81/p/q?z=9 HTTP/1.1\r\nHost: h\r\n\r\n", used).type,
+  ASSERT_EQ(p.next("GET HTTP://h.example:81/p/q?z=9 HTTP/1.1\r\nHost: other\r\n\r\n", used).type,
             Type::HeadComplete);
+  EXPECT_EQ(p.head().target, "/p/q?z=9");
   EXPECT_EQ(p.head().path(), "/p/q");
   EXPECT_EQ(p.head().query(), "z=9");
+  EXPECT_EQ(p.head().headers.get("host"), "h.example:81");
+  EXPECT_EQ(p.head().host(), "h.example");
+  EXPECT_EQ(p.head().headers.fields().size(), 1u) << "Host replaced, not added";
   RequestParser p2;
-  ASSERT_EQ(p2.next("GET http://h.example?x HTTP/1.1\r\nHost: h\r\n\r\n", used).type,
-            Type::HeadComplete);
-  EXPECT_EQ(p2.head().path(), "/");
+  ASSERT_EQ(p2.next("GET https://h.example?x HTTP/1.0\r\n\r\n", used).type, Type::HeadComplete);
+  EXPECT_EQ(p2.head().target, "/?x");
+  EXPECT_EQ(p2.head().headers.get("host"), "h.example") << "HTTP/1.0 without Host gains one";
   RequestParser p3;
   ASSERT_EQ(p3.next("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", used).type, Type::HeadComplete);
   EXPECT_EQ(p3.head().path(), "*");
+  RequestParser p4;
+  ASSERT_EQ(p4.next("CONNECT h.example:443 HTTP/1.1\r\nHost: h.example:443\r\n\r\n", used).type,
+            Type::HeadComplete)
+      << "authority-form is CONNECT's (the proxy refuses the method)";
+  EXPECT_EQ(p4.head().target, "h.example:443");
+}
+
+TEST(RequestParser, TargetFormsOutOfPlaceAreBadRequests) {
+  for (const char* line : {"GET * HTTP/1.1", "GET h.example:443 HTTP/1.1", "GET p/q HTTP/1.1",
+                           "GET ftp://h.example/ HTTP/1.1", "GET http:///p HTTP/1.1",
+                           "GET http://user@h.example/ HTTP/1.1", "GET http:/p HTTP/1.1"}) {
+    RequestParser p;
+    size_t used = 0;
+    const auto ev = p.next(std::string(line) + "\r\nHost: h\r\n\r\n", used);
+    EXPECT_EQ(ev.type, Type::Error) << line;
+    EXPECT_EQ(ev.error, ParseError::BadRequest) << line;
+  }
 }
 
 TEST(RequestParser, HostWithoutPort) {
