@@ -992,9 +992,7 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
   }
   rq_->timer.disarm();
   if (rq_->resp_started || state_ == State::Tunnel) {
-    // Too late for a clean answer: the client sees the connection end.
-    rq_->flag = localReplyFor(failure).flag;
-    close();
+    cutResponseShort(localReplyFor(failure).flag);
     return;
   }
   if (!rq_->req_done) close_after_ = true;
@@ -1134,9 +1132,7 @@ bool HttpConnection::processUpstreamInput() {
       case ParseEvent::Type::Error:
         rq_->up_in.consume(used);
         if (rq_->resp_started) {
-          rq_->flag = "UPE";
-          releaseUpstream(false);
-          close();
+          cutResponseShort("UPE");
           return true;
         }
         onBadUpstreamResponse(http::toString(ev.error));
@@ -1148,6 +1144,29 @@ bool HttpConnection::processUpstreamInput() {
     progress = true;
   }
   return progress;
+}
+
+// Too late for a clean answer: the response broke off after its head was
+// queued (the upstream reset, or its body stopped parsing). What is queued
+// still goes out when its framing shows the cut (a Content-Length not
+// reached, a chunked body without its last chunk), then the connection
+// closes: the client sees its answer cut short, as from Envoy, rather than no
+// answer at all. A close-delimited body (HTTP/1.0 client) would look complete
+// when it ends, and a tunnel has no framing: those close at once.
+void HttpConnection::cutResponseShort(const char* flag) {
+  rq_->flag = flag;
+  releaseUpstream(false);
+  const bool cut_shows =
+      state_ == State::Proxying &&
+      (rq_->resp_chunked_out || rq_->resp_parser.framing() == http::BodyFraming::ContentLength);
+  if (!cut_shows || out_.empty()) {
+    close();
+    return;
+  }
+  endUpstreamRequest();
+  close_after_ = true;
+  state_ = State::Closing;
+  finishRequest();  // account and log now; the flush then closes
 }
 
 // A response that can't be forwarded, before any of it was: 502 UPE, and the

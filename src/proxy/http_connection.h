@@ -89,6 +89,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   bool driveHandshake();
   bool driveDownstreamHandshake();
   void onUpstreamFailure(Failure failure, const std::string& detail, bool remote);
+  void cutResponseShort(const char* flag);
   void onBadUpstreamResponse(std::string_view why);
   void onResponseHead();
   void onResponseComplete();

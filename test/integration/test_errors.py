@@ -1,6 +1,7 @@
 """Error answers: each failure mode gets its own status code and a short
 body that names the reason (Envoy-like), and the right cluster stats move."""
 
+import re
 import time
 import unittest
 
@@ -29,6 +30,19 @@ def gzip_coded_handler(sock):
         sock.close()
 
 
+def cut_short_handler(sock):
+    """Starts a good response and breaks it off, all in one write: /cut/chunked
+    with a chunk-size line that isn't one, /cut/length 10 of 100 bytes then
+    close."""
+    head = read_request_head(sock)
+    if b" /cut/chunked" in head.split(b"\r\n", 1)[0]:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     b"5\r\nhello\r\nzz\r\n")
+    else:
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+    sock.close()
+
+
 class ErrorAnswersTest(PorticoCase):
 
     @classmethod
@@ -39,6 +53,7 @@ class ErrorAnswersTest(PorticoCase):
         cls.blackhole = cls.start_py(blackhole_handler)
         cls.switching = cls.start_py(switching_handler)
         cls.gzip_coded = cls.start_py(gzip_coded_handler)
+        cls.cut_short = cls.start_py(cut_short_handler)
         cls.refused_port = free_port()  # nothing listens here
         cls.port = free_port()
         ref = lambda n: backend_ref(n, 80)  # noqa: E731
@@ -49,6 +64,7 @@ class ErrorAnswersTest(PorticoCase):
         docs += backend("svc-refused", cls.refused_port)
         docs += backend("svc-switching", cls.switching.port)
         docs += backend("svc-gzip", cls.gzip_coded.port)
+        docs += backend("svc-cut", cls.cut_short.port)
         docs += [service("svc-noep"), endpoint_slice("svc-noep", 8080, addresses=[])]
         docs += [service("svc-noslice")]
         # One dead endpoint and one live one: the dead one must be skipped.
@@ -64,6 +80,7 @@ class ErrorAnswersTest(PorticoCase):
             rule([ref("svc-refused")], [match("/refused")]),
             rule([ref("svc-switching")], [match("/switching")]),
             rule([ref("svc-gzip")], [match("/gzip")]),
+            rule([ref("svc-cut")], [match("/cut")]),
             rule([ref("svc-noep")], [match("/noep")]),
             rule([ref("svc-noslice")], [match("/noslice")]),
             rule([ref("svc-mixed")], [match("/mixed")]),
@@ -147,6 +164,25 @@ class ErrorAnswersTest(PorticoCase):
             r = self.get(path)
             self.assertEqual(r.status, 502, f"{path}: {r.headers} {r.body[:100]!r}")
             self.assertNotIn(b"\x1f\x8b", r.body, path)
+
+    def test_response_broken_off_reaches_the_client_cut_short(self):
+        # The head and body so far still go out, framed so the cut shows (no
+        # last chunk; fewer bytes than Content-Length), then the connection
+        # closes. Before, the client got nothing at all.
+        raw = raw_exchange(self.port, b"GET /cut/chunked HTTP/1.1\r\nHost: errors.example.com\r\n\r\n")
+        self.assertTrue(raw.startswith(b"HTTP/1.1 200 "), raw[:300])
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self.assertIn(b"transfer-encoding: chunked", head.lower())
+        self.assertEqual(body, b"5\r\nhello\r\n", "the chunk so far, and no last chunk")
+        self.assertEqual(parse_responses(raw), [], "not a complete response")
+        raw = raw_exchange(self.port, b"GET /cut/length HTTP/1.1\r\nHost: errors.example.com\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 "), raw[:300])
+        self.assertIn(b"content-length: 100", head.lower())
+        self.assertEqual(body, b"0123456789")
+        for line in (r'"GET /cut/chunked HTTP/1.1" 200 UPE ', r'"GET /cut/length HTTP/1.1" 200 UC '):
+            self.assertEventually(lambda: re.search(line, self.p.stdout()), 5,
+                                  f"access log line {line}")
 
     def test_504_route_timeout(self):
         cl = cluster_name("svc-blackhole")
