@@ -264,6 +264,8 @@ AdminResponse serverInfo(const AdminSources& sources) {
 constexpr std::string_view kIndex =
     "admin commands are:\n"
     "  /: this list\n"
+    "  /certs: print certs on machine (the loaded ones: backend trust anchors, listener and\n"
+    "      client certificates, with days until expiration; JSON)\n"
     "  /clusters: upstream cluster status\n"
     "  /config_dump: dump current configuration (JSON)\n"
     "  /ready: print server state, return 200 if LIVE, otherwise 503\n"
@@ -287,12 +289,13 @@ AdminResponse dispatch(std::string_view path, std::string_view query, const Admi
   if (path == "/config_dump") return fromCallback(sources.config_dump_json, kJson, "config dump");
   if (path == "/status") return fromCallback(sources.status_list_json, kJson, "status");
   if (path == "/clusters") return fromCallback(sources.clusters_text, kTextPlain, "clusters");
+  if (path == "/certs") return fromCallback(sources.certs_json, kJson, "certs");
   return text(404, fmt::format("no admin endpoint at {}; see /\n", path));
 }
 
 bool knownPath(std::string_view path) {
   for (std::string_view p : {"/", "/help", "/stats", "/stats/prometheus", "/ready", "/server_info",
-                             "/config_dump", "/status", "/clusters"}) {
+                             "/config_dump", "/status", "/clusters", "/certs"}) {
     if (path == p) return true;
   }
   return false;

@@ -37,6 +37,7 @@ struct AdminSources {
   std::function<std::string()> config_dump_json;
   std::function<std::string()> status_list_json;
   std::function<std::string()> clusters_text;
+  std::function<std::string()> certs_json;
   // True once the first config is applied and listeners are up. Unset counts
   // as not ready: a probe must never pass by accident.
   std::function<bool()> ready;

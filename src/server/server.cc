@@ -29,6 +29,7 @@
 #include "net/buffer.h"
 #include "net/event_loop.h"
 #include "net/socket.h"
+#include "server/certs.h"
 #include "server/config_source.h"
 #include "server/tls_checks.h"
 #include "server/worker.h"
@@ -454,6 +455,10 @@ class MainServer {
                                          translate::OutputFormat::Json);
     };
     sources_.clusters_text = [this] { return clustersText(); };
+    sources_.certs_json = [this] {
+      return snapshot_ ? certsJson(*snapshot_, static_cast<int64_t>(std::time(nullptr)))
+                       : std::string("{\"certificates\": []}\n");
+    };
     auto start = std::chrono::steady_clock::now();
     sources_.uptime_seconds = [start] {
       return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() -

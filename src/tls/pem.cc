@@ -1,12 +1,17 @@
 #include "tls/pem.h"
 
+#include <arpa/inet.h>
+
 #include <openssl/asn1.h>
 #include <openssl/bio.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
+#include <cctype>
 #include <ctime>
 #include <memory>
 
@@ -50,6 +55,44 @@ std::string subjectOf(X509* cert) {
   return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
 }
 
+std::string serialOf(X509* cert) {
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(
+      ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr), BN_free);
+  if (!bn) return {};
+  char* hex = BN_bn2hex(bn.get());
+  if (hex == nullptr) return {};
+  std::string out(hex);
+  OPENSSL_free(hex);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> sansOf(X509* cert) {
+  std::vector<std::pair<std::string, std::string>> out;
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (names == nullptr) return out;
+  for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);
+    if (n->type == GEN_DNS || n->type == GEN_URI) {
+      const ASN1_IA5STRING* v = n->type == GEN_DNS ? n->d.dNSName : n->d.uniformResourceIdentifier;
+      out.emplace_back(n->type == GEN_DNS ? "dns" : "uri",
+                       std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(v)),
+                                   static_cast<size_t>(ASN1_STRING_length(v))));
+    } else if (n->type == GEN_IPADD) {
+      const int len = ASN1_STRING_length(n->d.iPAddress);
+      char text[INET6_ADDRSTRLEN] = {};
+      if ((len == 4 || len == 16) &&
+          inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(n->d.iPAddress), text,
+                    sizeof text) != nullptr) {
+        out.emplace_back("ip_address", text);
+      }
+    }
+  }
+  GENERAL_NAMES_free(names);
+  return out;
+}
+
 }  // namespace
 
 PemBundleInfo inspectPemCertificates(std::string_view pem) {
@@ -73,6 +116,8 @@ PemBundleInfo inspectPemCertificates(std::string_view pem) {
     }
     PemCertificateInfo info;
     info.subject = subjectOf(cert.get());
+    info.serial = serialOf(cert.get());
+    info.subject_alt_names = sansOf(cert.get());
     info.not_before = toUnix(X509_get0_notBefore(cert.get()));
     info.not_after = toUnix(X509_get0_notAfter(cert.get()));
     out.certificates.push_back(std::move(info));

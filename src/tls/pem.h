@@ -5,14 +5,19 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace portico::tls {
 
 struct PemCertificateInfo {
   std::string subject;     // RFC 2253, e.g. "CN=example.com"
+  std::string serial;      // lower-case hex, as Envoy's /certs shows it
   int64_t not_before = 0;  // unix seconds
   int64_t not_after = 0;
+  // subjectAltName entries as (kind, value), kind "dns", "uri" or
+  // "ip_address" (Envoy's SubjectAlternateName field names); others skipped.
+  std::vector<std::pair<std::string, std::string>> subject_alt_names;
 };
 
 struct PemBundleInfo {

@@ -13,9 +13,12 @@ $ssl_client_verify as JSON, so the tests see what portico really sent.
 
 from __future__ import annotations
 
+import calendar
 import http.client
 import json
 import shutil
+import subprocess
+import time
 import unittest
 from pathlib import Path
 
@@ -618,6 +621,50 @@ class BackendTlsTest(h.PorticoCase):
                       self.p.check(self.p.config_dir).stderr)
         t.remove_and_wait(self.p, "42-cleanup-route.yaml")
         self.assertEqual(self.get("cleanup.test").status, 404)
+
+    # ------------------------------------------------------------------ admin /certs
+    def certs(self) -> dict[str, dict]:
+        st, body = self.p.admin("/certs")
+        self.assertEqual(st, 200, body)
+        return {e["name"]: e for e in json.loads(body)["certificates"]}
+
+    def test_certs_admin_endpoint(self):
+        """/certs lists the certificates the config loaded, shaped as Envoy's,
+        with the days each has left, so an expired CA in a ConfigMap shows."""
+        out = subprocess.run(["openssl", "x509", "-in", str(self.seed_leaf.cert), "-noout",
+                              "-serial", "-enddate"], capture_output=True, text=True, check=True)
+        fields = dict(line.split("=", 1) for line in out.stdout.splitlines())
+        not_after = calendar.timegm(time.strptime(fields["notAfter"], "%b %d %H:%M:%S %Y %Z"))
+        days_left = (not_after - int(time.time())) // 86400
+        got = self.certs()
+        seed = got["cluster kube_default_nginx_8443"]
+        self.assertEqual(len(seed["ca_cert"]), 1, seed)
+        ca = seed["ca_cert"][0]
+        self.assertEqual(ca["serial_number"], fields["serial"].lower())
+        self.assertEqual(ca["subject_alt_names"], [{"dns": "example.com"}])
+        self.assertEqual(ca["expiration_time"],
+                         time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(not_after)))
+        self.assertIn(int(ca["days_until_expiration"]), (days_left - 1, days_left))
+        self.assertEqual(ca["path"], "BackendTLSPolicy default/nginx-tls-policy")
+        self.assertEqual(seed["cert_chain"], [])
+        listener = got["listener certificate kgateway-system/gw-https-cert"]["cert_chain"]
+        self.assertIn({"dns": "secure.test"}, listener[0]["subject_alt_names"])
+        client = got["backend client certificate of Gateway kgateway-system/http"]["cert_chain"]
+        self.assertIn("CN=portico-client", client[0]["subject"])
+        # The seed's own CA (expired 2025-04-09): nothing left.
+        t.write_and_wait(self.p, "50-certs-expired.yaml", [
+            t.ca_config_map("certs-seed-ca", SEED_CA_PEM),
+            *t.tls_backend("certs-expired", self.n_seed.port),
+            t.backend_tls_policy("certs-expired", "certs-expired", "example.com",
+                                 [t.ca_ref("certs-seed-ca")]),
+            t.route_to("certs-expired", "certs-expired.test", "certs-expired")])
+        try:
+            ca = self.certs()[f"cluster {cluster('certs-expired')}"]["ca_cert"]
+            self.assertEqual([(c["days_until_expiration"], c["expiration_time"]) for c in ca],
+                             [("0", "2025-04-09T22:06:49Z")])
+        finally:
+            t.remove_and_wait(self.p, "50-certs-expired.yaml")
+        self.assertNotIn(f"cluster {cluster('certs-expired')}", self.certs())
 
     def test_ca_rotation_without_restart(self):
         pid = self.p.pid

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include "common/time.h"
 
 #include <ctime>
@@ -141,6 +142,45 @@ Result run(const std::string& text, const Options& o) {
   for (auto& e : set.errors) ADD_FAILURE() << e.toString();
   for (auto& p : set.backend_tls_policies) p.metadata.generation = 1;
   return translate(set, o);
+}
+
+// What /certs shows of a certificate: serial as lower-case hex, each
+// subjectAltName with Envoy's field name.
+TEST(PemInspector, SerialAndSubjectAltNames) {
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  X509* x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 0x0102AB);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_set_pubkey(x, key);
+  X509_set_issuer_name(x, X509_get_subject_name(x));
+  X509V3_CTX ctx;
+  X509V3_set_ctx(&ctx, x, x, nullptr, nullptr, 0);
+  X509_EXTENSION* ext = X509V3_EXT_conf_nid(
+      nullptr, &ctx, NID_subject_alt_name,
+      "DNS:a.example.com,URI:spiffe://td/ns/default/sa/b,IP:10.0.0.1,IP:2001:db8::1,email:x@y");
+  ASSERT_NE(ext, nullptr);
+  X509_add_ext(x, ext, -1);
+  X509_EXTENSION_free(ext);
+  X509_sign(x, key, EVP_sha256());
+  BIO* b = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509(b, x);
+  const std::string pem = bioText(b);
+  BIO_free(b);
+  X509_free(x);
+  EVP_PKEY_free(key);
+
+  const auto info = tls::inspectPemCertificates(pem);
+  ASSERT_EQ(info.error, "");
+  ASSERT_EQ(info.certificates.size(), 1u);
+  EXPECT_EQ(info.certificates[0].serial, "0102ab");
+  const std::vector<std::pair<std::string, std::string>> want = {
+      {"dns", "a.example.com"},
+      {"uri", "spiffe://td/ns/default/sa/b"},
+      {"ip_address", "10.0.0.1"},
+      {"ip_address", "2001:db8::1"}};
+  EXPECT_EQ(info.certificates[0].subject_alt_names, want) << "email SANs are not listed";
 }
 
 TEST(PemInspector, ParsesGeneratedBundle) {

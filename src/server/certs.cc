@@ -1,0 +1,85 @@
+#include "server/certs.h"
+
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "tls/pem.h"
+
+namespace portico::server {
+namespace {
+
+using nlohmann::json;
+
+std::string rfc3339(int64_t t) {
+  std::tm tm{};
+  const time_t tt = static_cast<time_t>(t);
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Envoy's CertificateDetails, one per certificate in `pem`. "path" names
+// where the PEM came from: Portico reads certificates from objects, not files.
+json details(const std::string& pem, const std::string& path, int64_t now) {
+  json out = json::array();
+  for (const auto& c : tls::inspectPemCertificates(pem).certificates) {
+    json sans = json::array();
+    for (const auto& [kind, value] : c.subject_alt_names) sans.push_back({{kind, value}});
+    const int64_t days = c.not_after > now ? (c.not_after - now) / 86400 : 0;
+    out.push_back({{"path", path},
+                   {"serial_number", c.serial},
+                   {"subject", c.subject},
+                   {"subject_alt_names", std::move(sans)},
+                   {"days_until_expiration", std::to_string(days)},
+                   {"valid_from", rfc3339(c.not_before)},
+                   {"expiration_time", rfc3339(c.not_after)}});
+  }
+  return out;
+}
+
+json entry(std::string name, json ca_cert, json cert_chain) {
+  return {{"name", std::move(name)},
+          {"ca_cert", std::move(ca_cert)},
+          {"cert_chain", std::move(cert_chain)}};
+}
+
+}  // namespace
+
+std::string certsJson(const snapshot::Snapshot& snapshot, int64_t now) {
+  json certs = json::array();
+  for (const auto& c : snapshot.clusters) {
+    if (!c.tls) continue;
+    json ca = details(c.tls->ca_pem, "BackendTLSPolicy " + c.tls->policy, now);
+    if (c.tls->use_system_trust) ca.push_back({{"path", "system trust store"}});
+    json e = entry("cluster " + c.name, std::move(ca), json::array());
+    // A policy that can't be honoured has no usable trust: say why here too.
+    if (c.tls->fail_closed) e["error"] = c.tls->fail_reason;
+    certs.push_back(std::move(e));
+  }
+  // A Secret serving several listeners (or ports) is listed once.
+  std::set<std::string> seen;
+  for (const auto& l : snapshot.listeners) {
+    if (l.tls) {
+      for (const auto& e : l.tls->certificates) {
+        if (!seen.insert("listener " + e.cert.name).second) continue;
+        certs.push_back(entry("listener certificate " + e.cert.name, json::array(),
+                              details(e.cert.cert_pem, "Secret " + e.cert.name, now)));
+      }
+    }
+    if (l.backend_client_certificate &&
+        seen.insert("client " + l.backend_client_certificate->name).second) {
+      const auto& cc = *l.backend_client_certificate;
+      certs.push_back(entry("backend client certificate of Gateway " + l.gateway, json::array(),
+                            details(cc.cert_pem, "Secret " + cc.name, now)));
+    }
+  }
+  // Subjects and SANs are the certificates' bytes: never let one that is not
+  // UTF-8 throw.
+  return json{{"certificates", std::move(certs)}}.dump(2, ' ', false,
+                                                       json::error_handler_t::replace) +
+         "\n";
+}
+
+}  // namespace portico::server
