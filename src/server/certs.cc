@@ -82,4 +82,34 @@ std::string certsJson(const snapshot::Snapshot& snapshot, int64_t now) {
          "\n";
 }
 
+int64_t CertExpiry::first(const snapshot::Snapshot& snapshot) {
+  std::unordered_map<std::string, int64_t> current;
+  int64_t first = 0;
+  auto add = [&](const std::string& pem) {
+    if (pem.empty()) return;
+    auto [it, fresh] = current.try_emplace(pem, 0);
+    if (fresh) {
+      if (auto old = previous_.find(pem); old != previous_.end()) {
+        it->second = old->second;
+      } else {
+        for (const auto& c : tls::inspectPemCertificates(pem).certificates) {
+          if (it->second == 0 || c.not_after < it->second) it->second = c.not_after;
+        }
+      }
+    }
+    if (it->second != 0 && (first == 0 || it->second < first)) first = it->second;
+  };
+  for (const auto& c : snapshot.clusters) {
+    if (c.tls) add(c.tls->ca_pem);
+  }
+  for (const auto& l : snapshot.listeners) {
+    if (l.tls) {
+      for (const auto& e : l.tls->certificates) add(e.cert.cert_pem);
+    }
+    if (l.backend_client_certificate) add(l.backend_client_certificate->cert_pem);
+  }
+  previous_ = std::move(current);
+  return first;
+}
+
 }  // namespace portico::server

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -301,6 +302,7 @@ class Reloader {
     if (!testDelay()) return nullptr;
     if (stopping()) return nullptr;
     if (!resolveExternalNames(*result.snapshot)) return nullptr;
+    result.snapshot->first_cert_expiry = cert_expiry_.first(*result.snapshot);
     if (prev_status_) translate::carryTransitionTimes(result.status, *prev_status_);
     for (const auto& note : result.status.notes) PORTICO_LOG(Info, "config: {}", note);
     prev_status_ = std::make_shared<const translate::StatusReport>(std::move(result.status));
@@ -359,6 +361,7 @@ class Reloader {
   k8s::ObjectTracker tracker_;
   uint64_t version_ = 0;
   std::shared_ptr<const translate::StatusReport> prev_status_;
+  CertExpiry cert_expiry_;
   std::thread thread_;
 };
 
@@ -624,6 +627,15 @@ class MainServer {
     s->server_stats_.uptime->set(std::chrono::duration_cast<std::chrono::seconds>(
                                      std::chrono::steady_clock::now() - s->started_)
                                      .count());
+    // Envoy's value: whole days left (0 once expired), UINT32_MAX with no
+    // certificate at all.
+    int64_t days = std::numeric_limits<uint32_t>::max();
+    if (s->snapshot_ && s->snapshot_->first_cert_expiry != 0) {
+      const int64_t left =
+          s->snapshot_->first_cert_expiry - static_cast<int64_t>(std::time(nullptr));
+      days = left > 0 ? left / 86400 : 0;
+    }
+    s->server_stats_.days_until_first_cert_expiring->set(days);
     s->uptime_timer_.arm(1000);
   }
 

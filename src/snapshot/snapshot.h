@@ -264,6 +264,10 @@ struct Cluster {
 
 struct Snapshot {
   uint64_t version = 0;
+  // The earliest notAfter (unix seconds) of the certificates this config
+  // loads (trust anchors, listener and client certificates); 0: none. Set by
+  // the server after translate (server/certs.h): server.days_until_first_cert_expiring.
+  int64_t first_cert_expiry = 0;
   std::vector<Listener> listeners;
   std::vector<Cluster> clusters;
 

@@ -261,7 +261,8 @@ struct SslStats {
   G(state)                       \
   G(uptime)                      \
   G(concurrency)                 \
-  G(total_connections)
+  G(total_connections)           \
+  G(days_until_first_cert_expiring)
 
 struct ServerStats {
   PORTICO_SERVER_GAUGES(PORTICO_DECLARE_GAUGE)

@@ -186,6 +186,13 @@ class AdminTest(PorticoCase):
         self.assertEqual({key(i): strip_volatile(i.get("status")) for i in live["items"]},
                          {key(i): strip_volatile(i.get("status")) for i in offline["items"]})
 
+    def test_certs_without_tls(self):
+        # Nothing loaded: an empty list, and Envoy's "no certificate" value.
+        st, body = self.p.admin("/certs")
+        self.assertEqual(st, 200)
+        self.assertEqual(json.loads(body), {"certificates": []})
+        self.assertEqual(self.p.stat("server.days_until_first_cert_expiring"), 2**32 - 1)
+
     def test_unknown_path_404(self):
         st, _ = self.p.admin("/no-such-endpoint")
         self.assertEqual(st, 404)

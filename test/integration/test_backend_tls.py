@@ -651,6 +651,10 @@ class BackendTlsTest(h.PorticoCase):
         self.assertIn({"dns": "secure.test"}, listener[0]["subject_alt_names"])
         client = got["backend client certificate of Gateway kgateway-system/http"]["cert_chain"]
         self.assertIn("CN=portico-client", client[0]["subject"])
+        # Envoy's gauge: the fewest days any loaded certificate has left.
+        days = "server.days_until_first_cert_expiring"
+        self.assertTrue(self.p.wait_for(lambda: 0 < self.p.stat(days) <= days_left, 3),
+                        self.p.stat(days))
         # The seed's own CA (expired 2025-04-09): nothing left.
         t.write_and_wait(self.p, "50-certs-expired.yaml", [
             t.ca_config_map("certs-seed-ca", SEED_CA_PEM),
@@ -662,9 +666,11 @@ class BackendTlsTest(h.PorticoCase):
             ca = self.certs()[f"cluster {cluster('certs-expired')}"]["ca_cert"]
             self.assertEqual([(c["days_until_expiration"], c["expiration_time"]) for c in ca],
                              [("0", "2025-04-09T22:06:49Z")])
+            self.assertTrue(self.p.wait_for(lambda: self.p.stat(days) == 0, 3), self.p.stat(days))
         finally:
             t.remove_and_wait(self.p, "50-certs-expired.yaml")
         self.assertNotIn(f"cluster {cluster('certs-expired')}", self.certs())
+        self.assertTrue(self.p.wait_for(lambda: self.p.stat(days) > 0, 3), self.p.stat(days))
 
     def test_ca_rotation_without_restart(self):
         pid = self.p.pid
