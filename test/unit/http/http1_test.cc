@@ -242,6 +242,39 @@ TEST(RequestParser, TargetFormsOutOfPlaceAreBadRequests) {
   }
 }
 
+// Routed with its fragment, "/admin#x" missed an Exact "/admin" rule and
+// went to the catch-all backend, which (nginx) served /admin.
+TEST(RequestParser, FragmentInTargetIsBadRequest) {
+  for (const char* target : {"/admin#x", "/a?b#c", "/#", "http://h.example/p#f", "http://h#f"}) {
+    EXPECT_EQ(requestError(std::string("GET ") + target + " HTTP/1.1\r\nHost: h\r\n\r\n"),
+              ParseError::BadRequest)
+        << target;
+  }
+}
+
+// A Host the route match reads one way and a backend another is refused
+// (RFC 9112 §3.2: an invalid Host is a 400).
+TEST(RequestParser, InvalidHostIsBadRequest) {
+  for (const char* host :
+       {"h.example:80/evil", "h.example:@evil.example", "h.example:abc", "h.example:8080:1",
+        "h.example x", "h.example/", "user@h.example", "h\\x", "h\"x", "[::1", "[]", "[::1]x",
+        "[::1]:8a", "h.example?", "::1"}) {
+    EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"),
+              ParseError::BadRequest)
+        << host;
+  }
+  for (const char* host :
+       {"", "h.example", "h.example:8080", "h.example:", "H-1_x~.example", "10.0.0.1:443", "[::1]",
+        "[::1]:80", "[fe80::1%25eth0]", "xn--bcher-kva", "a%2eb", "!$&'()*+,;="}) {
+    EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"),
+              ParseError::None)
+        << host;
+  }
+  EXPECT_EQ(requestError("GET http://h.example:x/ HTTP/1.1\r\nHost: h\r\n\r\n"),
+            ParseError::BadRequest)
+      << "the authority of an absolute-form target is the Host";
+}
+
 TEST(RequestParser, HostWithoutPort) {
   auto host = [](std::string_view value) {
     RequestParser p;
