@@ -1026,11 +1026,23 @@ ParseEvent ResponseParser::parseHead(std::string_view input, size_t& consumed) {
                        (connect_request_ && status < 300);
   content_length_ = 0;
   other_te_ = false;
+  framed_no_content_ = false;
   if (no_body) {
     // RFC 9112 §6.3 rules 1-2: framing headers are ignored here. But a
     // Content-Length goes on to the client as it is, so an invalid one
     // ("5, 6", "x") fails here as it does on a response with a body.
     if (s.has_cl && s.cl_invalid) return fail(st_, ParseError::BadContentLength);
+    // RFC 9110 §8.6, RFC 9112 §6.1: a 1xx or 204 carries neither field. A
+    // "Content-Length: 0" is harmless and dropped; anything more says the
+    // backend meant to send a body, which a client reading by the header
+    // would wait for or take from the next response (flagged: Envoy's
+    // require_strict_1xx_and_204_response_headers makes it a 502).
+    if (status < 200 || status == 204) {
+      if (s.has_te || (s.has_cl && s.cl != 0))
+        framed_no_content_ = true;
+      else if (s.has_cl)
+        head_.headers.remove(FieldId::ContentLength);
+    }
     framing_ = BodyFraming::None;
     st_.phase = Phase::NoBody;
   } else if (s.has_te) {

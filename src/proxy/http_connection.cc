@@ -1098,6 +1098,12 @@ bool HttpConnection::processUpstreamInput() {
           onBadUpstreamResponse("101 Switching Protocols to a request without Upgrade");
           return true;
         }
+        if (rq_->resp_parser.framedNoContent()) {
+          // Forwarded, a client (or cache) framing by the header would take
+          // the next response's first bytes as this one's body.
+          onBadUpstreamResponse("1xx or 204 with Transfer-Encoding or a non-zero Content-Length");
+          return true;
+        }
         if (rq_->resp_parser.otherTransferCoding()) {
           // Re-chunked, "gzip, chunked" would reach the client as "chunked"
           // with gzip bytes inside: refused like such a request is.

@@ -16,6 +16,11 @@ HOST = b"i.example.com"
 # Scripted answers by path prefix (the longest one that matches wins).
 ANSWERS = {
     b"/": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    b"/204/cl5": b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+    b"/204/cl0": b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+    b"/204/chunked": b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"/100/cl": (b"HTTP/1.1 100 Continue\r\nContent-Length: 2\r\n\r\n"
+                 b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
 }
 
 
@@ -128,6 +133,23 @@ class IntermediaryTest(PorticoCase):
         self.assertEqual(self.app.seen(), [])
         raw, rs = self.exchange(b"GET /x HTTP/1.1\r\nHost: i.example.com:8080\r\n\r\n")
         self.assertEqual([r.status for r in rs], [200], raw)
+
+    def test_1xx_or_204_with_body_framing_is_a_bad_response(self):
+        # Before, "204 + Content-Length: 5" reached the client as it was: one
+        # framing by the header waits for 5 bytes or eats the next response's.
+        # Envoy: require_strict_1xx_and_204_response_headers, a 502.
+        cl = cluster_name("svc-app")
+        before = self.p.stat(f"cluster.{cl}.upstream_rq_502")
+        for path in (b"/204/cl5", b"/204/chunked", b"/100/cl"):
+            raw, rs = self.get(path)
+            self.assertEqual([r.status for r in rs], [502], (path, raw))
+        self.assertEqual(self.p.stat(f"cluster.{cl}.upstream_rq_502") - before, 3)
+        # "Content-Length: 0" is harmless: dropped, the 204 passes, and the
+        # connection carries the next request.
+        raw, rs = self.exchange(b"GET /204/cl0 HTTP/1.1\r\nHost: i.example.com\r\n\r\n"
+                                b"GET /x HTTP/1.1\r\nHost: i.example.com\r\n\r\n", 2)
+        self.assertEqual([r.status for r in rs], [204, 200], raw)
+        self.assertNotIn("content-length", rs[0].headers)
 
 
 

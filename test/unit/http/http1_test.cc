@@ -913,6 +913,55 @@ TEST(ResponseParser, NoBodyCases) {
   EXPECT_TRUE(head_chunked.leftover.empty());
 }
 
+// Envoy's require_strict_1xx_and_204_response_headers: before, a 204 with
+// "Content-Length: 5" reached the client as it was.
+TEST(ResponseParser, FramingFieldsOnA1xxOr204AreFlagged) {
+  auto parse = [](const std::string& head, ResponseParser& p) {
+    size_t used = 0;
+    EXPECT_EQ(p.next(head + "\r\n\r\n", used).type, Type::HeadComplete) << head;
+  };
+  for (const char* head :
+       {"HTTP/1.1 204 No Content\r\nContent-Length: 5",
+        "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked",
+        "HTTP/1.1 100 Continue\r\nContent-Length: 1",
+        "HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked",
+        "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nContent-Length: 0"}) {
+    ResponseParser p;
+    parse(head, p);
+    EXPECT_TRUE(p.framedNoContent()) << head;
+    EXPECT_EQ(p.framing(), BodyFraming::None) << head;
+  }
+  ResponseParser zero;
+  parse("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX: y", zero);
+  EXPECT_FALSE(zero.framedNoContent());
+  EXPECT_FALSE(zero.head().headers.has("content-length")) << "never sent on a 204";
+  EXPECT_EQ(zero.head().headers.fields().size(), 1u);
+  for (const char* head : {"HTTP/1.1 304 Not Modified\r\nContent-Length: 5",
+                           "HTTP/1.1 200 OK\r\nContent-Length: 5", "HTTP/1.1 204 No Content"}) {
+    ResponseParser p;
+    p.expect(std::string_view(head).find("200") != std::string_view::npos ? "HEAD" : "GET");
+    parse(head, p);
+    EXPECT_FALSE(p.framedNoContent()) << head;
+    EXPECT_EQ(p.head().headers.has("content-length"),
+              std::string_view(head).find("Length") != std::string_view::npos)
+        << head << ": a 304's or HEAD's Content-Length is the representation's, kept";
+  }
+  // Per message: the next response on the connection starts clean.
+  ResponseParser p;
+  size_t used = 0;
+  const std::string two =
+      "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: "
+      "0\r\n\r\n";
+  std::string_view rest = two;
+  ASSERT_EQ(p.next(rest, used).type, Type::HeadComplete);
+  EXPECT_TRUE(p.framedNoContent());
+  rest.remove_prefix(used);
+  ASSERT_EQ(p.next(rest, used).type, Type::MessageComplete);
+  rest.remove_prefix(used);
+  ASSERT_EQ(p.next(rest, used).type, Type::HeadComplete);
+  EXPECT_FALSE(p.framedNoContent());
+}
+
 // What a proxy re-chunking the body must not pass on as plain "chunked".
 TEST(ResponseParser, ReportsTransferCodingsOtherThanChunked) {
   auto other = [](const std::string& te) {
