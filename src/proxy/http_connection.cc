@@ -825,8 +825,16 @@ void HttpConnection::dispatch() {
   if (rq_->upgrade) {
     h.set("connection", "upgrade");
   }
-  std::string xff(h.get("x-forwarded-for"));
-  xff = xff.empty() ? client_ip_ : xff + ", " + client_ip_;
+  // Several X-Forwarded-For fields are one list (RFC 9110 §5.3), as Envoy
+  // joins them: every hop in order, then the client's address. Only the
+  // first field's hops were kept before.
+  std::string xff;
+  for (const auto& f : h.fields()) {
+    if (f.id != http::FieldId::XForwardedFor || f.value.empty()) continue;
+    xff.append(f.value);
+    xff.append(", ");
+  }
+  xff.append(client_ip_);
   h.set("x-forwarded-for", xff);
   h.set("x-forwarded-proto", transport_->secure() ? "https" : "http");
   if (rq_->route->request_header_modifier)

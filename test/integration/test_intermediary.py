@@ -151,6 +151,15 @@ class IntermediaryTest(PorticoCase):
         self.assertEqual([r.status for r in rs], [204, 200], raw)
         self.assertNotIn("content-length", rs[0].headers)
 
+    def test_every_x_forwarded_for_field_is_kept(self):
+        # Two fields are one list (RFC 9110 §5.3); before, the second one's
+        # hop was dropped from what the backend saw.
+        raw, rs = self.get(b"/x", b"X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2, 3.3.3.3\r\n")
+        self.assertEqual([r.status for r in rs], [200], raw)
+        fields = [ln for ln in self.app.seen()[0].split(b"\r\n")
+                  if ln.lower().startswith(b"x-forwarded-for:")]
+        self.assertEqual(fields, [b"x-forwarded-for: 1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1"])
+
 
 
 if __name__ == "__main__":
