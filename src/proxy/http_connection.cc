@@ -327,8 +327,8 @@ void HttpConnection::start(stats::Gauge* listener_cx_active) {
     auto reply = localReplyFor(Failure::Overloaded);
     out_.append(
         fmt::format("HTTP/1.1 503 Service Unavailable\r\ncontent-length: {}\r\ncontent-type: "
-                    "text/plain\r\nconnection: close\r\n\r\n{}\n",
-                    std::string_view(reply.body).size() + 1, reply.body));
+                    "text/plain\r\ndate: {}\r\nconnection: close\r\n\r\n{}\n",
+                    std::string_view(reply.body).size() + 1, ctx_.httpDate(), reply.body));
     state_ = State::Closing;
     pump();
   }
@@ -1214,6 +1214,9 @@ void HttpConnection::onResponseHead() {
   } else if (rq_->req_parser.head().version_minor == 0) {
     h.set("connection", "keep-alive");
   }
+  // RFC 9110 §6.6.1: a proxy with a clock adds the Date a response lacks
+  // (Envoy sets it on every response).
+  if (!h.has("date")) h.add("date", ctx_.httpDate());
   ctx_.scratch.clear();
   http::appendResponseHead(ctx_.scratch, resp.status, resp.reason, h);
   out_.append(ctx_.scratch);
@@ -1361,6 +1364,9 @@ void HttpConnection::sendResponse(int status, std::string_view body, const http:
   }
   h.set("content-length", std::to_string(body.size()));
   if (!body.empty()) h.set("content-type", "text/plain");
+  // We are this response's origin: it carries a Date (RFC 9110 §6.6.1),
+  // unless a ResponseHeaderModifier set one.
+  if (!h.has("date")) h.add("date", ctx_.httpDate());
   if (close_after_ || ctx_.draining) {
     close_after_ = true;
     h.set("connection", "close");

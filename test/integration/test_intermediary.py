@@ -19,6 +19,7 @@ ANSWERS = {
     b"/204/cl5": b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
     b"/204/cl0": b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
     b"/204/chunked": b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"/dated": b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok",
     b"/100/cl": (b"HTTP/1.1 100 Continue\r\nContent-Length: 2\r\n\r\n"
                  b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
 }
@@ -160,6 +161,22 @@ class IntermediaryTest(PorticoCase):
                   if ln.lower().startswith(b"x-forwarded-for:")]
         self.assertEqual(fields, [b"x-forwarded-for: 1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1"])
 
+    def test_responses_carry_a_date(self):
+        # RFC 9110 §6.6.1: the origin (Portico, for its own replies) sends
+        # Date; a proxy adds one to a response that lacks it. Before, neither
+        # a local reply nor a Date-less backend response had one.
+        date_re = r"^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT$"
+        raw, rs = self.get(b"/x")
+        self.assertEqual([r.status for r in rs], [200], raw)
+        self.assertRegex(rs[0].headers.get("date", ""), date_re)
+        got = time.mktime(time.strptime(rs[0].headers["date"], "%a, %d %b %Y %H:%M:%S GMT"))
+        self.assertLess(abs(got - time.mktime(time.gmtime())), 5)
+        raw, rs = self.exchange(b"GET /x HTTP/1.1\r\nHost: nowhere.example\r\n\r\n")
+        self.assertEqual([r.status for r in rs], [404], raw)
+        self.assertRegex(rs[0].headers.get("date", ""), date_re)
+        raw, rs = self.get(b"/dated")
+        self.assertEqual([(k.lower(), v) for k, v in rs[0].header_list if k.lower() == "date"],
+                         [("date", "Sun, 06 Nov 1994 08:49:37 GMT")], "the backend's is kept")
 
 
 if __name__ == "__main__":
