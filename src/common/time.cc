@@ -15,6 +15,17 @@ std::string formatRfc3339(int64_t unix_seconds) {
   return buf;
 }
 
+std::string formatHttpDate(int64_t unix_seconds) {
+  static constexpr const char* kDays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+  static constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                            "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  std::time_t secs = static_cast<std::time_t>(unix_seconds);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{}, {:02d} {} {:04d} {:02d}:{:02d}:{:02d} GMT", kDays[tm.tm_wday], tm.tm_mday,
+                     kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
 std::string formatRfc3339(std::chrono::system_clock::time_point t, bool millis) {
   const auto since = t.time_since_epoch();
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since);

@@ -41,7 +41,18 @@ constexpr std::array<bool, 256> makeTargetChar() {
   for (int c = 0x80; c < 0x100; ++c) t[c] = true;
   return t;
 }
+// reg-name bytes (RFC 3986 §3.2.2): unreserved, sub-delims and the '%' of
+// pct-encoded. Inside an IP-literal's brackets ':' is allowed too.
+constexpr std::array<bool, 256> makeRegName() {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("-._~!$&'()*+,;=%")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}
 constexpr auto kTchar = makeTchar();
+constexpr auto kRegName = makeRegName();
 constexpr auto kFieldChar = makeFieldChar();
 constexpr auto kTargetChar = makeTargetChar();
 
@@ -821,6 +832,11 @@ namespace {
 // the Host field's for one and the URI's for the other (Envoy does the same).
 bool normalizeTarget(RequestHead& head) {
   std::string_view t = head.target;
+  // A fragment never belongs in a request-target (RFC 9112 §3.2, RFC 3986
+  // §3.5). Routed with it, "/admin#x" misses an Exact "/admin" rule, yet
+  // backends that cut the target at '#' (nginx does) serve /admin: refused,
+  // as Envoy does by default (http_reject_path_with_fragment).
+  if (t.find('#') != std::string_view::npos) return false;
   if (t.front() == '/') return true;
   if (t == "*") return head.method == "OPTIONS";
   if (head.method == "CONNECT") return true;  // authority-form; refused by the proxy
@@ -829,17 +845,43 @@ bool normalizeTarget(RequestHead& head) {
   const std::string_view scheme = t.substr(0, colon);
   if (!iequals(scheme, "http") && !iequals(scheme, "https")) return false;
   t.remove_prefix(colon + 3);
-  const size_t end = t.find_first_of("/?#");
+  const size_t end = t.find_first_of("/?");
   const std::string_view authority = t.substr(0, end);
   // userinfo is deprecated for http(s) URIs (RFC 9110 §4.2.4) and a classic
   // way to make a host look like another one: refused.
   if (authority.empty() || authority.find('@') != std::string_view::npos) return false;
   head.headers.set("Host", authority);  // copies: the target is rewritten next
   std::string_view rest = end == std::string_view::npos ? std::string_view() : t.substr(end);
-  if (!rest.empty() && rest.front() == '#') rest = {};
   std::string origin = rest.empty() || rest.front() != '/' ? "/" : "";
-  origin.append(rest.substr(0, rest.find('#')));
+  origin.append(rest);
   head.target = std::move(origin);
+  return true;
+}
+
+// RFC 9110 §7.2: Host = uri-host [ ":" port ], the host a bracketed
+// IP-literal or a reg-name, the port digits; empty is allowed (§7.2, no
+// authority). RFC 9112 §3.2 makes any other value a 400. Routing drops the
+// port by cutting at the last ':', so "a.example:80/x" or "a.example:@b.example"
+// would be routed as a.example while the backend reads another host or path
+// out of the same field. (Envoy checks the bytes only: it refuses the first,
+// not the second.)
+bool validHost(std::string_view h) {
+  size_t i = 0;
+  if (!h.empty() && h.front() == '[') {
+    const size_t close = h.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (i = 1; i < close; ++i) {
+      if (!kRegName[u8(h[i])] && h[i] != ':') return false;
+    }
+    i = close + 1;
+  } else {
+    while (i < h.size() && kRegName[u8(h[i])]) ++i;
+  }
+  if (i == h.size()) return true;
+  if (h[i] != ':') return false;
+  for (++i; i < h.size(); ++i) {
+    if (h[i] < '0' || h[i] > '9') return false;
+  }
   return true;
 }
 }  // namespace
@@ -882,7 +924,9 @@ ParseEvent RequestParser::parseHead(std::string_view input, size_t& consumed) {
   if (s.host_count > 1 || (s.host_count == 0 && head_.version_minor >= 1)) {
     return fail(st_, ParseError::BadRequest);
   }
-  if (!normalizeTarget(head_)) return fail(st_, ParseError::BadRequest);
+  if (!normalizeTarget(head_) || !validHost(head_.headers.get(FieldId::Host))) {
+    return fail(st_, ParseError::BadRequest);
+  }
   if (s.has_te) {
     // Request smuggling defence (RFC 9112 §6.1-6.3): TE with CL, TE in
     // HTTP/1.0, or any coding list other than exactly "chunked" is refused
@@ -982,11 +1026,23 @@ ParseEvent ResponseParser::parseHead(std::string_view input, size_t& consumed) {
                        (connect_request_ && status < 300);
   content_length_ = 0;
   other_te_ = false;
+  framed_no_content_ = false;
   if (no_body) {
     // RFC 9112 §6.3 rules 1-2: framing headers are ignored here. But a
     // Content-Length goes on to the client as it is, so an invalid one
     // ("5, 6", "x") fails here as it does on a response with a body.
     if (s.has_cl && s.cl_invalid) return fail(st_, ParseError::BadContentLength);
+    // RFC 9110 §8.6, RFC 9112 §6.1: a 1xx or 204 carries neither field. A
+    // "Content-Length: 0" is harmless and dropped; anything more says the
+    // backend meant to send a body, which a client reading by the header
+    // would wait for or take from the next response (flagged: Envoy's
+    // require_strict_1xx_and_204_response_headers makes it a 502).
+    if (status < 200 || status == 204) {
+      if (s.has_te || (s.has_cl && s.cl != 0))
+        framed_no_content_ = true;
+      else if (s.has_cl)
+        head_.headers.remove(FieldId::ContentLength);
+    }
     framing_ = BodyFraming::None;
     st_.phase = Phase::NoBody;
   } else if (s.has_te) {

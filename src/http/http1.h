@@ -231,6 +231,10 @@ class ResponseParser {
   // The body has a transfer coding other than chunked ("gzip, chunked", or
   // "gzip" read until close): bytes a proxy re-chunking it can't pass on as is.
   bool otherTransferCoding() const { return other_te_; }
+  // A 1xx or 204 with Transfer-Encoding or a non-zero Content-Length: no
+  // body is read (RFC 9112 §6.3), but the head can't be passed on as it is.
+  // (A "Content-Length: 0" there is removed from the head instead.)
+  bool framedNoContent() const { return framed_no_content_; }
   // 1xx: forward it, then keep calling next() for the final response.
   bool isInformational() const { return head_.status >= 100 && head_.status < 200; }
   // Clears the message state; the expect() setting is kept (it belongs to
@@ -250,6 +254,7 @@ class ResponseParser {
   bool head_request_ = false;
   bool connect_request_ = false;
   bool other_te_ = false;
+  bool framed_no_content_ = false;
   detail::ParserState st_;
 };
 

@@ -327,8 +327,8 @@ void HttpConnection::start(stats::Gauge* listener_cx_active) {
     auto reply = localReplyFor(Failure::Overloaded);
     out_.append(
         fmt::format("HTTP/1.1 503 Service Unavailable\r\ncontent-length: {}\r\ncontent-type: "
-                    "text/plain\r\nconnection: close\r\n\r\n{}\n",
-                    std::string_view(reply.body).size() + 1, reply.body));
+                    "text/plain\r\ndate: {}\r\nconnection: close\r\n\r\n{}\n",
+                    std::string_view(reply.body).size() + 1, ctx_.httpDate(), reply.body));
     state_ = State::Closing;
     pump();
   }
@@ -825,8 +825,16 @@ void HttpConnection::dispatch() {
   if (rq_->upgrade) {
     h.set("connection", "upgrade");
   }
-  std::string xff(h.get("x-forwarded-for"));
-  xff = xff.empty() ? client_ip_ : xff + ", " + client_ip_;
+  // Several X-Forwarded-For fields are one list (RFC 9110 §5.3), as Envoy
+  // joins them: every hop in order, then the client's address. Only the
+  // first field's hops were kept before.
+  std::string xff;
+  for (const auto& f : h.fields()) {
+    if (f.id != http::FieldId::XForwardedFor || f.value.empty()) continue;
+    xff.append(f.value);
+    xff.append(", ");
+  }
+  xff.append(client_ip_);
   h.set("x-forwarded-for", xff);
   h.set("x-forwarded-proto", transport_->secure() ? "https" : "http");
   if (rq_->route->request_header_modifier)
@@ -1096,6 +1104,12 @@ bool HttpConnection::processUpstreamInput() {
           onBadUpstreamResponse("101 Switching Protocols to a request without Upgrade");
           return true;
         }
+        if (rq_->resp_parser.framedNoContent()) {
+          // Forwarded, a client (or cache) framing by the header would take
+          // the next response's first bytes as this one's body.
+          onBadUpstreamResponse("1xx or 204 with Transfer-Encoding or a non-zero Content-Length");
+          return true;
+        }
         if (rq_->resp_parser.otherTransferCoding()) {
           // Re-chunked, "gzip, chunked" would reach the client as "chunked"
           // with gzip bytes inside: refused like such a request is.
@@ -1219,6 +1233,9 @@ void HttpConnection::onResponseHead() {
   } else if (rq_->req_parser.head().version_minor == 0) {
     h.set("connection", "keep-alive");
   }
+  // RFC 9110 §6.6.1: a proxy with a clock adds the Date a response lacks
+  // (Envoy sets it on every response).
+  if (!h.has("date")) h.add("date", ctx_.httpDate());
   ctx_.scratch.clear();
   http::appendResponseHead(ctx_.scratch, resp.status, resp.reason, h);
   out_.append(ctx_.scratch);
@@ -1366,6 +1383,9 @@ void HttpConnection::sendResponse(int status, std::string_view body, const http:
   }
   h.set("content-length", std::to_string(body.size()));
   if (!body.empty()) h.set("content-type", "text/plain");
+  // We are this response's origin: it carries a Date (RFC 9110 §6.6.1),
+  // unless a ResponseHeaderModifier set one.
+  if (!h.has("date")) h.add("date", ctx_.httpDate());
   if (close_after_ || ctx_.draining) {
     close_after_ = true;
     h.set("connection", "close");

@@ -2,11 +2,14 @@
 // What a downstream connection needs from the worker it lives on. One per
 // worker; only that worker's thread reads or writes it.
 #include <cstdint>
+#include <ctime>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "common/time.h"
 #include "net/event_loop.h"
 #include "snapshot/snapshot.h"
 #include "stats/stats.h"
@@ -126,6 +129,17 @@ struct ProxyContext {
   MirrorSet mirrors;
   uint64_t rng = 0x9E3779B97F4A7C15ull;
 
+  // The Date field value for the current second (RFC 9110 §6.6.1),
+  // formatted once a second per worker rather than per response.
+  std::string_view httpDate() {
+    const std::time_t now = std::time(nullptr);
+    if (now != date_second_) {
+      date_second_ = now;
+      date_ = common::formatHttpDate(static_cast<int64_t>(now));
+    }
+    return date_;
+  }
+
   uint64_t random() {
     rng ^= rng << 13;
     rng ^= rng >> 7;
@@ -149,6 +163,8 @@ struct ProxyContext {
 
  private:
   std::unordered_map<std::string, std::unique_ptr<stats::HttpStats>> http_stats_;
+  std::time_t date_second_ = 0;
+  std::string date_;
 };
 
 }  // namespace portico::proxy

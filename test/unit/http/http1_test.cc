@@ -242,6 +242,39 @@ TEST(RequestParser, TargetFormsOutOfPlaceAreBadRequests) {
   }
 }
 
+// Routed with its fragment, "/admin#x" missed an Exact "/admin" rule and
+// went to the catch-all backend, which (nginx) served /admin.
+TEST(RequestParser, FragmentInTargetIsBadRequest) {
+  for (const char* target : {"/admin#x", "/a?b#c", "/#", "http://h.example/p#f", "http://h#f"}) {
+    EXPECT_EQ(requestError(std::string("GET ") + target + " HTTP/1.1\r\nHost: h\r\n\r\n"),
+              ParseError::BadRequest)
+        << target;
+  }
+}
+
+// A Host the route match reads one way and a backend another is refused
+// (RFC 9112 §3.2: an invalid Host is a 400).
+TEST(RequestParser, InvalidHostIsBadRequest) {
+  for (const char* host :
+       {"h.example:80/evil", "h.example:@evil.example", "h.example:abc", "h.example:8080:1",
+        "h.example x", "h.example/", "user@h.example", "h\\x", "h\"x", "[::1", "[]", "[::1]x",
+        "[::1]:8a", "h.example?", "::1"}) {
+    EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"),
+              ParseError::BadRequest)
+        << host;
+  }
+  for (const char* host :
+       {"", "h.example", "h.example:8080", "h.example:", "H-1_x~.example", "10.0.0.1:443", "[::1]",
+        "[::1]:80", "[fe80::1%25eth0]", "xn--bcher-kva", "a%2eb", "!$&'()*+,;="}) {
+    EXPECT_EQ(requestError("GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n"),
+              ParseError::None)
+        << host;
+  }
+  EXPECT_EQ(requestError("GET http://h.example:x/ HTTP/1.1\r\nHost: h\r\n\r\n"),
+            ParseError::BadRequest)
+      << "the authority of an absolute-form target is the Host";
+}
+
 TEST(RequestParser, HostWithoutPort) {
   auto host = [](std::string_view value) {
     RequestParser p;
@@ -878,6 +911,55 @@ TEST(ResponseParser, NoBodyCases) {
   Outcome head_chunked = responses("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "HEAD");
   ASSERT_EQ(head_chunked.messages.size(), 1u);
   EXPECT_TRUE(head_chunked.leftover.empty());
+}
+
+// Envoy's require_strict_1xx_and_204_response_headers: before, a 204 with
+// "Content-Length: 5" reached the client as it was.
+TEST(ResponseParser, FramingFieldsOnA1xxOr204AreFlagged) {
+  auto parse = [](const std::string& head, ResponseParser& p) {
+    size_t used = 0;
+    EXPECT_EQ(p.next(head + "\r\n\r\n", used).type, Type::HeadComplete) << head;
+  };
+  for (const char* head :
+       {"HTTP/1.1 204 No Content\r\nContent-Length: 5",
+        "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked",
+        "HTTP/1.1 100 Continue\r\nContent-Length: 1",
+        "HTTP/1.1 103 Early Hints\r\nTransfer-Encoding: chunked",
+        "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nContent-Length: 0"}) {
+    ResponseParser p;
+    parse(head, p);
+    EXPECT_TRUE(p.framedNoContent()) << head;
+    EXPECT_EQ(p.framing(), BodyFraming::None) << head;
+  }
+  ResponseParser zero;
+  parse("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nX: y", zero);
+  EXPECT_FALSE(zero.framedNoContent());
+  EXPECT_FALSE(zero.head().headers.has("content-length")) << "never sent on a 204";
+  EXPECT_EQ(zero.head().headers.fields().size(), 1u);
+  for (const char* head : {"HTTP/1.1 304 Not Modified\r\nContent-Length: 5",
+                           "HTTP/1.1 200 OK\r\nContent-Length: 5", "HTTP/1.1 204 No Content"}) {
+    ResponseParser p;
+    p.expect(std::string_view(head).find("200") != std::string_view::npos ? "HEAD" : "GET");
+    parse(head, p);
+    EXPECT_FALSE(p.framedNoContent()) << head;
+    EXPECT_EQ(p.head().headers.has("content-length"),
+              std::string_view(head).find("Length") != std::string_view::npos)
+        << head << ": a 304's or HEAD's Content-Length is the representation's, kept";
+  }
+  // Per message: the next response on the connection starts clean.
+  ResponseParser p;
+  size_t used = 0;
+  const std::string two =
+      "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: "
+      "0\r\n\r\n";
+  std::string_view rest = two;
+  ASSERT_EQ(p.next(rest, used).type, Type::HeadComplete);
+  EXPECT_TRUE(p.framedNoContent());
+  rest.remove_prefix(used);
+  ASSERT_EQ(p.next(rest, used).type, Type::MessageComplete);
+  rest.remove_prefix(used);
+  ASSERT_EQ(p.next(rest, used).type, Type::HeadComplete);
+  EXPECT_FALSE(p.framedNoContent());
 }
 
 // What a proxy re-chunking the body must not pass on as plain "chunked".

@@ -33,6 +33,12 @@ TEST(ObjectTracker, FormatsRfc3339) {
   EXPECT_EQ(common::formatRfc3339(kT1 + seconds(3723)), "2024-01-02T01:02:03Z");
 }
 
+TEST(CommonTime, FormatsHttpDate) {
+  EXPECT_EQ(common::formatHttpDate(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");  // RFC 9110's
+  EXPECT_EQ(common::formatHttpDate(1704067200 + 86400 * 60 + 3723),
+            "Fri, 01 Mar 2024 01:02:03 GMT");
+}
+
 TEST(ObjectTracker, StampsGenerationAndCreationAcrossReloads) {
   ObjectTracker tracker;
   auto s1 = load(route("/a"));
