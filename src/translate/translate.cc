@@ -32,6 +32,17 @@ std::string lower(std::string s) {
 
 bool isWildcard(const std::string& h) { return h.rfind("*.", 0) == 0; }
 
+// The core ProtocolType values, which the spec makes case-insensitive, in
+// their canonical spelling; anything else (a domain-prefixed protocol) as is.
+std::string coreProtocol(const std::string& protocol) {
+  std::string upper = protocol;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return std::toupper(c); });
+  for (const char* core : {"HTTP", "HTTPS", "TLS", "TCP", "UDP"})
+    if (upper == core) return upper;
+  return protocol;
+}
+
 // ---- indexes over the input ---------------------------------------------------
 
 struct Index {
@@ -85,6 +96,7 @@ struct ListenerState {
   const k8s::Gateway* gateway = nullptr;
   const k8s::GatewayListener* spec = nullptr;
   std::string hostname;  // lower-cased; "" = any
+  std::string protocol;  // a core protocol upper-cased, any other as written
 
   bool accepted = true;
   std::string accepted_reason = "Accepted";
@@ -118,7 +130,10 @@ void validateListener(const Index& index, const Options& options, const k8s::Gat
                       ListenerState& ls) {
   const k8s::GatewayListener& l = *ls.spec;
   ls.hostname = l.hostname ? lower(*l.hostname) : "";
-  bool http_like = l.protocol == "HTTP" || l.protocol == "HTTPS";
+  // ProtocolType: "All Core ProtocolType values MUST be treated
+  // case-insensitively" ("http" is HTTP; the API server admits either).
+  ls.protocol = coreProtocol(l.protocol);
+  bool http_like = ls.protocol == "HTTP" || ls.protocol == "HTTPS";
   if (!http_like) {
     ls.accepted = false;
     ls.accepted_reason = "UnsupportedProtocol";
@@ -146,7 +161,7 @@ void validateListener(const Index& index, const Options& options, const k8s::Gat
       }
     }
   }
-  if (l.protocol == "HTTPS") {
+  if (ls.protocol == "HTTPS") {
     ls.tls = true;
     auto invalidCert = [&](std::string reason, std::string message) {
       if (ls.resolved) {  // the first problem is the one reported
@@ -212,11 +227,11 @@ void findConflictsWithinGateway(GatewayState& gs) {
       ListenerState& a = gs.listeners[i];
       const ListenerState& b = gs.listeners[j];
       if (!a.accepted || !b.accepted || a.spec->port != b.spec->port) continue;
-      if (a.spec->protocol != b.spec->protocol) {
+      if (a.protocol != b.protocol) {
         a.conflicted = true;
         a.conflicted_reason = "ProtocolConflict";
         a.conflicted_message = "listener " + b.spec->name + " uses port " +
-                               std::to_string(b.spec->port) + " with protocol " + b.spec->protocol;
+                               std::to_string(b.spec->port) + " with protocol " + b.protocol;
       } else if (a.hostname == b.hostname && !a.conflicted) {
         a.conflicted = true;
         a.conflicted_reason = "HostnameConflict";
@@ -463,8 +478,8 @@ class Translator {
       for (auto& ls : gs.listeners) {
         if (!ls.programmed()) continue;
         auto [it, inserted] =
-            port_owner.emplace(ls.spec->port, std::make_pair(ls.spec->protocol, gw->key()));
-        if (!inserted && it->second.first != ls.spec->protocol) {
+            port_owner.emplace(ls.spec->port, std::make_pair(ls.protocol, gw->key()));
+        if (!inserted && it->second.first != ls.protocol) {
           ls.conflicted = true;
           ls.conflicted_reason = "ProtocolConflict";
           ls.conflicted_message = "port " + std::to_string(ls.spec->port) +

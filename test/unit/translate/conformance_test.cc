@@ -275,5 +275,64 @@ spec:
       << accepted->message;
 }
 
+// ProtocolType (apis/v1/gateway_types.go): "All Core ProtocolType values
+// MUST be treated case-insensitively by implementations. For example, "HTTP",
+// "http", and "hTtP" are all equivalent", and the CRD's pattern and CEL rules
+// ((?i)^HTTPS$) admit them. Portico compared with "HTTP"/"HTTPS" exactly:
+// protocol http was Accepted=False, UnsupportedProtocol.
+TEST(Conformance, CoreProtocolsAreCaseInsensitive) {
+  auto rs = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: lower, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: http, port: 81, protocol: http}
+  - {name: https, port: 444, protocol: hTtPs, tls: {certificateRefs: [{name: missing}]}}
+  - {name: same-a, port: 82, protocol: HTTP, hostname: a.example.com}
+  - {name: same-b, port: 82, protocol: Http, hostname: b.example.com}
+  - {name: dup-a, port: 83, protocol: HTTP}
+  - {name: dup-b, port: 83, protocol: http}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: lower, sectionName: http}]
+  rules:
+  - backendRefs: [{name: infra-backend-v1, port: 8080}]
+)");
+  Result r = translate(rs, realOptions());
+  const std::string gw = "gateway-conformance-infra/lower";
+  const ListenerStatus* http = findListener(r, gw, "http");
+  ASSERT_NE(http, nullptr);
+  EXPECT_EQ(findCondition(http->conditions, "Accepted")->status, "True");
+  EXPECT_EQ(findCondition(http->conditions, "Programmed")->status, "True");
+  ASSERT_EQ(http->supported_kinds.size(), 1u);
+  EXPECT_EQ(http->supported_kinds[0].kind, "HTTPRoute");
+  EXPECT_EQ(http->attached_routes, 1);
+  auto it = r.status.http_routes.find("gateway-conformance-infra/r");
+  ASSERT_NE(it, r.status.http_routes.end());
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "True");
+
+  // Taken as HTTPS: its problem is the certificate, not the protocol.
+  const ListenerStatus* https = findListener(r, gw, "https");
+  ASSERT_NE(https, nullptr);
+  EXPECT_EQ(findCondition(https->conditions, "Accepted")->reason, "Accepted");
+  EXPECT_EQ(findCondition(https->conditions, "ResolvedRefs")->reason, "InvalidCertificateRef");
+
+  // HTTP and Http on one port are one protocol: distinct by hostname...
+  EXPECT_EQ(findCondition(findListener(r, gw, "same-a")->conditions, "Conflicted")->status,
+            "False");
+  EXPECT_EQ(findCondition(findListener(r, gw, "same-b")->conditions, "Conflicted")->status,
+            "False");
+  // ...and without hostnames a HostnameConflict, not a ProtocolConflict.
+  EXPECT_EQ(findCondition(findListener(r, gw, "dup-a")->conditions, "Conflicted")->reason,
+            "HostnameConflict");
+  EXPECT_EQ(findCondition(findListener(r, gw, "dup-b")->conditions, "Conflicted")->reason,
+            "HostnameConflict");
+}
+
 }  // namespace
 }  // namespace portico::translate
