@@ -1036,8 +1036,17 @@ class Translator {
         l.name = ls.spec->name;
         l.supported_kinds = ls.supported_kinds;
         l.attached_routes = ls.attached_routes;
-        l.conditions.push_back(makeCondition("Accepted", ls.accepted, ls.accepted_reason,
-                                             ls.accepted_message, gen, options_));
+        if (ls.accepted && ls.conflicted) {
+          // GatewaySpec.Listeners: "ALL indistinct Listeners must not be
+          // accepted for processing", and their status SHOULD say they are
+          // conflicted and not Accepted. Reason as upstream conformance
+          // (GatewayListenerProtocolAndRouteKindConflicts) expects it.
+          l.conditions.push_back(
+              makeCondition("Accepted", false, "Invalid", ls.conflicted_message, gen, options_));
+        } else {
+          l.conditions.push_back(makeCondition("Accepted", ls.accepted, ls.accepted_reason,
+                                               ls.accepted_message, gen, options_));
+        }
         if (ls.programmed()) {
           ++programmed;
           l.conditions.push_back(makeCondition("Programmed", true, "Programmed",

@@ -334,5 +334,47 @@ spec:
             "HostnameConflict");
 }
 
+// GatewaySpec.Listeners, "Handling indistinct Listeners": "ALL indistinct
+// Listeners must not be accepted for processing", and the Listener status
+// SHOULD indicate which Listeners are conflicted and not Accepted. Upstream
+// GatewayListenerProtocolAndRouteKindConflicts expects Accepted=False (reason
+// Invalid), Programmed=False and Conflicted=True (ProtocolConflict) on both
+// listeners of a port whose protocols clash. Portico said Accepted=True.
+TEST(Conformance, ConflictedListenersAreNotAccepted) {
+  auto rs = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: clash, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: conflicted-http, port: 8443, protocol: HTTP}
+  - {name: conflicted-https, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: c}]}}
+  - {name: host-a, port: 81, protocol: HTTP, hostname: a.example.com}
+  - {name: host-b, port: 81, protocol: HTTP, hostname: A.example.com}
+  - {name: fine, port: 82, protocol: HTTP}
+)");
+  Result r = translate(rs, realOptions());
+  const std::string gw = "gateway-conformance-infra/clash";
+  for (const char* name : {"conflicted-http", "conflicted-https", "host-a", "host-b"}) {
+    const ListenerStatus* l = findListener(r, gw, name);
+    ASSERT_NE(l, nullptr) << name;
+    const Condition* accepted = findCondition(l->conditions, "Accepted");
+    EXPECT_EQ(accepted->status, "False") << name;
+    EXPECT_EQ(accepted->reason, "Invalid") << name;
+    EXPECT_EQ(findCondition(l->conditions, "Programmed")->status, "False") << name;
+    EXPECT_EQ(findCondition(l->conditions, "Conflicted")->status, "True") << name;
+  }
+  EXPECT_EQ(findCondition(findListener(r, gw, "conflicted-http")->conditions, "Conflicted")->reason,
+            "ProtocolConflict");
+  EXPECT_EQ(findCondition(findListener(r, gw, "host-a")->conditions, "Conflicted")->reason,
+            "HostnameConflict");
+  EXPECT_EQ(findCondition(findListener(r, gw, "fine")->conditions, "Accepted")->status, "True");
+  // The Gateway keeps its distinct listener and says the others are not valid.
+  const Condition* gw_accepted = findCondition(r.status.gateways.at(gw).conditions, "Accepted");
+  EXPECT_EQ(gw_accepted->status, "True");
+  EXPECT_EQ(gw_accepted->reason, "ListenersNotValid");
+}
+
 }  // namespace
 }  // namespace portico::translate
