@@ -806,20 +806,14 @@ class Translator {
           candidates.push_back(&ls);
         }
         std::vector<ListenerState*> allowed;
+        std::vector<ListenerState*> selected;  // allowedRoutes and hostname select the route
         std::vector<Attachment> attachments;
         for (ListenerState* ls : candidates) {
           if (!ls->allowsKind(kGatewayGroup, kHttpRouteKind)) continue;
           if (!namespaceAllowed(*ls, r.metadata.ns)) continue;
           auto hosts = intersectHostnames(ls->hostname, route_hosts);
-          // ListenerStatus.attachedRoutes: "Listener or Route status does not
-          // impact successful attachment": the count includes listeners that
-          // are not programmed and routes that are not Accepted. Once per
-          // listener, however many parentRefs select it.
-          if (!hosts.empty() && std::find(counted.begin(), counted.end(), ls) == counted.end()) {
-            counted.push_back(ls);
-            ++ls->attached_routes;
-          }
-          if (!ls->programmed()) continue;  // attached, but serves nothing
+          if (!hosts.empty()) selected.push_back(ls);
+          if (!ls->programmed()) continue;  // selects the route, but serves nothing
           allowed.push_back(ls);
           if (hosts.empty()) continue;
           std::vector<std::string> originals;
@@ -844,6 +838,17 @@ class Translator {
         } else {
           accepted(true, "Accepted", "Route is accepted");
           for (auto& a : attachments) attachments_.push_back(std::move(a));
+          // ListenerStatus.attachedRoutes counts the routes a listener's
+          // allowedRoutes and a parentRef select, whatever the listener's
+          // own status, but only those Accepted=True: "Routes with any other
+          // value for the Accepted condition MUST NOT be included" (the
+          // godoc since gateway-api #4341). Once per listener, however many
+          // parentRefs select it.
+          for (ListenerState* ls : selected) {
+            if (std::find(counted.begin(), counted.end(), ls) != counted.end()) continue;
+            counted.push_back(ls);
+            ++ls->attached_routes;
+          }
         }
       }
       if (st.backend_problems.empty()) {

@@ -152,16 +152,13 @@ spec:
   EXPECT_EQ(accepted->reason, "IncompatibleFilters");
 }
 
-// GatewayWithAttachedRoutes, "Gateway listener should have AttachedRoutes set
-// even when Gateway has unresolved refs" (conformance/tests/
-// gateway-with-attached-routes.yaml): an HTTPS listener whose certificateRef
-// names a missing Secret (ResolvedRefs=False, Programmed=False) still counts
-// the route attached to it: attachedRoutes 1, and the route's ResolvedRefs is
-// False. ListenerStatus.attachedRoutes: "Listener or Route status does not
-// impact successful attachment", it counts Routes that are themselves
-// Accepted=False too. Portico counted only accepted routes on programmed
-// listeners (0 here).
-TEST(Conformance, AttachedRoutesCountedDespiteUnresolvedRefs) {
+// ListenerStatus.attachedRoutes (apis/v1/gateway_types.go, since
+// gateway-api #4341; conformance GatewayWithAttachedRoutes and
+// HTTPRouteHostnameIntersection in v1.5): the count is set whatever the
+// listener's own status, but "Routes with any other value for the Accepted
+// condition [than True] MUST NOT be included in this count". Portico counted
+// every selected route, Accepted or not (the pre-#4341 wording).
+TEST(Conformance, AttachedRoutesCountOnlyAcceptedRoutes) {
   auto rs = load(R"(
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -192,26 +189,56 @@ spec:
   rules:
   - filters: [{type: ExtensionRef, extensionRef: {group: example.com, kind: Thing, name: t}}]
     backendRefs: [{name: infra-backend-v1, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: mixed, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: http, port: 81, protocol: HTTP}
+  - name: broken-https
+    port: 444
+    protocol: HTTPS
+    tls: {certificateRefs: [{name: does-not-exist}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: accepted-route, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: mixed}]
+  rules:
+  - backendRefs: [{name: infra-backend-v1, port: 8080}]
 )");
   Result r = translate(rs, realOptions());
+  // The listener is not programmed, so the route is not Accepted there, and
+  // the count stays 0 (it is still set: the listener's status doesn't matter).
   const ListenerStatus* tls = findListener(
       r, "gateway-conformance-infra/unresolved-gateway-with-one-attached-unresolved-route", "tls");
   ASSERT_NE(tls, nullptr);
   EXPECT_EQ(findCondition(tls->conditions, "Programmed")->status, "False");
   EXPECT_EQ(findCondition(tls->conditions, "ResolvedRefs")->status, "False");
-  EXPECT_EQ(tls->attached_routes, 1);
   auto it = r.status.http_routes.find("gateway-conformance-infra/http-route-4");
   ASSERT_NE(it, r.status.http_routes.end());
   ASSERT_EQ(it->second.parents.size(), 1u);
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "False");
   EXPECT_EQ(findCondition(it->second.parents[0].conditions, "ResolvedRefs")->status, "False");
+  EXPECT_EQ(tls->attached_routes, 0);
 
-  // A route that is not Accepted (unsupported filter) is still attached.
+  // A route that is not Accepted (unsupported filter) is not counted.
   const ListenerStatus* http = findListener(r, "gateway-conformance-infra/same-namespace", "http");
   ASSERT_NE(http, nullptr);
-  EXPECT_EQ(http->attached_routes, 1);
+  EXPECT_EQ(http->attached_routes, 0);
   it = r.status.http_routes.find("gateway-conformance-infra/unsupported-filter");
   ASSERT_NE(it, r.status.http_routes.end());
   EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "False");
+
+  // An Accepted route counts on every listener it selects, programmed or not.
+  it = r.status.http_routes.find("gateway-conformance-infra/accepted-route");
+  ASSERT_NE(it, r.status.http_routes.end());
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "True");
+  EXPECT_EQ(findListener(r, "gateway-conformance-infra/mixed", "http")->attached_routes, 1);
+  EXPECT_EQ(findListener(r, "gateway-conformance-infra/mixed", "broken-https")->attached_routes, 1);
 }
 
 // HTTPRouteBackendRequestHeaderModifier: the RequestHeaderModifier cases of
