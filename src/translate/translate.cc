@@ -139,9 +139,10 @@ void validateListener(const Index& index, const Options& options, const k8s::Gat
     ls.accepted_reason = "UnsupportedProtocol";
     ls.accepted_message = "protocol " + l.protocol + " is not supported (HTTP and HTTPS are)";
   }
-  // allowedRoutes.kinds: absent = the protocol's default (HTTPRoute).
+  // allowedRoutes.kinds: "When unspecified or empty, the kinds of Routes
+  // selected are determined using the Listener protocol" (HTTPRoute here).
   if (http_like) {
-    if (!l.allowed_routes.kinds) {
+    if (!l.allowed_routes.kinds || l.allowed_routes.kinds->empty()) {
       ls.supported_kinds.push_back(k8s::RouteGroupKind{kGatewayGroup, kHttpRouteKind});
     } else {
       std::vector<std::string> invalid;

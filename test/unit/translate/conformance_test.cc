@@ -403,5 +403,39 @@ spec:
   EXPECT_EQ(gw_accepted->reason, "ListenersNotValid");
 }
 
+// AllowedRoutes.kinds: "When unspecified or empty, the kinds of Routes
+// selected are determined using the Listener protocol." Portico took an empty
+// list as "no kind": supportedKinds [] and every route NotAllowedByListeners.
+TEST(Conformance, EmptyAllowedKindsMeansProtocolDefault) {
+  auto rs = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: empty-kinds, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: http, port: 81, protocol: HTTP, allowedRoutes: {kinds: []}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: empty-kinds}]
+  rules:
+  - backendRefs: [{name: infra-backend-v1, port: 8080}]
+)");
+  Result r = translate(rs, realOptions());
+  const ListenerStatus* http = findListener(r, "gateway-conformance-infra/empty-kinds", "http");
+  ASSERT_NE(http, nullptr);
+  ASSERT_EQ(http->supported_kinds.size(), 1u);
+  EXPECT_EQ(http->supported_kinds[0].group, "gateway.networking.k8s.io");
+  EXPECT_EQ(http->supported_kinds[0].kind, "HTTPRoute");
+  EXPECT_EQ(findCondition(http->conditions, "ResolvedRefs")->status, "True");
+  EXPECT_EQ(http->attached_routes, 1);
+  auto it = r.status.http_routes.find("gateway-conformance-infra/r");
+  ASSERT_NE(it, r.status.http_routes.end());
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "True");
+}
+
 }  // namespace
 }  // namespace portico::translate
