@@ -113,6 +113,7 @@ struct ListenerState {
   std::vector<k8s::RouteGroupKind> supported_kinds;
   int32_t attached_routes = 0;
   std::vector<snapshot::CertificateKeyPair> certificates;
+  std::vector<std::string> overlapping;  // HTTPS listeners on this port whose hostnames overlap
 
   bool programmed() const { return accepted && !conflicted && !certificate_invalid; }
   bool allowsKind(const std::string& group, const std::string& kind) const {
@@ -490,6 +491,30 @@ class Translator {
       }
       gateways_.emplace(gw->key(), std::move(gs));
     }
+    findOverlappingTls();
+  }
+
+  // ListenerConditionOverlappingTLSConfig: "Controllers MUST detect the
+  // presence of overlapping hostnames" among HTTPS listeners on one port
+  // (one matches *.example.com, another foo.example.com; no hostname matches
+  // every name), and set the condition on all of them: with connection
+  // coalescing a request can arrive over another listener's TLS session.
+  // Every Gateway here shares one address, so listeners of different
+  // Gateways on one port share the socket and are compared too.
+  void findOverlappingTls() {
+    std::map<int32_t, std::vector<ListenerState*>> by_port;
+    for (auto& [key, gs] : gateways_)
+      for (auto& ls : gs.listeners)
+        if (ls.tls && ls.programmed()) by_port[ls.spec->port].push_back(&ls);
+    auto overlap = [](const std::string& a, const std::string& b) {
+      return a.empty() || b.empty() || a == b || wildcardCovers(a, b) || wildcardCovers(b, a);
+    };
+    for (auto& [port, listeners] : by_port)
+      for (ListenerState* a : listeners)
+        for (const ListenerState* b : listeners)
+          if (a != b && overlap(a->hostname, b->hostname))
+            a->overlapping.push_back((b->gateway == a->gateway ? "" : b->gateway->key() + "/") +
+                                     b->spec->name);
   }
 
   // ---- routes -------------------------------------------------------------------
@@ -1068,6 +1093,14 @@ class Translator {
                                              ls.resolved_message, gen, options_));
         l.conditions.push_back(makeCondition("Conflicted", ls.conflicted, ls.conflicted_reason,
                                              ls.conflicted_message, gen, options_));
+        if (!ls.overlapping.empty()) {  // negative polarity: absent when False
+          std::string names;
+          for (const auto& n : ls.overlapping) names += (names.empty() ? "" : ", ") + n;
+          l.conditions.push_back(
+              makeCondition("OverlappingTLSConfig", true, "OverlappingHostnames",
+                            "hostname overlaps with HTTPS listener(s) on the same port: " + names,
+                            gen, options_));
+        }
         st.listeners.push_back(std::move(l));
       }
       std::string served_note =

@@ -437,5 +437,58 @@ spec:
   EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "True");
 }
 
+// GatewayOverlappingTLSConfigHostnames (a core conformance test, only
+// SupportGateway): ListenerConditionOverlappingTLSConfig, "Controllers MUST
+// detect the presence of overlapping hostnames" among listeners with TLS on
+// one port and set OverlappingTLSConfig=True, reason OverlappingHostnames, on
+// all of them; "MUST NOT be set when it is False". Portico never set it.
+TEST(Conformance, OverlappingTlsConfigHostnames) {
+  auto rs = load(R"(
+apiVersion: v1
+kind: Secret
+metadata: {name: tls-validity-checks-certificate, namespace: gateway-conformance-infra}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n"
+  tls.key: "-----BEGIN PRIVATE KEY-----\nBBB\n-----END PRIVATE KEY-----\n"
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gateway-overlapping-hostnames, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - name: foo-https
+    port: 443
+    protocol: HTTPS
+    hostname: foo.example.com
+    tls: &tls
+      mode: Terminate
+      certificateRefs: [{kind: Secret, group: "", name: tls-validity-checks-certificate}]
+  - {name: bar-https, port: 443, protocol: HTTPS, hostname: bar.bar.example.com, tls: *tls}
+  - {name: wildcard-https, port: 443, protocol: HTTPS, hostname: "*.example.com", tls: *tls}
+  - {name: not-overlapping-https, port: 443, protocol: HTTPS, hostname: example.com, tls: *tls}
+  - {name: not-overlapping-other-port, port: 9443, protocol: HTTPS, hostname: foo.example.com,
+     tls: *tls}
+)");
+  Result r = translate(rs, Options{});
+  const std::string gw = "gateway-conformance-infra/gateway-overlapping-hostnames";
+  for (const char* name : {"foo-https", "bar-https", "wildcard-https"}) {
+    const ListenerStatus* l = findListener(r, gw, name);
+    ASSERT_NE(l, nullptr) << name;
+    EXPECT_EQ(findCondition(l->conditions, "Accepted")->status, "True") << name;
+    const Condition* overlap = findCondition(l->conditions, "OverlappingTLSConfig");
+    ASSERT_NE(overlap, nullptr) << name;
+    EXPECT_EQ(overlap->status, "True") << name;
+    EXPECT_EQ(overlap->reason, "OverlappingHostnames") << name;
+  }
+  for (const char* name : {"not-overlapping-https", "not-overlapping-other-port"}) {
+    const ListenerStatus* l = findListener(r, gw, name);
+    ASSERT_NE(l, nullptr) << name;
+    EXPECT_EQ(findCondition(l->conditions, "Programmed")->status, "True") << name;
+    EXPECT_EQ(findCondition(l->conditions, "OverlappingTLSConfig"), nullptr) << name;
+  }
+}
+
 }  // namespace
 }  // namespace portico::translate
