@@ -32,6 +32,17 @@ std::string lower(std::string s) {
 
 bool isWildcard(const std::string& h) { return h.rfind("*.", 0) == 0; }
 
+// The core ProtocolType values, which the spec makes case-insensitive, in
+// their canonical spelling; anything else (a domain-prefixed protocol) as is.
+std::string coreProtocol(const std::string& protocol) {
+  std::string upper = protocol;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return std::toupper(c); });
+  for (const char* core : {"HTTP", "HTTPS", "TLS", "TCP", "UDP"})
+    if (upper == core) return upper;
+  return protocol;
+}
+
 // ---- indexes over the input ---------------------------------------------------
 
 struct Index {
@@ -85,6 +96,7 @@ struct ListenerState {
   const k8s::Gateway* gateway = nullptr;
   const k8s::GatewayListener* spec = nullptr;
   std::string hostname;  // lower-cased; "" = any
+  std::string protocol;  // a core protocol upper-cased, any other as written
 
   bool accepted = true;
   std::string accepted_reason = "Accepted";
@@ -101,6 +113,7 @@ struct ListenerState {
   std::vector<k8s::RouteGroupKind> supported_kinds;
   int32_t attached_routes = 0;
   std::vector<snapshot::CertificateKeyPair> certificates;
+  std::vector<std::string> overlapping;  // HTTPS listeners on this port whose hostnames overlap
 
   bool programmed() const { return accepted && !conflicted && !certificate_invalid; }
   bool allowsKind(const std::string& group, const std::string& kind) const {
@@ -118,15 +131,19 @@ void validateListener(const Index& index, const Options& options, const k8s::Gat
                       ListenerState& ls) {
   const k8s::GatewayListener& l = *ls.spec;
   ls.hostname = l.hostname ? lower(*l.hostname) : "";
-  bool http_like = l.protocol == "HTTP" || l.protocol == "HTTPS";
+  // ProtocolType: "All Core ProtocolType values MUST be treated
+  // case-insensitively" ("http" is HTTP; the API server admits either).
+  ls.protocol = coreProtocol(l.protocol);
+  bool http_like = ls.protocol == "HTTP" || ls.protocol == "HTTPS";
   if (!http_like) {
     ls.accepted = false;
     ls.accepted_reason = "UnsupportedProtocol";
     ls.accepted_message = "protocol " + l.protocol + " is not supported (HTTP and HTTPS are)";
   }
-  // allowedRoutes.kinds: absent = the protocol's default (HTTPRoute).
+  // allowedRoutes.kinds: "When unspecified or empty, the kinds of Routes
+  // selected are determined using the Listener protocol" (HTTPRoute here).
   if (http_like) {
-    if (!l.allowed_routes.kinds) {
+    if (!l.allowed_routes.kinds || l.allowed_routes.kinds->empty()) {
       ls.supported_kinds.push_back(k8s::RouteGroupKind{kGatewayGroup, kHttpRouteKind});
     } else {
       std::vector<std::string> invalid;
@@ -146,7 +163,7 @@ void validateListener(const Index& index, const Options& options, const k8s::Gat
       }
     }
   }
-  if (l.protocol == "HTTPS") {
+  if (ls.protocol == "HTTPS") {
     ls.tls = true;
     auto invalidCert = [&](std::string reason, std::string message) {
       if (ls.resolved) {  // the first problem is the one reported
@@ -212,11 +229,11 @@ void findConflictsWithinGateway(GatewayState& gs) {
       ListenerState& a = gs.listeners[i];
       const ListenerState& b = gs.listeners[j];
       if (!a.accepted || !b.accepted || a.spec->port != b.spec->port) continue;
-      if (a.spec->protocol != b.spec->protocol) {
+      if (a.protocol != b.protocol) {
         a.conflicted = true;
         a.conflicted_reason = "ProtocolConflict";
         a.conflicted_message = "listener " + b.spec->name + " uses port " +
-                               std::to_string(b.spec->port) + " with protocol " + b.spec->protocol;
+                               std::to_string(b.spec->port) + " with protocol " + b.protocol;
       } else if (a.hostname == b.hostname && !a.conflicted) {
         a.conflicted = true;
         a.conflicted_reason = "HostnameConflict";
@@ -463,8 +480,8 @@ class Translator {
       for (auto& ls : gs.listeners) {
         if (!ls.programmed()) continue;
         auto [it, inserted] =
-            port_owner.emplace(ls.spec->port, std::make_pair(ls.spec->protocol, gw->key()));
-        if (!inserted && it->second.first != ls.spec->protocol) {
+            port_owner.emplace(ls.spec->port, std::make_pair(ls.protocol, gw->key()));
+        if (!inserted && it->second.first != ls.protocol) {
           ls.conflicted = true;
           ls.conflicted_reason = "ProtocolConflict";
           ls.conflicted_message = "port " + std::to_string(ls.spec->port) +
@@ -474,6 +491,30 @@ class Translator {
       }
       gateways_.emplace(gw->key(), std::move(gs));
     }
+    findOverlappingTls();
+  }
+
+  // ListenerConditionOverlappingTLSConfig: "Controllers MUST detect the
+  // presence of overlapping hostnames" among HTTPS listeners on one port
+  // (one matches *.example.com, another foo.example.com; no hostname matches
+  // every name), and set the condition on all of them: with connection
+  // coalescing a request can arrive over another listener's TLS session.
+  // Every Gateway here shares one address, so listeners of different
+  // Gateways on one port share the socket and are compared too.
+  void findOverlappingTls() {
+    std::map<int32_t, std::vector<ListenerState*>> by_port;
+    for (auto& [key, gs] : gateways_)
+      for (auto& ls : gs.listeners)
+        if (ls.tls && ls.programmed()) by_port[ls.spec->port].push_back(&ls);
+    auto overlap = [](const std::string& a, const std::string& b) {
+      return a.empty() || b.empty() || a == b || wildcardCovers(a, b) || wildcardCovers(b, a);
+    };
+    for (auto& [port, listeners] : by_port)
+      for (ListenerState* a : listeners)
+        for (const ListenerState* b : listeners)
+          if (a != b && overlap(a->hostname, b->hostname))
+            a->overlapping.push_back((b->gateway == a->gateway ? "" : b->gateway->key() + "/") +
+                                     b->spec->name);
   }
 
   // ---- routes -------------------------------------------------------------------
@@ -791,20 +832,14 @@ class Translator {
           candidates.push_back(&ls);
         }
         std::vector<ListenerState*> allowed;
+        std::vector<ListenerState*> selected;  // allowedRoutes and hostname select the route
         std::vector<Attachment> attachments;
         for (ListenerState* ls : candidates) {
           if (!ls->allowsKind(kGatewayGroup, kHttpRouteKind)) continue;
           if (!namespaceAllowed(*ls, r.metadata.ns)) continue;
           auto hosts = intersectHostnames(ls->hostname, route_hosts);
-          // ListenerStatus.attachedRoutes: "Listener or Route status does not
-          // impact successful attachment": the count includes listeners that
-          // are not programmed and routes that are not Accepted. Once per
-          // listener, however many parentRefs select it.
-          if (!hosts.empty() && std::find(counted.begin(), counted.end(), ls) == counted.end()) {
-            counted.push_back(ls);
-            ++ls->attached_routes;
-          }
-          if (!ls->programmed()) continue;  // attached, but serves nothing
+          if (!hosts.empty()) selected.push_back(ls);
+          if (!ls->programmed()) continue;  // selects the route, but serves nothing
           allowed.push_back(ls);
           if (hosts.empty()) continue;
           std::vector<std::string> originals;
@@ -829,6 +864,17 @@ class Translator {
         } else {
           accepted(true, "Accepted", "Route is accepted");
           for (auto& a : attachments) attachments_.push_back(std::move(a));
+          // ListenerStatus.attachedRoutes counts the routes a listener's
+          // allowedRoutes and a parentRef select, whatever the listener's
+          // own status, but only those Accepted=True: "Routes with any other
+          // value for the Accepted condition MUST NOT be included" (the
+          // godoc since gateway-api #4341). Once per listener, however many
+          // parentRefs select it.
+          for (ListenerState* ls : selected) {
+            if (std::find(counted.begin(), counted.end(), ls) != counted.end()) continue;
+            counted.push_back(ls);
+            ++ls->attached_routes;
+          }
         }
       }
       if (st.backend_problems.empty()) {
@@ -1021,8 +1067,17 @@ class Translator {
         l.name = ls.spec->name;
         l.supported_kinds = ls.supported_kinds;
         l.attached_routes = ls.attached_routes;
-        l.conditions.push_back(makeCondition("Accepted", ls.accepted, ls.accepted_reason,
-                                             ls.accepted_message, gen, options_));
+        if (ls.accepted && ls.conflicted) {
+          // GatewaySpec.Listeners: "ALL indistinct Listeners must not be
+          // accepted for processing", and their status SHOULD say they are
+          // conflicted and not Accepted. Reason as upstream conformance
+          // (GatewayListenerProtocolAndRouteKindConflicts) expects it.
+          l.conditions.push_back(
+              makeCondition("Accepted", false, "Invalid", ls.conflicted_message, gen, options_));
+        } else {
+          l.conditions.push_back(makeCondition("Accepted", ls.accepted, ls.accepted_reason,
+                                               ls.accepted_message, gen, options_));
+        }
         if (ls.programmed()) {
           ++programmed;
           l.conditions.push_back(makeCondition("Programmed", true, "Programmed",
@@ -1038,6 +1093,14 @@ class Translator {
                                              ls.resolved_message, gen, options_));
         l.conditions.push_back(makeCondition("Conflicted", ls.conflicted, ls.conflicted_reason,
                                              ls.conflicted_message, gen, options_));
+        if (!ls.overlapping.empty()) {  // negative polarity: absent when False
+          std::string names;
+          for (const auto& n : ls.overlapping) names += (names.empty() ? "" : ", ") + n;
+          l.conditions.push_back(
+              makeCondition("OverlappingTLSConfig", true, "OverlappingHostnames",
+                            "hostname overlaps with HTTPS listener(s) on the same port: " + names,
+                            gen, options_));
+        }
         st.listeners.push_back(std::move(l));
       }
       std::string served_note =

@@ -152,16 +152,13 @@ spec:
   EXPECT_EQ(accepted->reason, "IncompatibleFilters");
 }
 
-// GatewayWithAttachedRoutes, "Gateway listener should have AttachedRoutes set
-// even when Gateway has unresolved refs" (conformance/tests/
-// gateway-with-attached-routes.yaml): an HTTPS listener whose certificateRef
-// names a missing Secret (ResolvedRefs=False, Programmed=False) still counts
-// the route attached to it: attachedRoutes 1, and the route's ResolvedRefs is
-// False. ListenerStatus.attachedRoutes: "Listener or Route status does not
-// impact successful attachment", it counts Routes that are themselves
-// Accepted=False too. Portico counted only accepted routes on programmed
-// listeners (0 here).
-TEST(Conformance, AttachedRoutesCountedDespiteUnresolvedRefs) {
+// ListenerStatus.attachedRoutes (apis/v1/gateway_types.go, since
+// gateway-api #4341; conformance GatewayWithAttachedRoutes and
+// HTTPRouteHostnameIntersection in v1.5): the count is set whatever the
+// listener's own status, but "Routes with any other value for the Accepted
+// condition [than True] MUST NOT be included in this count". Portico counted
+// every selected route, Accepted or not (the pre-#4341 wording).
+TEST(Conformance, AttachedRoutesCountOnlyAcceptedRoutes) {
   auto rs = load(R"(
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -192,26 +189,56 @@ spec:
   rules:
   - filters: [{type: ExtensionRef, extensionRef: {group: example.com, kind: Thing, name: t}}]
     backendRefs: [{name: infra-backend-v1, port: 8080}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: mixed, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: http, port: 81, protocol: HTTP}
+  - name: broken-https
+    port: 444
+    protocol: HTTPS
+    tls: {certificateRefs: [{name: does-not-exist}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: accepted-route, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: mixed}]
+  rules:
+  - backendRefs: [{name: infra-backend-v1, port: 8080}]
 )");
   Result r = translate(rs, realOptions());
+  // The listener is not programmed, so the route is not Accepted there, and
+  // the count stays 0 (it is still set: the listener's status doesn't matter).
   const ListenerStatus* tls = findListener(
       r, "gateway-conformance-infra/unresolved-gateway-with-one-attached-unresolved-route", "tls");
   ASSERT_NE(tls, nullptr);
   EXPECT_EQ(findCondition(tls->conditions, "Programmed")->status, "False");
   EXPECT_EQ(findCondition(tls->conditions, "ResolvedRefs")->status, "False");
-  EXPECT_EQ(tls->attached_routes, 1);
   auto it = r.status.http_routes.find("gateway-conformance-infra/http-route-4");
   ASSERT_NE(it, r.status.http_routes.end());
   ASSERT_EQ(it->second.parents.size(), 1u);
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "False");
   EXPECT_EQ(findCondition(it->second.parents[0].conditions, "ResolvedRefs")->status, "False");
+  EXPECT_EQ(tls->attached_routes, 0);
 
-  // A route that is not Accepted (unsupported filter) is still attached.
+  // A route that is not Accepted (unsupported filter) is not counted.
   const ListenerStatus* http = findListener(r, "gateway-conformance-infra/same-namespace", "http");
   ASSERT_NE(http, nullptr);
-  EXPECT_EQ(http->attached_routes, 1);
+  EXPECT_EQ(http->attached_routes, 0);
   it = r.status.http_routes.find("gateway-conformance-infra/unsupported-filter");
   ASSERT_NE(it, r.status.http_routes.end());
   EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "False");
+
+  // An Accepted route counts on every listener it selects, programmed or not.
+  it = r.status.http_routes.find("gateway-conformance-infra/accepted-route");
+  ASSERT_NE(it, r.status.http_routes.end());
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "True");
+  EXPECT_EQ(findListener(r, "gateway-conformance-infra/mixed", "http")->attached_routes, 1);
+  EXPECT_EQ(findListener(r, "gateway-conformance-infra/mixed", "broken-https")->attached_routes, 1);
 }
 
 // HTTPRouteBackendRequestHeaderModifier: the RequestHeaderModifier cases of
@@ -273,6 +300,194 @@ spec:
   EXPECT_NE(accepted->message.find("RequestRedirect is not supported on a backendRef"),
             std::string::npos)
       << accepted->message;
+}
+
+// ProtocolType (apis/v1/gateway_types.go): "All Core ProtocolType values
+// MUST be treated case-insensitively by implementations. For example, "HTTP",
+// "http", and "hTtP" are all equivalent", and the CRD's pattern and CEL rules
+// ((?i)^HTTPS$) admit them. Portico compared with "HTTP"/"HTTPS" exactly:
+// protocol http was Accepted=False, UnsupportedProtocol.
+TEST(Conformance, CoreProtocolsAreCaseInsensitive) {
+  auto rs = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: lower, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: http, port: 81, protocol: http}
+  - {name: https, port: 444, protocol: hTtPs, tls: {certificateRefs: [{name: missing}]}}
+  - {name: same-a, port: 82, protocol: HTTP, hostname: a.example.com}
+  - {name: same-b, port: 82, protocol: Http, hostname: b.example.com}
+  - {name: dup-a, port: 83, protocol: HTTP}
+  - {name: dup-b, port: 83, protocol: http}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: lower, sectionName: http}]
+  rules:
+  - backendRefs: [{name: infra-backend-v1, port: 8080}]
+)");
+  Result r = translate(rs, realOptions());
+  const std::string gw = "gateway-conformance-infra/lower";
+  const ListenerStatus* http = findListener(r, gw, "http");
+  ASSERT_NE(http, nullptr);
+  EXPECT_EQ(findCondition(http->conditions, "Accepted")->status, "True");
+  EXPECT_EQ(findCondition(http->conditions, "Programmed")->status, "True");
+  ASSERT_EQ(http->supported_kinds.size(), 1u);
+  EXPECT_EQ(http->supported_kinds[0].kind, "HTTPRoute");
+  EXPECT_EQ(http->attached_routes, 1);
+  auto it = r.status.http_routes.find("gateway-conformance-infra/r");
+  ASSERT_NE(it, r.status.http_routes.end());
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "True");
+
+  // Taken as HTTPS: its problem is the certificate, not the protocol.
+  const ListenerStatus* https = findListener(r, gw, "https");
+  ASSERT_NE(https, nullptr);
+  EXPECT_EQ(findCondition(https->conditions, "Accepted")->reason, "Accepted");
+  EXPECT_EQ(findCondition(https->conditions, "ResolvedRefs")->reason, "InvalidCertificateRef");
+
+  // HTTP and Http on one port are one protocol: distinct by hostname...
+  EXPECT_EQ(findCondition(findListener(r, gw, "same-a")->conditions, "Conflicted")->status,
+            "False");
+  EXPECT_EQ(findCondition(findListener(r, gw, "same-b")->conditions, "Conflicted")->status,
+            "False");
+  // ...and without hostnames a HostnameConflict, not a ProtocolConflict.
+  EXPECT_EQ(findCondition(findListener(r, gw, "dup-a")->conditions, "Conflicted")->reason,
+            "HostnameConflict");
+  EXPECT_EQ(findCondition(findListener(r, gw, "dup-b")->conditions, "Conflicted")->reason,
+            "HostnameConflict");
+}
+
+// GatewaySpec.Listeners, "Handling indistinct Listeners": "ALL indistinct
+// Listeners must not be accepted for processing", and the Listener status
+// SHOULD indicate which Listeners are conflicted and not Accepted. Upstream
+// GatewayListenerProtocolAndRouteKindConflicts expects Accepted=False (reason
+// Invalid), Programmed=False and Conflicted=True (ProtocolConflict) on both
+// listeners of a port whose protocols clash. Portico said Accepted=True.
+TEST(Conformance, ConflictedListenersAreNotAccepted) {
+  auto rs = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: clash, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: conflicted-http, port: 8443, protocol: HTTP}
+  - {name: conflicted-https, port: 8443, protocol: HTTPS, tls: {certificateRefs: [{name: c}]}}
+  - {name: host-a, port: 81, protocol: HTTP, hostname: a.example.com}
+  - {name: host-b, port: 81, protocol: HTTP, hostname: A.example.com}
+  - {name: fine, port: 82, protocol: HTTP}
+)");
+  Result r = translate(rs, realOptions());
+  const std::string gw = "gateway-conformance-infra/clash";
+  for (const char* name : {"conflicted-http", "conflicted-https", "host-a", "host-b"}) {
+    const ListenerStatus* l = findListener(r, gw, name);
+    ASSERT_NE(l, nullptr) << name;
+    const Condition* accepted = findCondition(l->conditions, "Accepted");
+    EXPECT_EQ(accepted->status, "False") << name;
+    EXPECT_EQ(accepted->reason, "Invalid") << name;
+    EXPECT_EQ(findCondition(l->conditions, "Programmed")->status, "False") << name;
+    EXPECT_EQ(findCondition(l->conditions, "Conflicted")->status, "True") << name;
+  }
+  EXPECT_EQ(findCondition(findListener(r, gw, "conflicted-http")->conditions, "Conflicted")->reason,
+            "ProtocolConflict");
+  EXPECT_EQ(findCondition(findListener(r, gw, "host-a")->conditions, "Conflicted")->reason,
+            "HostnameConflict");
+  EXPECT_EQ(findCondition(findListener(r, gw, "fine")->conditions, "Accepted")->status, "True");
+  // The Gateway keeps its distinct listener and says the others are not valid.
+  const Condition* gw_accepted = findCondition(r.status.gateways.at(gw).conditions, "Accepted");
+  EXPECT_EQ(gw_accepted->status, "True");
+  EXPECT_EQ(gw_accepted->reason, "ListenersNotValid");
+}
+
+// AllowedRoutes.kinds: "When unspecified or empty, the kinds of Routes
+// selected are determined using the Listener protocol." Portico took an empty
+// list as "no kind": supportedKinds [] and every route NotAllowedByListeners.
+TEST(Conformance, EmptyAllowedKindsMeansProtocolDefault) {
+  auto rs = load(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: empty-kinds, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - {name: http, port: 81, protocol: HTTP, allowedRoutes: {kinds: []}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: gateway-conformance-infra}
+spec:
+  parentRefs: [{name: empty-kinds}]
+  rules:
+  - backendRefs: [{name: infra-backend-v1, port: 8080}]
+)");
+  Result r = translate(rs, realOptions());
+  const ListenerStatus* http = findListener(r, "gateway-conformance-infra/empty-kinds", "http");
+  ASSERT_NE(http, nullptr);
+  ASSERT_EQ(http->supported_kinds.size(), 1u);
+  EXPECT_EQ(http->supported_kinds[0].group, "gateway.networking.k8s.io");
+  EXPECT_EQ(http->supported_kinds[0].kind, "HTTPRoute");
+  EXPECT_EQ(findCondition(http->conditions, "ResolvedRefs")->status, "True");
+  EXPECT_EQ(http->attached_routes, 1);
+  auto it = r.status.http_routes.find("gateway-conformance-infra/r");
+  ASSERT_NE(it, r.status.http_routes.end());
+  EXPECT_EQ(findCondition(it->second.parents[0].conditions, "Accepted")->status, "True");
+}
+
+// GatewayOverlappingTLSConfigHostnames (a core conformance test, only
+// SupportGateway): ListenerConditionOverlappingTLSConfig, "Controllers MUST
+// detect the presence of overlapping hostnames" among listeners with TLS on
+// one port and set OverlappingTLSConfig=True, reason OverlappingHostnames, on
+// all of them; "MUST NOT be set when it is False". Portico never set it.
+TEST(Conformance, OverlappingTlsConfigHostnames) {
+  auto rs = load(R"(
+apiVersion: v1
+kind: Secret
+metadata: {name: tls-validity-checks-certificate, namespace: gateway-conformance-infra}
+type: kubernetes.io/tls
+stringData:
+  tls.crt: "-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n"
+  tls.key: "-----BEGIN PRIVATE KEY-----\nBBB\n-----END PRIVATE KEY-----\n"
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gateway-overlapping-hostnames, namespace: gateway-conformance-infra}
+spec:
+  gatewayClassName: portico
+  listeners:
+  - name: foo-https
+    port: 443
+    protocol: HTTPS
+    hostname: foo.example.com
+    tls: &tls
+      mode: Terminate
+      certificateRefs: [{kind: Secret, group: "", name: tls-validity-checks-certificate}]
+  - {name: bar-https, port: 443, protocol: HTTPS, hostname: bar.bar.example.com, tls: *tls}
+  - {name: wildcard-https, port: 443, protocol: HTTPS, hostname: "*.example.com", tls: *tls}
+  - {name: not-overlapping-https, port: 443, protocol: HTTPS, hostname: example.com, tls: *tls}
+  - {name: not-overlapping-other-port, port: 9443, protocol: HTTPS, hostname: foo.example.com,
+     tls: *tls}
+)");
+  Result r = translate(rs, Options{});
+  const std::string gw = "gateway-conformance-infra/gateway-overlapping-hostnames";
+  for (const char* name : {"foo-https", "bar-https", "wildcard-https"}) {
+    const ListenerStatus* l = findListener(r, gw, name);
+    ASSERT_NE(l, nullptr) << name;
+    EXPECT_EQ(findCondition(l->conditions, "Accepted")->status, "True") << name;
+    const Condition* overlap = findCondition(l->conditions, "OverlappingTLSConfig");
+    ASSERT_NE(overlap, nullptr) << name;
+    EXPECT_EQ(overlap->status, "True") << name;
+    EXPECT_EQ(overlap->reason, "OverlappingHostnames") << name;
+  }
+  for (const char* name : {"not-overlapping-https", "not-overlapping-other-port"}) {
+    const ListenerStatus* l = findListener(r, gw, name);
+    ASSERT_NE(l, nullptr) << name;
+    EXPECT_EQ(findCondition(l->conditions, "Programmed")->status, "True") << name;
+    EXPECT_EQ(findCondition(l->conditions, "OverlappingTLSConfig"), nullptr) << name;
+  }
 }
 
 }  // namespace

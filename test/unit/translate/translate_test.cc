@@ -330,8 +330,8 @@ spec:
   EXPECT_EQ(acc->reason, "UnsupportedValue");
   EXPECT_NE(acc->message.find("spec.rules[0].matches[0].queryParams[0].value"), std::string::npos);
   EXPECT_TRUE(r.snapshot->listeners.at(0).virtual_hosts.empty());
-  // Not Accepted, yet attached: attachedRoutes counts routes whatever their status.
-  EXPECT_EQ(r.status.gateways.at("default/gw").listeners.at(0).attached_routes, 1);
+  // Not Accepted, so not counted: attachedRoutes counts Accepted routes only.
+  EXPECT_EQ(r.status.gateways.at("default/gw").listeners.at(0).attached_routes, 0);
 }
 
 TEST(Translate, PrecedenceOrder) {
