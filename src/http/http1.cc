@@ -283,6 +283,7 @@ struct FieldSummary {
   int host_count = 0;
   bool has_cl = false;
   bool cl_invalid = false;
+  int cl_values = 0;  // elements over all Content-Length fields ("5, 5" is two)
   uint64_t cl = 0;
   bool has_te = false;
   int te_chunked = 0;  // how many times "chunked" is listed
@@ -317,6 +318,7 @@ void addContentLength(FieldSummary& s, std::string_view value) {
     // Repeated identical values are allowed (RFC 9110 §8.6); different ones
     // are the classic smuggling vector.
     if (s.has_cl && v != s.cl) s.cl_invalid = true;
+    ++s.cl_values;
     s.has_cl = true;
     s.cl = v;
   });
@@ -938,6 +940,10 @@ ParseEvent RequestParser::parseHead(std::string_view input, size_t& consumed) {
     st_.phase = Phase::ChunkSize;
   } else if (s.has_cl) {
     if (s.cl_invalid) return fail(st_, ParseError::BadContentLength);
+    // "5, 5" or two fields of 5: one value passes on (RFC 9110 §8.6 lets a
+    // recipient replace the list with it), since some next hops (nginx)
+    // refuse the repetition.
+    if (s.cl_values > 1) head_.headers.set("Content-Length", std::to_string(s.cl));
     framing_ = BodyFraming::ContentLength;
     content_length_ = s.cl;
     st_.remaining = s.cl;
@@ -948,7 +954,8 @@ ParseEvent RequestParser::parseHead(std::string_view input, size_t& consumed) {
   }
   st_.keep_alive = head_.version_minor >= 1 ? !s.conn_close : (s.conn_keep_alive && !s.conn_close);
   st_.expect_continue = head_.version_minor >= 1 && s.expect_continue;
-  st_.upgrade = s.conn_upgrade && s.has_upgrade;
+  // RFC 9110 §7.8: an Upgrade in an HTTP/1.0 request is ignored.
+  st_.upgrade = head_.version_minor >= 1 && s.conn_upgrade && s.has_upgrade;
   return {Type::HeadComplete, {}, ParseError::None};
 }
 
@@ -1002,7 +1009,9 @@ ParseEvent ResponseParser::parseHead(std::string_view input, size_t& consumed) {
   if (end - p < 14 || !parseVersion(p, head_.version_minor, err)) {
     return fail(st_, err == ParseError::None ? ParseError::BadRequest : err);
   }
-  if (p[0] != ' ' || p[1] < '1' || p[1] > '9' || p[2] < '0' || p[2] > '9' || p[3] < '0' ||
+  // RFC 9110 §15: 100..599; anything else is invalid (and would reach the
+  // client as a class it can't know).
+  if (p[0] != ' ' || p[1] < '1' || p[1] > '5' || p[2] < '0' || p[2] > '9' || p[3] < '0' ||
       p[3] > '9') {
     return fail(st_, ParseError::BadRequest);
   }
@@ -1062,6 +1071,10 @@ ParseEvent ResponseParser::parseHead(std::string_view input, size_t& consumed) {
     }
   } else if (s.has_cl) {
     if (s.cl_invalid) return fail(st_, ParseError::BadContentLength);
+    // "5, 5" or two fields of 5: one value passes on (RFC 9110 §8.6 lets a
+    // recipient replace the list with it), since some next hops (nginx)
+    // refuse the repetition.
+    if (s.cl_values > 1) head_.headers.set("Content-Length", std::to_string(s.cl));
     framing_ = BodyFraming::ContentLength;
     content_length_ = s.cl;
     st_.remaining = s.cl;

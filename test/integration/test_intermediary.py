@@ -20,6 +20,8 @@ ANSWERS = {
     b"/204/cl0": b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
     b"/204/chunked": b"HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     b"/dated": b"HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok",
+    b"/status/600": b"HTTP/1.1 600 Beyond\r\nContent-Length: 2\r\n\r\nok",
+    b"/switch": b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
     b"/100/cl": (b"HTTP/1.1 100 Continue\r\nContent-Length: 2\r\n\r\n"
                  b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
 }
@@ -177,6 +179,30 @@ class IntermediaryTest(PorticoCase):
         raw, rs = self.get(b"/dated")
         self.assertEqual([(k.lower(), v) for k, v in rs[0].header_list if k.lower() == "date"],
                          [("date", "Sun, 06 Nov 1994 08:49:37 GMT")], "the backend's is kept")
+
+    def test_status_outside_100_to_599_is_a_bad_response(self):
+        # RFC 9110 §15: invalid; forwarded, a client can't know its class.
+        raw, rs = self.get(b"/status/600")
+        self.assertEqual([r.status for r in rs], [502], raw)
+
+    def test_upgrade_in_http10_request_is_ignored(self):
+        # RFC 9110 §7.8: a server MUST ignore Upgrade in an HTTP/1.0 request;
+        # so the backend never sees it asked for, and its 101 is refused.
+        raw, rs = self.exchange(b"GET /switch HTTP/1.0\r\nHost: i.example.com\r\n"
+                                b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+        self.assertEqual([r.status for r in rs], [502], raw)
+        head = self.app.seen()[0].lower()
+        self.assertNotIn(b"upgrade", head)
+
+    def test_repeated_identical_content_length_passes_as_one(self):
+        # RFC 9110 §8.6 allows replacing the list with its one value; nginx
+        # answers 400 to the repetition.
+        raw, rs = self.exchange(b"POST /x HTTP/1.1\r\nHost: i.example.com\r\n"
+                                b"Content-Length: 2, 2\r\nContent-Length: 2\r\n\r\nhi")
+        self.assertEqual([r.status for r in rs], [200], raw)
+        fields = [ln for ln in self.app.seen()[0].split(b"\r\n")
+                  if ln.lower().startswith(b"content-length:")]
+        self.assertEqual([f.split(b":")[1].strip() for f in fields], [b"2"])
 
 
 if __name__ == "__main__":

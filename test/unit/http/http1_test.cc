@@ -380,6 +380,13 @@ TEST(RequestParser, Upgrade) {
             Type::HeadComplete);
   EXPECT_FALSE(no_conn.isUpgrade()) << "Upgrade without Connection: upgrade is not an upgrade";
 
+  RequestParser http10;
+  ASSERT_EQ(
+      http10.next("GET /ws HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", used)
+          .type,
+      Type::HeadComplete);
+  EXPECT_FALSE(http10.isUpgrade()) << "RFC 9110 §7.8: ignored in an HTTP/1.0 request";
+
   // curl --http2 on plain HTTP: the h2c upgrade is dropped, the request is
   // served as HTTP/1.1 (as Envoy does).
   RequestParser h2c;
@@ -870,6 +877,34 @@ TEST(ResponseParser, ContentLength) {
   EXPECT_EQ(r.messages[0].reason, "OK");
   EXPECT_EQ(r.messages[0].body, "hello");
   EXPECT_TRUE(r.messages[0].keep_alive);
+}
+
+// A repeated identical Content-Length passes on as one value (RFC 9110 §8.6).
+TEST(Framing, RepeatedIdenticalContentLengthBecomesOne) {
+  RequestParser rq;
+  size_t used = 0;
+  ASSERT_EQ(rq.next("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2, 2\r\n"
+                    "Content-Length: 2\r\n\r\nhi",
+                    used)
+                .type,
+            Type::HeadComplete);
+  ASSERT_EQ(rq.head().headers.fields().size(), 2u) << "one Content-Length field";
+  EXPECT_EQ(rq.head().headers.get("content-length"), "2");
+  Outcome r = responses("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello");
+  ASSERT_EQ(r.error, ParseError::None);
+  EXPECT_EQ(r.messages[0].body, "hello");
+  ResponseParser rp;
+  ASSERT_EQ(rp.next("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", used).type,
+            Type::HeadComplete);
+  EXPECT_EQ(rp.head().headers.get("content-length"), "5");
+}
+
+TEST(ResponseParser, StatusOutside100To599IsInvalid) {
+  for (const char* line : {"HTTP/1.1 600 X", "HTTP/1.1 999 X", "HTTP/1.1 099 X"}) {
+    Outcome r = responses(std::string(line) + "\r\nContent-Length: 0\r\n\r\n");
+    EXPECT_EQ(r.error, ParseError::BadRequest) << line;
+  }
+  EXPECT_EQ(responses("HTTP/1.1 599 X\r\nContent-Length: 0\r\n\r\n").error, ParseError::None);
 }
 
 TEST(ResponseParser, Chunked) {
