@@ -827,6 +827,77 @@ ParseEvent nextEvent(Parser& parser, detail::ParserState& st, std::string_view i
 // ---- RequestParser ----------------------------------------------------------------
 
 namespace {
+// RFC 3986 §6.2.2 normalization of an origin-form target's path, as Envoy's
+// normalize_path (which Envoy recommends at the edge, and Envoy Gateway and
+// kgateway turn on): percent-encoded unreserved characters are decoded,
+// other escapes get upper-case hex, and "." / ".." segments are resolved
+// (§5.2.4; ".." never climbs above the root). Routing and the backend then
+// see one path: "/public/../admin" or "/%61dmin" can't slip past an /admin
+// rule to a backend that resolves them itself. An encoded '/' (%2F) stays
+// encoded. A '%' not followed by two hex digits is refused (false).
+bool normalizePath(std::string& target) {
+  const size_t query = target.find('?');
+  const std::string_view path = std::string_view(target).substr(0, query);
+  if (path.find('%') == std::string_view::npos && path.find("/.") == std::string_view::npos)
+    return true;  // the common case: nothing to do
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string decoded;
+  decoded.reserve(path.size());
+  for (size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '%') {
+      decoded += path[i];
+      continue;
+    }
+    if (i + 2 >= path.size()) return false;
+    const int hi = hex(path[i + 1]), lo = hex(path[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    const char c = static_cast<char>(hi * 16 + lo);
+    const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                            (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      decoded += c;
+    } else {
+      static constexpr char kHex[] = "0123456789ABCDEF";
+      decoded += '%';
+      decoded += kHex[hi];
+      decoded += kHex[lo];
+    }
+    i += 2;
+  }
+  // Segments after the leading '/'; "." and ".." resolved on a stack.
+  std::vector<std::string_view> kept;
+  bool trailing_slash = false;
+  std::string_view rest = std::string_view(decoded).substr(1);
+  for (;;) {
+    const size_t slash = rest.find('/');
+    const std::string_view seg = rest.substr(0, slash);
+    const bool last = slash == std::string_view::npos;
+    if (seg == "." || seg == "..") {
+      if (seg == ".." && !kept.empty()) kept.pop_back();
+      trailing_slash = last;  // "/a/." and "/a/.." name a directory
+    } else {
+      kept.push_back(seg);
+      trailing_slash = false;
+    }
+    if (last) break;
+    rest.remove_prefix(slash + 1);
+  }
+  std::string out = "/";
+  for (size_t i = 0; i < kept.size(); ++i) {
+    if (i > 0) out += '/';
+    out.append(kept[i]);
+  }
+  if (trailing_slash && !kept.empty()) out += '/';
+  if (query != std::string::npos) out.append(std::string_view(target).substr(query));
+  target = std::move(out);
+  return true;
+}
+
 // The four request-target forms (RFC 9112 §3.2), each allowed only where it
 // means something. An absolute-form target ("http://h:8080/p?q") becomes
 // origin-form with its authority as Host, which RFC 9112 §3.2.2 says
@@ -839,7 +910,7 @@ bool normalizeTarget(RequestHead& head) {
   // backends that cut the target at '#' (nginx does) serve /admin: refused,
   // as Envoy does by default (http_reject_path_with_fragment).
   if (t.find('#') != std::string_view::npos) return false;
-  if (t.front() == '/') return true;
+  if (t.front() == '/') return normalizePath(head.target);
   if (t == "*") return head.method == "OPTIONS";
   if (head.method == "CONNECT") return true;  // authority-form; refused by the proxy
   const size_t colon = t.find("://");
@@ -857,7 +928,7 @@ bool normalizeTarget(RequestHead& head) {
   std::string origin = rest.empty() || rest.front() != '/' ? "/" : "";
   origin.append(rest);
   head.target = std::move(origin);
-  return true;
+  return normalizePath(head.target);
 }
 
 // RFC 9110 §7.2: Host = uri-host [ ":" port ], the host a bracketed
