@@ -325,6 +325,13 @@ void addContentLength(FieldSummary& s, std::string_view value) {
   s.has_cl = true;
 }
 
+// "5, 5" or two fields of 5: one field with the value passes on (RFC 9110
+// §8.6 lets a recipient replace the list with it), since some next hops
+// (nginx) refuse the repetition.
+void collapseContentLength(Headers& headers, const FieldSummary& s) {
+  if (s.cl_values > 1) headers.set("Content-Length", std::to_string(s.cl));
+}
+
 FieldSummary summarize(const Headers& headers) {
   FieldSummary s;
   for (const HeaderField& f : headers.fields()) {
@@ -828,8 +835,8 @@ ParseEvent nextEvent(Parser& parser, detail::ParserState& st, std::string_view i
 
 namespace {
 // RFC 3986 §6.2.2 normalization of an origin-form target's path, as Envoy's
-// normalize_path (which Envoy recommends at the edge, and Envoy Gateway and
-// kgateway turn on): percent-encoded unreserved characters are decoded,
+// normalize_path (which Envoy's edge-proxy guidance and Envoy Gateway turn
+// on): percent-encoded unreserved characters are decoded,
 // other escapes get upper-case hex, and "." / ".." segments are resolved
 // (§5.2.4; ".." never climbs above the root). Routing and the backend then
 // see one path: "/public/../admin" or "/%61dmin" can't slip past an /admin
@@ -1011,10 +1018,7 @@ ParseEvent RequestParser::parseHead(std::string_view input, size_t& consumed) {
     st_.phase = Phase::ChunkSize;
   } else if (s.has_cl) {
     if (s.cl_invalid) return fail(st_, ParseError::BadContentLength);
-    // "5, 5" or two fields of 5: one value passes on (RFC 9110 §8.6 lets a
-    // recipient replace the list with it), since some next hops (nginx)
-    // refuse the repetition.
-    if (s.cl_values > 1) head_.headers.set("Content-Length", std::to_string(s.cl));
+    collapseContentLength(head_.headers, s);
     framing_ = BodyFraming::ContentLength;
     content_length_ = s.cl;
     st_.remaining = s.cl;
@@ -1142,10 +1146,7 @@ ParseEvent ResponseParser::parseHead(std::string_view input, size_t& consumed) {
     }
   } else if (s.has_cl) {
     if (s.cl_invalid) return fail(st_, ParseError::BadContentLength);
-    // "5, 5" or two fields of 5: one value passes on (RFC 9110 §8.6 lets a
-    // recipient replace the list with it), since some next hops (nginx)
-    // refuse the repetition.
-    if (s.cl_values > 1) head_.headers.set("Content-Length", std::to_string(s.cl));
+    collapseContentLength(head_.headers, s);
     framing_ = BodyFraming::ContentLength;
     content_length_ = s.cl;
     st_.remaining = s.cl;

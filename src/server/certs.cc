@@ -1,24 +1,15 @@
 #include "server/certs.h"
 
-#include <ctime>
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/time.h"
 #include "tls/pem.h"
 
 namespace portico::server {
 namespace {
 
 using nlohmann::json;
-
-std::string rfc3339(int64_t t) {
-  std::tm tm{};
-  const time_t tt = static_cast<time_t>(t);
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Envoy's CertificateDetails, one per certificate in `pem`. "path" names
 // where the PEM came from: Portico reads certificates from objects, not files.
@@ -33,8 +24,8 @@ json details(const std::string& pem, const std::string& path, int64_t now) {
                    {"subject", c.subject},
                    {"subject_alt_names", std::move(sans)},
                    {"days_until_expiration", std::to_string(days)},
-                   {"valid_from", rfc3339(c.not_before)},
-                   {"expiration_time", rfc3339(c.not_after)}});
+                   {"valid_from", common::formatRfc3339(c.not_before)},
+                   {"expiration_time", common::formatRfc3339(c.not_after)}});
   }
   return out;
 }
