@@ -330,8 +330,15 @@ std::string renderStatusList(const k8s::ResourceSet& rs, const StatusReport& sta
   for (const auto& gc : rs.gateway_classes) {
     Item item = baseItem(gc, false);
     auto it = status.gateway_classes.find(gc.metadata.name);
-    if (it != status.gateway_classes.end())
-      item.setStatus(json{{"conditions", conditionsJson(it->second.conditions)}});
+    if (it != status.gateway_classes.end()) {
+      json st{{"conditions", conditionsJson(it->second.conditions)}};
+      if (!it->second.supported_features.empty()) {
+        json features = json::array();
+        for (const auto& f : it->second.supported_features) features.push_back({{"name", f}});
+        st["supportedFeatures"] = std::move(features);
+      }
+      item.setStatus(std::move(st));
+    }
     items.add(item);
   }
   for (const auto& gw : rs.gateways) {

@@ -432,6 +432,35 @@ class Translator {
 
  private:
   // ---- classes --------------------------------------------------------------
+  // GatewayClassStatus.supportedFeatures: the conformance features Portico
+  // implements, each one a replayed upstream conformance test or our own
+  // end-to-end test shows (test_conformance*.py, test_mirror.py). The spec
+  // wants them sorted; conformance suites read them to pick their tests.
+  static constexpr const char* kSupportedFeatures[] = {
+      "BackendTLSPolicy",
+      "Gateway",
+      "GatewayAddressEmpty",
+      "GatewayHTTPListenerIsolation",
+      "GatewayPort8080",
+      "HTTPRoute",
+      "HTTPRouteBackendRequestHeaderModification",
+      "HTTPRouteBackendTimeout",
+      "HTTPRouteHostRewrite",
+      "HTTPRouteMethodMatching",
+      "HTTPRouteNamedRouteRule",
+      "HTTPRoutePathRedirect",
+      "HTTPRoutePathRewrite",
+      "HTTPRoutePortRedirect",
+      "HTTPRouteQueryParamMatching",
+      "HTTPRouteRequestMirror",
+      "HTTPRouteRequestMultipleMirrors",
+      "HTTPRouteRequestPercentageMirror",
+      "HTTPRouteRequestTimeout",
+      "HTTPRouteResponseHeaderModification",
+      "HTTPRouteSchemeRedirect",
+      "ReferenceGrant",
+  };
+
   void selectClasses() {
     serve_all_ = rs_.gateway_classes.empty();
     if (serve_all_) {
@@ -445,6 +474,7 @@ class Translator {
       st.conditions.push_back(makeCondition(
           "Accepted", true, "Accepted", "GatewayClass is accepted by " + options_.controller_name,
           gc.metadata.generation, options_));
+      st.supported_features.assign(std::begin(kSupportedFeatures), std::end(kSupportedFeatures));
       status_.gateway_classes[gc.metadata.name] = std::move(st);
     }
   }

@@ -46,6 +46,9 @@ struct ListenerStatus {
 
 struct GatewayClassStatus {
   std::vector<Condition> conditions;
+  // status.supportedFeatures (conformance feature names, sorted): set on the
+  // classes Portico accepts. See kSupportedFeatures in translate.cc.
+  std::vector<std::string> supported_features;
 };
 
 struct GatewayStatus {

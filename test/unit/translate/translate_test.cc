@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <optional>
 
 #include <re2/re2.h>
@@ -9,6 +10,7 @@
 
 #include "k8s/decode.h"
 #include "snapshot/dump.h"
+#include "translate/status.h"
 
 namespace portico::translate {
 namespace {
@@ -211,6 +213,15 @@ spec:
   Result r2 = translate(set, mine);
   EXPECT_EQ(r2.snapshot->listeners.size(), 1u);
   EXPECT_EQ(find(r2.status.gateway_classes.at("other").conditions, "Accepted")->status, "True");
+  // GatewayClassStatus.supportedFeatures "MUST be sorted in ascending
+  // alphabetical order"; what conformance suites read to pick their tests.
+  const auto& features = r2.status.gateway_classes.at("other").supported_features;
+  EXPECT_TRUE(std::is_sorted(features.begin(), features.end()));
+  EXPECT_EQ(std::adjacent_find(features.begin(), features.end()), features.end());
+  for (const char* f : {"BackendTLSPolicy", "Gateway", "HTTPRoute", "ReferenceGrant"})
+    EXPECT_NE(std::find(features.begin(), features.end(), f), features.end()) << f;
+  const std::string listed = renderStatusList(set, r2.status, OutputFormat::Json);
+  EXPECT_NE(listed.find("\"supportedFeatures\""), std::string::npos);
 }
 
 TEST(Translate, BackendProblemsAndDirectStatus) {
