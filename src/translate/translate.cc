@@ -434,12 +434,14 @@ class Translator {
   // ---- classes --------------------------------------------------------------
   // GatewayClassStatus.supportedFeatures: the conformance features Portico
   // implements, each one a replayed upstream conformance test or our own
-  // end-to-end test shows (test_conformance*.py, test_mirror.py). The spec
+  // end-to-end test shows (test_conformance*.py, test_mirror.py,
+  // test_backend_tls.py's Gateway client certificate). The spec
   // wants them sorted; conformance suites read them to pick their tests.
   static constexpr const char* kSupportedFeatures[] = {
       "BackendTLSPolicy",
       "Gateway",
       "GatewayAddressEmpty",
+      "GatewayBackendClientCertificate",
       "GatewayHTTPListenerIsolation",
       "GatewayPort8080",
       "HTTPRoute",
