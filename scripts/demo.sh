@@ -275,6 +275,10 @@ show_failure
 note "portico check on the same config:"
 "$portico" check "$tmp/config" 2>&1 | grep -E 'backend default/nginx|warning' | head -8 |
   sed 's/^/     /' || true
+note "the admin port's /certs and Envoy's expiry gauge say the same:"
+curl -s "http://127.0.0.1:$admin_port/certs" |
+  grep -E '"(name|days_until_expiration|expiration_time)"' | sed 's/^ */     /' || true
+stats | grep -F 'server.days_until_first_cert_expiring' | sed 's/^/     /' || true
 
 bold "Failure mode 2: a backend serving a certificate with the seed's dates (expired)"
 # What the seed's manifests meet today: the backend's certificate ran out on

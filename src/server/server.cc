@@ -602,6 +602,7 @@ class MainServer {
     listen_fds_ = std::move(next);
     updateMembership(*published);
     snapshot_ = std::move(published);
+    updateCertExpiry();
   }
 
   // Cluster membership is process-wide, so the main thread's shard holds it.
@@ -622,20 +623,24 @@ class MainServer {
     }
   }
 
+  // Envoy's server.days_until_first_cert_expiring: whole days left (0 once
+  // expired), UINT32_MAX with no certificate at all. Set on each publish, so
+  // it follows an edit at once, and each second, so it follows the clock.
+  void updateCertExpiry() {
+    int64_t days = std::numeric_limits<uint32_t>::max();
+    if (snapshot_ && snapshot_->first_cert_expiry != 0) {
+      const int64_t left = snapshot_->first_cert_expiry - static_cast<int64_t>(std::time(nullptr));
+      days = left > 0 ? left / 86400 : 0;
+    }
+    server_stats_.days_until_first_cert_expiring->set(days);
+  }
+
   static void onUptimeTimer(void* self) {
     auto* s = static_cast<MainServer*>(self);
     s->server_stats_.uptime->set(std::chrono::duration_cast<std::chrono::seconds>(
                                      std::chrono::steady_clock::now() - s->started_)
                                      .count());
-    // Envoy's value: whole days left (0 once expired), UINT32_MAX with no
-    // certificate at all.
-    int64_t days = std::numeric_limits<uint32_t>::max();
-    if (s->snapshot_ && s->snapshot_->first_cert_expiry != 0) {
-      const int64_t left =
-          s->snapshot_->first_cert_expiry - static_cast<int64_t>(std::time(nullptr));
-      days = left > 0 ? left / 86400 : 0;
-    }
-    s->server_stats_.days_until_first_cert_expiring->set(days);
+    s->updateCertExpiry();
     s->uptime_timer_.arm(1000);
   }
 
