@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
 
 #include "common/time.h"
 #include "tls/pem.h"
@@ -11,11 +14,12 @@ namespace {
 
 using nlohmann::json;
 
-// Envoy's CertificateDetails, one per certificate in `pem`. "path" names
-// where the PEM came from: Portico reads certificates from objects, not files.
-json details(const std::string& pem, const std::string& path, int64_t now) {
+// Envoy's CertificateDetails, one per certificate. "path" names where the
+// PEM came from: Portico reads certificates from objects, not files.
+json certificateDetails(const std::vector<tls::PemCertificateInfo>& certs, const std::string& path,
+                        int64_t now) {
   json out = json::array();
-  for (const auto& c : tls::inspectPemCertificates(pem).certificates) {
+  for (const auto& c : certs) {
     json sans = json::array();
     for (const auto& [kind, value] : c.subject_alt_names) sans.push_back({{kind, value}});
     const int64_t days = c.not_after > now ? (c.not_after - now) / 86400 : 0;
@@ -39,10 +43,19 @@ json entry(std::string name, json ca_cert, json cert_chain) {
 }  // namespace
 
 std::string certsJson(const snapshot::Snapshot& snapshot, int64_t now) {
+  // Each distinct PEM is parsed once per call: thousands of clusters often
+  // share one CA bundle.
+  std::unordered_map<std::string_view, std::vector<tls::PemCertificateInfo>> parsed;
+  auto details = [&](const std::string& pem, const std::string& path) {
+    auto it = parsed.find(pem);
+    if (it == parsed.end())
+      it = parsed.emplace(pem, tls::inspectPemCertificates(pem).certificates).first;
+    return certificateDetails(it->second, path, now);
+  };
   json certs = json::array();
   for (const auto& c : snapshot.clusters) {
     if (!c.tls) continue;
-    json ca = details(c.tls->ca_pem, "BackendTLSPolicy " + c.tls->policy, now);
+    json ca = details(c.tls->ca_pem, "BackendTLSPolicy " + c.tls->policy);
     if (c.tls->use_system_trust) ca.push_back({{"path", "system trust store"}});
     json e = entry("cluster " + c.name, std::move(ca), json::array());
     // A policy that can't be honoured has no usable trust: say why here too.
@@ -56,14 +69,14 @@ std::string certsJson(const snapshot::Snapshot& snapshot, int64_t now) {
       for (const auto& e : l.tls->certificates) {
         if (!seen.insert("listener " + e.cert.name).second) continue;
         certs.push_back(entry("listener certificate " + e.cert.name, json::array(),
-                              details(e.cert.cert_pem, "Secret " + e.cert.name, now)));
+                              details(e.cert.cert_pem, "Secret " + e.cert.name)));
       }
     }
     if (l.backend_client_certificate &&
         seen.insert("client " + l.backend_client_certificate->name).second) {
       const auto& cc = *l.backend_client_certificate;
       certs.push_back(entry("backend client certificate of Gateway " + l.gateway, json::array(),
-                            details(cc.cert_pem, "Secret " + cc.name, now)));
+                            details(cc.cert_pem, "Secret " + cc.name)));
     }
   }
   // Subjects and SANs are the certificates' bytes: never let one that is not
