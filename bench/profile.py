@@ -88,6 +88,43 @@ def io_sizes(text: str, requests: int) -> str:
     return "\n".join(out) + "\n"
 
 
+def callgrind_self_costs(path: Path) -> tuple[int, list[tuple[str, int]]]:
+    """(total, [(function, self instructions), ...] largest first) of one
+    callgrind dump. callgrind_annotate 3.19 charges a worker thread's whole
+    cost to `clone` in the dumps taken here, so the file is read directly: a
+    cost line belongs to the current fn= unless a calls= line just announced
+    it as a callee's inclusive cost."""
+    costs: dict[str, int] = {}
+    names: dict[str, str] = {}
+    fn, callee_cost, total = "?", False, 0
+
+    def name(value: str) -> str:  # "(12) name" defines an id, "(12)" uses it
+        m = re.match(r"\((\d+)\)(?: (.*))?$", value)
+        if not m:
+            return value
+        if m.group(2):
+            names[m.group(1)] = m.group(2)
+        return names.get(m.group(1), value)
+
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("fn="):
+            fn = name(line[3:])
+        elif line.startswith("cfn="):
+            name(line[4:])
+        elif line.startswith("calls="):
+            callee_cost = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            parts = line.split()
+            if len(parts) < 2:
+                continue
+            if callee_cost:
+                callee_cost = False
+                continue
+            costs[fn] = costs.get(fn, 0) + int(parts[1])
+            total += int(parts[1])
+    return total, sorted(costs.items(), key=lambda kv: -kv[1])
+
+
 def massif(args, proxy, raw: Path) -> int:
     """Heap held by --idle idle keep-alive connections (Portico under valgrind massif)."""
     if args.proxy != "portico":
@@ -179,7 +216,10 @@ def main() -> int:
             def wrapped():
                 # Counters are zeroed before the measured wrk run and dumped (to raw.1)
                 # right after it.
-                return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={raw}",
+                # --compress-strings=no: each dump names its functions itself, so
+                # callgrind_annotate can read the measured part (raw.1) alone.
+                return ["valgrind", "--tool=callgrind", "--compress-strings=no",
+                        f"--callgrind-out-file={raw}",
                         *base_cmd()]
             proxy.cmd = wrapped
         proxy.start()
@@ -237,17 +277,14 @@ def main() -> int:
                                  capture_output=True, text=True).stdout
             print("\n".join(ln for ln in rep.splitlines() if ln and not ln.startswith("#")))
         elif args.tool == "callgrind":
-            dump = Path(f"{raw}.1")
-            rep = subprocess.run(["callgrind_annotate", "--inclusive=no", str(dump)],
-                                 capture_output=True, text=True).stdout
-            m = re.search(r"^([\d,]+) \(100.0%\)\s+PROGRAM TOTALS", rep, re.M)
-            if m:
-                total = int(m.group(1).replace(",", ""))
-                # Zeroed ~1 s before wrk and dumped right after it, with no traffic outside
-                # wrk's window, so this is per request up to idle-loop noise.
-                print(f"user-space instructions: {total:,} = {total / res.requests:,.0f} per "
-                      "request (kernel work is invisible to callgrind)")
-            print("\n".join(rep.splitlines()[:60]))
+            total, costs = callgrind_self_costs(Path(f"{raw}.1"))
+            # Zeroed ~1 s before wrk and dumped right after it, with no traffic outside
+            # wrk's window, so this is per request up to idle-loop noise.
+            print(f"user-space instructions: {total:,} = {total / res.requests:,.0f} per "
+                  "request (kernel work is invisible to callgrind)")
+            print("self cost: share, instructions per request, function")
+            for fn, c in costs[:30]:
+                print(f"{c / total * 100:5.1f}% {c / res.requests:7,.0f}  {fn[:150]}")
         return 0
     finally:
         proxy.stop()
