@@ -382,20 +382,20 @@ FieldSummary summarize(const Headers& headers) {
   return s;
 }
 
+// The value of a hex digit, -1 for any other byte.
+int hexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 bool parseChunkSize(std::string_view line, uint64_t& size) {
   uint64_t v = 0;
   size_t i = 0;
   for (; i < line.size(); ++i) {
-    const char c = line[i];
-    int d;
-    if (c >= '0' && c <= '9')
-      d = c - '0';
-    else if (c >= 'a' && c <= 'f')
-      d = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F')
-      d = c - 'A' + 10;
-    else
-      break;
+    const int d = hexDigit(line[i]);
+    if (d < 0) break;
     if (v >> 60) return false;  // would overflow 64 bits
     v = (v << 4) | static_cast<uint64_t>(d);
   }
@@ -847,12 +847,6 @@ bool normalizePath(std::string& target) {
   const std::string_view path = std::string_view(target).substr(0, query);
   if (path.find('%') == std::string_view::npos && path.find("/.") == std::string_view::npos)
     return true;  // the common case: nothing to do
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
   std::string decoded;
   decoded.reserve(path.size());
   for (size_t i = 0; i < path.size(); ++i) {
@@ -861,7 +855,7 @@ bool normalizePath(std::string& target) {
       continue;
     }
     if (i + 2 >= path.size()) return false;
-    const int hi = hex(path[i + 1]), lo = hex(path[i + 2]);
+    const int hi = hexDigit(path[i + 1]), lo = hexDigit(path[i + 2]);
     if (hi < 0 || lo < 0) return false;
     const char c = static_cast<char>(hi * 16 + lo);
     const bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||

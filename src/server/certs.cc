@@ -40,45 +40,64 @@ json entry(std::string name, json ca_cert, json cert_chain) {
           {"cert_chain", std::move(cert_chain)}};
 }
 
+// One place that says which certificates a snapshot loads, so /certs and the
+// expiry gauge never disagree: each backend TLS cluster's trust bundle, then
+// each HTTPS listener certificate and each Gateway backend client certificate
+// (a Secret serving several listeners or ports once).
+struct CertSource {
+  std::string name;  // the /certs entry: which cluster, listener or Gateway
+  std::string path;  // where the PEM came from
+  const std::string& pem;
+  const snapshot::UpstreamTls* trust;  // set for a cluster's trust anchors
+};
+
+template <typename Fn>
+void forEachCertSource(const snapshot::Snapshot& snapshot, Fn&& fn) {
+  for (const auto& c : snapshot.clusters) {
+    if (c.tls)
+      fn(CertSource{"cluster " + c.name, "BackendTLSPolicy " + c.tls->policy, c.tls->ca_pem,
+                    &*c.tls});
+  }
+  std::set<std::string> seen;
+  for (const auto& l : snapshot.listeners) {
+    if (l.tls) {
+      for (const auto& e : l.tls->certificates) {
+        if (seen.insert("listener " + e.cert.name).second)
+          fn(CertSource{"listener certificate " + e.cert.name, "Secret " + e.cert.name,
+                        e.cert.cert_pem, nullptr});
+      }
+    }
+    if (l.backend_client_certificate &&
+        seen.insert("client " + l.backend_client_certificate->name).second) {
+      const auto& cc = *l.backend_client_certificate;
+      fn(CertSource{"backend client certificate of Gateway " + l.gateway, "Secret " + cc.name,
+                    cc.cert_pem, nullptr});
+    }
+  }
+}
+
 }  // namespace
 
 std::string certsJson(const snapshot::Snapshot& snapshot, int64_t now) {
   // Each distinct PEM is parsed once per call: thousands of clusters often
   // share one CA bundle.
   std::unordered_map<std::string_view, std::vector<tls::PemCertificateInfo>> parsed;
-  auto details = [&](const std::string& pem, const std::string& path) {
-    auto it = parsed.find(pem);
-    if (it == parsed.end())
-      it = parsed.emplace(pem, tls::inspectPemCertificates(pem).certificates).first;
-    return certificateDetails(it->second, path, now);
-  };
   json certs = json::array();
-  for (const auto& c : snapshot.clusters) {
-    if (!c.tls) continue;
-    json ca = details(c.tls->ca_pem, "BackendTLSPolicy " + c.tls->policy);
-    if (c.tls->use_system_trust) ca.push_back({{"path", "system trust store"}});
-    json e = entry("cluster " + c.name, std::move(ca), json::array());
+  forEachCertSource(snapshot, [&](const CertSource& src) {
+    auto it = parsed.find(src.pem);
+    if (it == parsed.end())
+      it = parsed.emplace(src.pem, tls::inspectPemCertificates(src.pem).certificates).first;
+    json details = certificateDetails(it->second, src.path, now);
+    if (src.trust == nullptr) {
+      certs.push_back(entry(src.name, json::array(), std::move(details)));
+      return;
+    }
+    if (src.trust->use_system_trust) details.push_back({{"path", "system trust store"}});
+    json e = entry(src.name, std::move(details), json::array());
     // A policy that can't be honoured has no usable trust: say why here too.
-    if (c.tls->fail_closed) e["error"] = c.tls->fail_reason;
+    if (src.trust->fail_closed) e["error"] = src.trust->fail_reason;
     certs.push_back(std::move(e));
-  }
-  // A Secret serving several listeners (or ports) is listed once.
-  std::set<std::string> seen;
-  for (const auto& l : snapshot.listeners) {
-    if (l.tls) {
-      for (const auto& e : l.tls->certificates) {
-        if (!seen.insert("listener " + e.cert.name).second) continue;
-        certs.push_back(entry("listener certificate " + e.cert.name, json::array(),
-                              details(e.cert.cert_pem, "Secret " + e.cert.name)));
-      }
-    }
-    if (l.backend_client_certificate &&
-        seen.insert("client " + l.backend_client_certificate->name).second) {
-      const auto& cc = *l.backend_client_certificate;
-      certs.push_back(entry("backend client certificate of Gateway " + l.gateway, json::array(),
-                            details(cc.cert_pem, "Secret " + cc.name)));
-    }
-  }
+  });
   // Subjects and SANs are the certificates' bytes: never let one that is not
   // UTF-8 throw.
   return json{{"certificates", std::move(certs)}}.dump(2, ' ', false,
@@ -87,31 +106,22 @@ std::string certsJson(const snapshot::Snapshot& snapshot, int64_t now) {
 }
 
 int64_t CertExpiry::first(const snapshot::Snapshot& snapshot) {
-  std::unordered_map<std::string, int64_t> current;
+  std::unordered_map<std::string, int64_t> current;  // PEM -> earliest notAfter
   int64_t first = 0;
-  auto add = [&](const std::string& pem) {
-    if (pem.empty()) return;
-    auto [it, fresh] = current.try_emplace(pem, 0);
+  forEachCertSource(snapshot, [&](const CertSource& src) {
+    if (src.pem.empty()) return;
+    auto [it, fresh] = current.try_emplace(src.pem, 0);
     if (fresh) {
-      if (auto old = previous_.find(pem); old != previous_.end()) {
+      if (auto old = previous_.find(src.pem); old != previous_.end()) {
         it->second = old->second;
       } else {
-        for (const auto& c : tls::inspectPemCertificates(pem).certificates) {
+        for (const auto& c : tls::inspectPemCertificates(src.pem).certificates) {
           if (it->second == 0 || c.not_after < it->second) it->second = c.not_after;
         }
       }
     }
     if (it->second != 0 && (first == 0 || it->second < first)) first = it->second;
-  };
-  for (const auto& c : snapshot.clusters) {
-    if (c.tls) add(c.tls->ca_pem);
-  }
-  for (const auto& l : snapshot.listeners) {
-    if (l.tls) {
-      for (const auto& e : l.tls->certificates) add(e.cert.cert_pem);
-    }
-    if (l.backend_client_certificate) add(l.backend_client_certificate->cert_pem);
-  }
+  });
   previous_ = std::move(current);
   return first;
 }

@@ -459,8 +459,9 @@ class MainServer {
     };
     sources_.clusters_text = [this] { return clustersText(); };
     sources_.certs_json = [this] {
-      return snapshot_ ? certsJson(*snapshot_, static_cast<int64_t>(std::time(nullptr)))
-                       : std::string("{\"certificates\": []}\n");
+      static const snapshot::Snapshot kNothingLoaded;
+      return certsJson(snapshot_ ? *snapshot_ : kNothingLoaded,
+                       static_cast<int64_t>(std::time(nullptr)));
     };
     auto start = std::chrono::steady_clock::now();
     sources_.uptime_seconds = [start] {

@@ -626,6 +626,21 @@ class ChaosTest(h.PorticoCase):
         if host in ("plain.test", "tls.test", "rewrite.test") and not complete and strict:
             self.record("violation", f"{method} {host}: response cut off after {n} body bytes")
 
+    def read_response(self, rd, host: str, method: str, strict: bool, closed: str):
+        """The next response, checked and counted; None (counted as a client
+        timeout or as `closed`) when there is none to read."""
+        try:
+            res = rd.response(method)
+        except socket.timeout:
+            self.record("client_timeout", host)
+            return None
+        if res is None:
+            self.record(closed, host)
+            return None
+        self.check_response(host, method, res, strict)
+        self.record("responses", host)
+        return res
+
     def op_sequence(self, rng: random.Random) -> None:
         """Keep-alive (or not) requests one after another on one connection."""
         slow = rng.random() < 0.15
@@ -653,16 +668,9 @@ class ChaosTest(h.PorticoCase):
                         return  # leave with the body half sent
                     with contextlib.suppress(OSError):
                         s.shutdown(socket.SHUT_WR)
-                try:
-                    res = rd.response(method)
-                except socket.timeout:
-                    self.record("client_timeout", host)
-                    return
+                res = self.read_response(rd, host, method, strict, "closed_before_response")
                 if res is None:
-                    self.record("closed_before_response", host)
                     return
-                self.check_response(host, method, res, strict)
-                self.record("responses", host)
                 if not res[3] or not keep or res[1].get("connection", "").lower() == "close":
                     return
                 if res[0] == 101:
@@ -697,16 +705,9 @@ class ChaosTest(h.PorticoCase):
                 if close_early and idx == 1:
                     _rst(s)
                     return
-                try:
-                    res = rd.response(method)
-                except socket.timeout:
-                    self.record("client_timeout", host)
-                    return
+                res = self.read_response(rd, host, method, strict, "pipeline_closed")
                 if res is None:
-                    self.record("pipeline_closed", host)
                     return
-                self.check_response(host, method, res, strict)
-                self.record("responses", host)
                 seen.append((host, method, res))
                 if not res[3] or res[1].get("connection", "").lower() == "close" or res[0] == 101:
                     # nothing may follow a response that closes the connection

@@ -426,12 +426,14 @@ class ConformanceTest(h.PorticoCase):
     @classmethod
     def manifests_request_header_modifier(cls):
         return [route("request-header-modifier", cls.gw("gw-request-header-modifier"),
-                      cls.request_header_rules())]
+                      cls.header_modifier_rules())]
 
     @staticmethod
-    def request_header_rules():
+    def header_modifier_rules(kind: str = "RequestHeaderModifier"):
+        """Upstream's rules for HTTPRouteRequestHeaderModifier, and the same
+        ones for HTTPRouteResponseHeaderModifier with kind changed."""
         v1 = [ref("infra-backend-v1")]
-        m = lambda **kw: [header_mod("RequestHeaderModifier", **kw)]  # noqa: E731
+        m = lambda **kw: [header_mod(kind, **kw)]  # noqa: E731
         return [
             h.rule(v1, [h.match("/set")], filters=m(set_={"X-Header-Set": "set-overwrites-values"})),
             h.rule(v1, [h.match("/add")], filters=m(add={"X-Header-Add": "add-appends-values"})),
@@ -460,7 +462,7 @@ class ConformanceTest(h.PorticoCase):
     def manifests_backend_request_header_modifier(cls):
         # The same filters as HTTPRouteRequestHeaderModifier, on the backendRef.
         rules = []
-        for r in cls.request_header_rules():
+        for r in cls.header_modifier_rules():
             b = dict(r["backendRefs"][0], filters=r.pop("filters"))
             rules.append(dict(r, backendRefs=[b]))
         g = cls.gw("gw-backend-request-header-modifier")
@@ -492,21 +494,8 @@ class ConformanceTest(h.PorticoCase):
 
     @classmethod
     def manifests_response_header_modifier(cls):
-        v1 = [ref("infra-backend-v1")]
-        m = lambda **kw: [header_mod("ResponseHeaderModifier", **kw)]  # noqa: E731
-        return [route("response-header-modifier", cls.gw("gw-response-header-modifier"), [
-            h.rule(v1, [h.match("/set")], filters=m(set_={"X-Header-Set": "set-overwrites-values"})),
-            h.rule(v1, [h.match("/add")], filters=m(add={"X-Header-Add": "add-appends-values"})),
-            h.rule(v1, [h.match("/remove")], filters=m(remove=["X-Header-Remove"])),
-            h.rule(v1, [h.match("/multiple")], filters=m(
-                set_={"X-Header-Set-1": "header-set-1", "X-Header-Set-2": "header-set-2"},
-                add={"X-Header-Add-1": "header-add-1", "X-Header-Add-2": "header-add-2",
-                     "X-Header-Add-3": "header-add-3"},
-                remove=["X-Header-Remove-1", "X-Header-Remove-2"])),
-            h.rule(v1, [h.match("/case-insensitivity")], filters=m(
-                set_={"X-Header-Set": "header-set"}, add={"X-Header-Add": "header-add"},
-                remove=["X-Header-Remove"])),
-        ])]
+        return [route("response-header-modifier", cls.gw("gw-response-header-modifier"),
+                      cls.header_modifier_rules("ResponseHeaderModifier"))]
 
     def test_response_header_modifier(self):
         gw = "gw-response-header-modifier"

@@ -18,29 +18,28 @@ def switching_handler(sock):
                      b"Connection: Upgrade\r\n\r\nraw bytes")
 
 
-def gzip_coded_handler(sock):
-    """Answers with a transfer coding other than chunked: gzip then chunked
-    for /gzip/chunked, gzip alone (body until close) otherwise."""
-    head = read_request_head(sock)
-    if b" /gzip/chunked" in head.split(b"\r\n", 1)[0]:
-        sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-                     b"4\r\n\x1f\x8b\x08\x00\r\n0\r\n\r\n")
-    else:
-        sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00")
-        sock.close()
+def answer_by_path(answers: dict[bytes, bytes]):
+    """A backend that reads one request, answers with the bytes given for the
+    longest prefix of its path, and closes."""
+    def handler(sock):
+        parts = read_request_head(sock).split(b" ", 2)
+        path = parts[1] if len(parts) > 1 else b"/"
+        sock.sendall(answers[max((p for p in answers if path.startswith(p)), key=len)])
+    return handler
 
 
-def cut_short_handler(sock):
-    """Starts a good response and breaks it off, all in one write: /cut/chunked
-    with a chunk-size line that isn't one, /cut/length 10 of 100 bytes then
-    close."""
-    head = read_request_head(sock)
-    if b" /cut/chunked" in head.split(b"\r\n", 1)[0]:
-        sock.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                     b"5\r\nhello\r\nzz\r\n")
-    else:
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
-    sock.close()
+# A transfer coding other than chunked: gzip then chunked, or gzip alone
+# (body until close).
+gzip_coded_handler = answer_by_path({
+    b"/gzip/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                      b"4\r\n\x1f\x8b\x08\x00\r\n0\r\n\r\n",
+    b"/": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b\x08\x00"})
+
+# A good response broken off, all in one write: a chunk-size line that isn't
+# one, or 10 of 100 bytes then close.
+cut_short_handler = answer_by_path({
+    b"/cut/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n",
+    b"/": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789"})
 
 
 class ErrorAnswersTest(PorticoCase):

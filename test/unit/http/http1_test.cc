@@ -988,6 +988,22 @@ TEST(ResponseParser, NoBodyCases) {
 
 // Envoy's require_strict_1xx_and_204_response_headers: before, a 204 with
 // "Content-Length: 5" reached the client as it was.
+// Feeds two responses to one parser and returns `flag` after each head: a
+// per-message flag must not carry over to the next response.
+template <typename Flag>
+std::pair<bool, bool> flagPerMessage(const std::string& two, Flag flag) {
+  ResponseParser p;
+  size_t used = 0;
+  std::string_view rest = two;
+  EXPECT_EQ(p.next(rest, used).type, Type::HeadComplete);
+  const bool first = flag(p);
+  rest.remove_prefix(used);
+  EXPECT_EQ(p.next(rest, used).type, Type::MessageComplete);
+  rest.remove_prefix(used);
+  EXPECT_EQ(p.next(rest, used).type, Type::HeadComplete);
+  return {first, flag(p)};
+}
+
 TEST(ResponseParser, FramingFieldsOnA1xxOr204AreFlagged) {
   auto parse = [](const std::string& head, ResponseParser& p) {
     size_t used = 0;
@@ -1020,19 +1036,10 @@ TEST(ResponseParser, FramingFieldsOnA1xxOr204AreFlagged) {
         << head << ": a 304's or HEAD's Content-Length is the representation's, kept";
   }
   // Per message: the next response on the connection starts clean.
-  ResponseParser p;
-  size_t used = 0;
-  const std::string two =
-      "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: "
-      "0\r\n\r\n";
-  std::string_view rest = two;
-  ASSERT_EQ(p.next(rest, used).type, Type::HeadComplete);
-  EXPECT_TRUE(p.framedNoContent());
-  rest.remove_prefix(used);
-  ASSERT_EQ(p.next(rest, used).type, Type::MessageComplete);
-  rest.remove_prefix(used);
-  ASSERT_EQ(p.next(rest, used).type, Type::HeadComplete);
-  EXPECT_FALSE(p.framedNoContent());
+  EXPECT_EQ(flagPerMessage("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n"
+                           "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                           [](const ResponseParser& p) { return p.framedNoContent(); }),
+            std::make_pair(true, false));
 }
 
 // What a proxy re-chunking the body must not pass on as plain "chunked".
@@ -1049,20 +1056,11 @@ TEST(ResponseParser, ReportsTransferCodingsOtherThanChunked) {
   EXPECT_FALSE(other("Chunked"));
   EXPECT_TRUE(other("gzip, chunked"));
   EXPECT_TRUE(other("gzip"));
-  ResponseParser p;  // and it is per message
-  size_t used = 0;
-  const std::string two =
-      "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
-      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
-  std::string_view rest = two;
-  ASSERT_EQ(p.next(rest, used).type, Type::HeadComplete);
-  EXPECT_TRUE(p.otherTransferCoding());
-  rest.remove_prefix(used);
-  ASSERT_EQ(p.next(rest, used).type, Type::MessageComplete);
-  rest.remove_prefix(used);
-  p.reset();
-  ASSERT_EQ(p.next(rest, used).type, Type::HeadComplete);
-  EXPECT_FALSE(p.otherTransferCoding());
+  // and it is per message
+  EXPECT_EQ(flagPerMessage("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+                           "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+                           [](const ResponseParser& p) { return p.otherTransferCoding(); }),
+            std::make_pair(true, false));
 }
 
 // Found by test_chaos: a HEAD answered with "Content-Length: 5" and
