@@ -391,6 +391,35 @@ backend be
         return ["haproxy", "-f", str(path), "-db"]
 
 
+class TcpRelayProxy(HaproxyProxy):
+    """Not a competitor: a lower bound. HAProxy in `mode tcp` copies bytes between each client
+    connection and its own backend connection (TLS to the backend in scenario 1), with no HTTP
+    parsing at all. No HTTP proxy can do less work per request, so its req/s is the most the
+    load side (wrk + backend on CPU 1) lets any proxy reach here."""
+    name = "tcp-relay"
+
+    def cmd(self):
+        tls = ""
+        if self.tls:
+            tls = (f" ssl verify required ca-file {self.tls.cert.cert} sni str({TLS_NAME})"
+                   f" verifyhost {TLS_NAME}")
+        conf = f"""global
+  nbthread 1
+  maxconn {self.maxconn}
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+listen relay
+  bind 127.0.0.1:{self.port}
+  server s1 127.0.0.1:{self.backend_port}{tls}
+"""
+        path = self.work / "tcp-relay.cfg"
+        path.write_text(conf)
+        return ["haproxy", "-f", str(path), "-db"]
+
+
 @dataclass
 class TlsSetup:
     cert: harness.Cert
@@ -642,13 +671,13 @@ def start_backend(num: int, work: Path, certs: CertFactory) -> tuple[Nginx, "Tls
     return be, tls
 
 
-PROXIES = {c.name: c for c in (PorticoProxy, NginxProxy, HaproxyProxy)}
+PROXIES = {c.name: c for c in (PorticoProxy, NginxProxy, HaproxyProxy, TcpRelayProxy)}
 
 
 def make_proxies(args, work: Path, be: Nginx, tls: "TlsSetup | None",
                  binary: Path) -> list[Proxy]:
     out = []
-    for cls in (PorticoProxy, NginxProxy, HaproxyProxy):
+    for cls in PROXIES.values():
         if cls.name in args.proxies:
             kw = {"binary": binary} if cls is PorticoProxy else {}
             out.append(cls(work, free_port(), be.port, tls, **kw))
@@ -863,7 +892,9 @@ def main() -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", type=Path, default=ROOT / "build-release" / "portico")
     ap.add_argument("--scenarios", default="2,1,3,4,5,6", help="comma list, e.g. 2,1")
-    ap.add_argument("--proxies", default="portico,nginx,haproxy")
+    ap.add_argument("--proxies", default="portico,nginx,haproxy",
+                    help="comma list of portico, nginx, haproxy and tcp-relay (HAProxy in mode "
+                    "tcp: the lower bound on any proxy's work, not a competitor)")
     ap.add_argument("--backend-tls-protocols", default=BACKEND_TLS_PROTOCOLS,
                     help="nginx ssl_protocols of the TLS backend, e.g. TLSv1.2 (the seed's)")
     ap.add_argument("--rounds", type=int, default=3)
