@@ -190,6 +190,9 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--delay", type=int, default=10, help="ms between requests per connection")
     ap.add_argument("--out", type=Path, help="keep the raw tool output here")
+    ap.add_argument("--of", default="proxy", choices=("proxy", "backend"),
+                    help="perf/strace: whose process to trace; 'backend' shows what the "
+                    "proxy in front makes the backend nginx (CPU 1) do")
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="portico-profile-"))
@@ -235,6 +238,11 @@ def main() -> int:
         pids = [p for p in proxy.pids() if p != proxy.proc.pid] or [proxy.proc.pid]
         if args.proxy == "portico":
             pids = [proxy.proc.pid]
+        if args.of == "backend":
+            if args.tool not in ("perf", "strace"):
+                print("--of backend: perf or strace only", file=sys.stderr)
+                return 2
+            pids = [p for p in bench.children(be.proc.pid) if p != be.proc.pid]
         tool = None
         if args.tool in ("strace", "iosizes"):
             cmd = ["strace", "-c", "-f", "-o", str(raw)]
@@ -253,9 +261,10 @@ def main() -> int:
             subprocess.run(["callgrind_control", "-z", str(proxy.proc.pid)],
                            capture_output=True, timeout=30)
         time.sleep(1.0)  # tracer attached
-        cpu0 = bench.proc_cpu_seconds(proxy.pids())
+        traced = pids if args.of == "backend" else proxy.pids()
+        cpu0 = bench.proc_cpu_seconds(traced)
         res, out = wrk(proxy.port, args.duration, args.connections, script, path)
-        cpu = bench.proc_cpu_seconds(proxy.pids()) - cpu0
+        cpu = bench.proc_cpu_seconds(traced) - cpu0
         if tool:
             tool.send_signal(signal.SIGINT)
             tool.wait(timeout=60)
@@ -263,7 +272,7 @@ def main() -> int:
             subprocess.run(["callgrind_control", "-d", str(proxy.proc.pid)],
                            capture_output=True, timeout=30)
         print(f"{args.proxy} scenario {args.scenario}: {res.requests} requests, {res.rps:.0f} "
-              f"req/s, errors {res.errors}, proxy CPU {cpu:.2f} s "
+              f"req/s, errors {res.errors}, {args.of} CPU {cpu:.2f} s "
               f"(under {args.tool}; {cpu / res.requests * 1e4:.3f} s / 10k req)")
         # The tracer saw a bit more than wrk's window (attach delay is before wrk starts;
         # the detach right after it ends), so per-request figures are upper bounds by a hair.
