@@ -62,6 +62,8 @@ LocalReply localReplyFor(Failure f) {
       return {500, "-", "no valid backend for route"};
     case Failure::ConnectMethod:
       return {501, "-", "CONNECT is not supported"};
+    case Failure::Misdirected:
+      return {421, "-", "misdirected request"};
     case Failure::None:
       break;
   }
@@ -759,12 +761,13 @@ void HttpConnection::onRequestHead() {
     head.headers.remove("expect");
   }
 
-  const auto* vhost = snapshot::selectVirtualHost(*listener_, head.host());
   // HTTPS: the connection belongs to the listener its SNI selected; a Host
-  // served by another listener on the port is not routed here.
-  if (vhost != nullptr && listener_->tls &&
-      !snapshot::sameTlsListener(*listener_, transport_->serverName(), head.host()))
-    vhost = nullptr;
+  // that another listener on the port serves is not routed on it.
+  if (listener_->tls && snapshot::misdirected(*listener_, transport_->serverName(), head.host())) {
+    sendLocalReply(Failure::Misdirected, "");
+    return;
+  }
+  const auto* vhost = snapshot::selectVirtualHost(*listener_, head.host());
   if (vhost != nullptr) {
     snapshot::MatchInput in;
     in.method = head.method;

@@ -36,6 +36,7 @@ enum class Failure {
   Overloaded,           // 503 (connection limit)
   NoBackend,            // 500 (route without usable backend)
   ConnectMethod,        // 501 (CONNECT: Portico is no forward proxy)
+  Misdirected,          // 421 (Host of another HTTPS listener than the SNI's)
 };
 
 struct Exchange;

@@ -127,15 +127,16 @@ int64_t selectTlsHostname(const std::vector<std::string>& hostnames, std::string
   return wildcard >= 0 ? wildcard : any;
 }
 
-bool sameTlsListener(const Listener& listener, std::string_view sni, std::string_view host) {
+bool misdirected(const Listener& listener, std::string_view sni, std::string_view host) {
   const auto& names = listener.tls_listener_hostnames;
-  if (names.size() < 2) return true;  // one listener: nothing to tell apart
+  if (names.size() < 2) return false;  // one listener: nothing to tell apart
   // A Host may carry the root's trailing dot ("example.com.").
   auto trimmed = [](std::string_view n) {
     if (!n.empty() && n.back() == '.') n.remove_suffix(1);
     return n;
   };
-  return selectTlsHostname(names, trimmed(sni)) == selectTlsHostname(names, trimmed(host));
+  const int64_t by_host = selectTlsHostname(names, trimmed(host));
+  return by_host >= 0 && by_host != selectTlsHostname(names, trimmed(sni));
 }
 
 const Route* selectRoute(const VirtualHost& vhost, const MatchInput& input) {

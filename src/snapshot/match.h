@@ -31,13 +31,15 @@ const VirtualHost* selectVirtualHost(const Listener& listener, std::string_view 
 // first catch-all. `name` may come in any case. -1: none of them.
 int64_t selectTlsHostname(const std::vector<std::string>& hostnames, std::string_view name);
 
-// HTTPS: true when `host` (the Host header without port) selects the same
-// Gateway listener of `listener.tls_listener_hostnames` as the connection's
-// SNI `sni` did (exact name, then the longest wildcard suffix, then the
-// catch-all, as for the certificate). A request whose Host belongs to another
-// HTTPS listener on the port is not routed (listener isolation: upstream's
-// HTTPRouteHTTPSListener expects 404). Always true without TLS listeners.
-bool sameTlsListener(const Listener& listener, std::string_view sni, std::string_view host);
+// HTTPS listeners sharing a port (the Listener godoc's misdirected requests,
+// feature GatewayHTTPSListenerDetectMisdirectedRequests): true when `host`
+// (the Host header without port) selects another Gateway listener of
+// `listener.tls_listener_hostnames` than the connection's SNI `sni` did, both
+// chosen as for the certificate (exact name, then the longest wildcard
+// suffix, then the catch-all; no SNI selects the catch-all). The request then
+// gets 421, so the client retries on a connection made for that name. A Host
+// that selects no listener is not misdirected: routing answers it (404).
+bool misdirected(const Listener& listener, std::string_view sni, std::string_view host);
 
 // First route (routes are stored in precedence order) whose match accepts the
 // request, or nullptr.

@@ -231,8 +231,7 @@ struct Listener {
   std::optional<DownstreamTls> tls;  // HTTPS listeners (all share one port)
   // The hostname of each HTTPS Gateway listener serving on this port ("*" for
   // none), lower-cased. A TLS connection belongs to the one its SNI selects;
-  // a request on it is routed only when its Host selects that same listener
-  // (see sameTlsListener()).
+  // a request on it whose Host selects another one gets 421 (misdirected()).
   std::vector<std::string> tls_listener_hostnames;
   std::string gateway;  // "<namespace>/<name>" owning this port
   // The Gateway's spec.tls.backend.clientCertificateRef: presented on every

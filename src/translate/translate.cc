@@ -443,6 +443,7 @@ class Translator {
       "GatewayAddressEmpty",
       "GatewayBackendClientCertificate",
       "GatewayHTTPListenerIsolation",
+      "GatewayHTTPSListenerDetectMisdirectedRequests",
       "GatewayPort8080",
       "HTTPRoute",
       "HTTPRoute303RedirectStatusCode",

@@ -133,12 +133,12 @@ class ConformanceGatewayTest(h.PorticoCase):
         other_root = certs.ca("mismatch-ca")
         front = certs.leaf("tls-validity-checks", cls.root, dns=[
             "example.org", "second-example.org", "unknown-example.org", "https-listener.org",
-            "secure.test.com", ABC])
+            "secure.test.com", ABC, "*.wildcard.org"])
         backend_cert = certs.leaf("tls-backend", cls.root, dns=[ABC, "other.example.com"],
                                   uris=["spiffe://abc.example.com/test-identity"])
         cls.echo = {}
         for name, ns in (("infra-backend-v1", NS), ("infra-backend-v2", NS),
-                         ("web-backend", WEB_NS)):
+                         ("infra-backend-v3", NS), ("web-backend", WEB_NS)):
             cls.echo[name] = h.EchoServer(name, ns).start()
             cls.addClassCleanup(cls.echo[name].stop)
         cls.tls_echo = h.EchoServer("tls-backend", NS, cert=backend_cert).start()
@@ -810,13 +810,81 @@ class ConformanceGatewayTest(h.PorticoCase):
             self.assertEqual(self.route_cond(name, gw, "ResolvedRefs")[0], "True")
         self.assertBackend(self.tls_req(gw, "/", "example.org", "example.org"),
                            "infra-backend-v1", "example.org")
+        # Up to v1.2 this case expected 404; the Listener godoc now says 421 when the Host
+        # selects another listener on the port (HTTPRouteHTTPSListenerDetectMisdirectedRequests
+        # below), and the current test only sends matching SNI and Host.
         self.assertEqual(self.tls_req(gw, "/", "unknown-example.org",
-                                      "second-example.org").status, 404,
+                                      "second-example.org").status, 421,
                          "SNI unknown-example.org, Host second-example.org")
         self.assertBackend(self.tls_req(gw, "/", "second-example.org", "second-example.org"),
                            "infra-backend-v1", "second-example.org")
         self.assertEqual(self.tls_req(gw, "/", "unknown-example.org",
                                       "unknown-example.org").status, 404)
+
+    # --- HTTPRouteHTTPSListenerDetectMisdirectedRequests ----------------------------------
+
+    MISDIRECTED_GW = "misdirected-https"
+
+    @classmethod
+    def manifests_route_https_misdirected(cls):
+        gw = cls.MISDIRECTED_GW
+        port = cls.port(gw)
+        cert = [secret_ref("tls-validity-checks-certificate")]
+
+        def https(name, hostname=None):
+            return listener(name, port, "HTTPS", hostname=hostname, from_ns="Same",
+                            cert_refs=cert)
+
+        def prefix_rule(backend):
+            return rule(backend, path="/detect-misdirected-requests", path_type="PathPrefix")
+        base = "https-listener-detect-misdirected-requests-test-"
+        return [gateway(gw, [https("https"), https("https-with-hostname", "second-example.org"),
+                             https("https-with-wildcard-hostname", "*.wildcard.org"),
+                             https("https-with-hostname-matching-wildcard",
+                                   "fourth-example.wildcard.org")]),
+                route(base + "1", gw, [prefix_rule("infra-backend-v1")], section="https",
+                      hostnames=["example.org"]),
+                route(base + "2", gw, [prefix_rule("infra-backend-v2")],
+                      section="https-with-hostname"),
+                route(base + "3", gw, [prefix_rule("infra-backend-v3")],
+                      section="https-with-wildcard-hostname"),
+                route(base + "4", gw, [prefix_rule("infra-backend-v1")],
+                      section="https-with-hostname-matching-wildcard")]
+
+    def test_httproute_https_listener_detect_misdirected_requests(self):
+        gw = self.MISDIRECTED_GW
+        for i in range(1, 5):
+            name = f"https-listener-detect-misdirected-requests-test-{i}"
+            self.assertEqual(self.route_cond(name, gw, "Accepted"), ("True", "Accepted"), name)
+            self.assertEqual(self.route_cond(name, gw, "ResolvedRefs")[0], "True", name)
+        cases = [  # (SNI, Host, status, backend): upstream's table, in its order
+            ("example.org", "example.org", 200, "infra-backend-v1"),
+            ("example.org", "second-example.org", 421, None),
+            ("example.org", "unknown-example.org", 404, None),
+            ("second-example.org", "second-example.org", 200, "infra-backend-v2"),
+            ("second-example.org", "example.org", 421, None),
+            ("second-example.org", "unknown-example.org", 421, None),
+            ("third-example.wildcard.org", "third-example.wildcard.org", 200, "infra-backend-v3"),
+            ("third-example.wildcard.org", "fith-example.wildcard.org", 200, "infra-backend-v3"),
+            ("third-example.wildcard.org", "fourth-example.wildcard.org", 421, None),
+            ("third-example.wildcard.org", "second-example.org", 421, None),
+            ("third-example.wildcard.org", "unknown-example.org", 421, None),
+            ("fourth-example.wildcard.org", "fourth-example.wildcard.org", 200,
+             "infra-backend-v1"),
+            ("fourth-example.wildcard.org", "fith-example.wildcard.org", 421, None),
+            ("unknown-example.org", "example.org", 200, "infra-backend-v1"),
+            ("unknown-example.org", "unknown-example.org", 404, None),
+        ]
+        for sni, host, status, backend in cases:
+            what = f"SNI {sni}, Host {host}"
+            r = self.tls_req(gw, "/detect-misdirected-requests", sni, host)
+            if backend:
+                self.assertBackend(r, backend, what)
+            else:
+                self.assertEqual(r.status, status, f"{what}: {r.text[:200]}")
+        self.assertIn("GatewayHTTPSListenerDetectMisdirectedRequests", [
+            f["name"] for f in self.obj("GatewayClass", "portico", None)["status"]
+            .get("supportedFeatures", [])])
 
     # --- HTTPRouteServiceTypes -----------------------------------------------------------
 

@@ -274,31 +274,65 @@ TEST(SelectVirtualHost, WildcardDoesNotMatchBareDomain) {
 
 // ---- selectRoute: path ----------------------------------------------------------
 
-// ---- sameTlsListener --------------------------------------------------------------
+// ---- misdirected -----------------------------------------------------------------
 
-// HTTPRouteHTTPSListener: SNI picks the HTTPS listener; a Host that belongs to
-// another listener on the port is not routed on that connection.
-TEST(SameTlsListener, HostMustSelectTheListenerTheSniSelected) {
+// The listeners and every case of upstream's
+// HTTPRouteHTTPSListenerDetectMisdirectedRequests: the SNI picks the HTTPS
+// listener; a Host that picks another listener on the port is misdirected
+// (421), a Host that picks none is left to routing (404).
+TEST(Misdirected, ConformanceCases) {
   Listener l;
-  l.tls_listener_hostnames = {"*", "second-example.org", "*.example.com", "*.foo.example.com"};
-  EXPECT_TRUE(sameTlsListener(l, "example.org", "example.org"));
-  EXPECT_TRUE(sameTlsListener(l, "unknown-example.org", "other.org"));
-  EXPECT_FALSE(sameTlsListener(l, "unknown-example.org", "second-example.org"));
-  EXPECT_FALSE(sameTlsListener(l, "second-example.org", "example.org"));
-  EXPECT_TRUE(sameTlsListener(l, "second-example.org", "Second-Example.ORG."));
-  // Longest wildcard suffix, as for the certificate.
-  EXPECT_TRUE(sameTlsListener(l, "a.foo.example.com", "b.foo.example.com"));
-  EXPECT_FALSE(sameTlsListener(l, "a.example.com", "b.foo.example.com"));
-  // No SNI: the catch-all listener.
-  EXPECT_TRUE(sameTlsListener(l, "", "anything.org"));
-  EXPECT_FALSE(sameTlsListener(l, "", "second-example.org"));
+  l.tls_listener_hostnames = {"*", "second-example.org", "*.wildcard.org",
+                              "fourth-example.wildcard.org"};
+  struct Case {
+    const char* sni;
+    const char* host;
+    bool misdirected;
+  };
+  const Case cases[] = {
+      {"example.org", "example.org", false},
+      {"example.org", "second-example.org", true},
+      {"example.org", "unknown-example.org", false},
+      {"second-example.org", "second-example.org", false},
+      {"second-example.org", "example.org", true},
+      {"second-example.org", "unknown-example.org", true},
+      {"third-example.wildcard.org", "third-example.wildcard.org", false},
+      {"third-example.wildcard.org", "fith-example.wildcard.org", false},
+      {"third-example.wildcard.org", "fourth-example.wildcard.org", true},
+      {"third-example.wildcard.org", "second-example.org", true},
+      {"third-example.wildcard.org", "unknown-example.org", true},
+      {"fourth-example.wildcard.org", "fourth-example.wildcard.org", false},
+      {"fourth-example.wildcard.org", "fith-example.wildcard.org", true},
+      {"unknown-example.org", "example.org", false},
+      {"unknown-example.org", "unknown-example.org", false},
+  };
+  for (const Case& c : cases) {
+    EXPECT_EQ(misdirected(l, c.sni, c.host), c.misdirected) << c.sni << " / " << c.host;
+  }
 }
 
-TEST(SameTlsListener, OneListenerOrNoneAlwaysMatches) {
+TEST(Misdirected, CaseTrailingDotWildcardDepthAndNoSni) {
   Listener l;
-  EXPECT_TRUE(sameTlsListener(l, "a.org", "b.org"));
+  l.tls_listener_hostnames = {"second-example.org", "*.example.com", "*.foo.example.com"};
+  EXPECT_FALSE(misdirected(l, "second-example.org", "Second-Example.ORG."));
+  // Longest wildcard suffix, as for the certificate.
+  EXPECT_FALSE(misdirected(l, "a.foo.example.com", "b.foo.example.com"));
+  EXPECT_TRUE(misdirected(l, "a.example.com", "b.foo.example.com"));
+  // A Host no listener serves is not misdirected, whatever the SNI.
+  EXPECT_FALSE(misdirected(l, "second-example.org", "other.org"));
+  // No SNI and no catch-all listener: the connection serves no listener's name.
+  EXPECT_TRUE(misdirected(l, "", "second-example.org"));
+  // No SNI selects the catch-all listener when there is one.
+  l.tls_listener_hostnames.push_back("*");
+  EXPECT_FALSE(misdirected(l, "", "anything.org"));
+  EXPECT_TRUE(misdirected(l, "", "second-example.org"));
+}
+
+TEST(Misdirected, OneListenerOrNoneNever) {
+  Listener l;
+  EXPECT_FALSE(misdirected(l, "a.org", "b.org"));
   l.tls_listener_hostnames = {"a.org"};
-  EXPECT_TRUE(sameTlsListener(l, "a.org", "b.org"));
+  EXPECT_FALSE(misdirected(l, "a.org", "b.org"));
 }
 
 TEST(SelectRoute, PathPrefixSegmentBoundary) {
