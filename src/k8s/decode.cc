@@ -541,6 +541,19 @@ void decodeGateway(Ctx& c, const json& spec, const std::string& p, Gateway& gw) 
       }
     }
   }
+  // Only parametersRef is read: labels and annotations are for the resources
+  // a controller creates, and Portico creates none (they warn as unread).
+  if (const json* infra = c.map(spec, p, "infrastructure")) {
+    std::string ip = join(p, "infrastructure");
+    if (const json* ref = c.map(*infra, ip, "parametersRef")) {
+      std::string rp = join(ip, "parametersRef");
+      ObjectReference r;
+      c.str(*ref, rp, "group", r.group);  // "" is the core group
+      c.str(*ref, rp, "kind", r.kind, true);
+      c.str(*ref, rp, "name", r.name, true);
+      gw.infrastructure_parameters_ref = std::move(r);
+    }
+  }
 }
 
 void decodeHeaderFilter(Ctx& c, const json& f, const std::string& p, HttpHeaderFilter& h) {

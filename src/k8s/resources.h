@@ -106,6 +106,9 @@ struct Gateway : ObjectBase {
   std::vector<GatewayListener> listeners;
   // spec.tls.backend.clientCertificateRef (mTLS to backends; issue 3).
   std::optional<ObjectReference> backend_client_certificate_ref;
+  // spec.infrastructure.parametersRef: Portico reads no parameters kind, so a
+  // Gateway naming one is refused (InvalidParameters).
+  std::optional<ObjectReference> infrastructure_parameters_ref;
 };
 
 struct ParentReference {

@@ -108,6 +108,7 @@ struct ListenerState {
   std::string conflicted_reason = "NoConflicts";
   std::string conflicted_message = "No conflicts";
   bool certificate_invalid = false;
+  bool gateway_refused = false;  // its Gateway is not Accepted: nothing of it is served
   bool tls = false;
 
   std::vector<k8s::RouteGroupKind> supported_kinds;
@@ -115,7 +116,9 @@ struct ListenerState {
   std::vector<snapshot::CertificateKeyPair> certificates;
   std::vector<std::string> overlapping;  // HTTPS listeners on this port whose hostnames overlap
 
-  bool programmed() const { return accepted && !conflicted && !certificate_invalid; }
+  bool programmed() const {
+    return accepted && !conflicted && !certificate_invalid && !gateway_refused;
+  }
   bool allowsKind(const std::string& group, const std::string& kind) const {
     return std::any_of(supported_kinds.begin(), supported_kinds.end(),
                        [&](const auto& k) { return k.group == group && k.kind == kind; });
@@ -125,6 +128,9 @@ struct ListenerState {
 struct GatewayState {
   const k8s::Gateway* gateway = nullptr;
   std::vector<ListenerState> listeners;
+  // Non-empty: why the Gateway is refused as a whole (Accepted=False with
+  // reason InvalidParameters); its listeners are then never programmed.
+  std::string invalid_parameters;
 };
 
 void validateListener(const Index& index, const Options& options, const k8s::Gateway& gw,
@@ -503,11 +509,20 @@ class Translator {
     for (const k8s::Gateway* gw : order) {
       GatewayState gs;
       gs.gateway = gw;
+      if (const auto& ref = gw->infrastructure_parameters_ref) {
+        // GatewayInfrastructure.parametersRef: a referent that "refers to an
+        // unsupported kind" SHOULD get the Gateway rejected; Portico supports
+        // no parameters kind at all, so serving it would silently drop them.
+        gs.invalid_parameters = "spec.infrastructure.parametersRef " +
+                                (ref->group.empty() ? "" : ref->group + "/") + ref->kind + " " +
+                                ref->name + ": Portico takes no parameters resource";
+      }
       for (const auto& l : gw->listeners) {
         ListenerState ls;
         ls.gateway = gw;
         ls.spec = &l;
         validateListener(index_, options_, *gw, ls);
+        ls.gateway_refused = !gs.invalid_parameters.empty();
         gs.listeners.push_back(std::move(ls));
       }
       findConflictsWithinGateway(gs);
@@ -888,6 +903,9 @@ class Translator {
             what += (what.empty() ? "no listener" : "") + std::string(" on port ") +
                     std::to_string(*pref.port);
           accepted(false, "NoMatchingParent", "Gateway " + gw_key + " has " + what);
+        } else if (!gs.invalid_parameters.empty()) {
+          accepted(false, "NotAllowedByListeners",
+                   "Gateway " + gw_key + " is not accepted: " + gs.invalid_parameters);
         } else if (allowed.empty()) {
           accepted(false, "NotAllowedByListeners",
                    "no listener of Gateway " + gw_key + " allows this route (namespace " +
@@ -1120,9 +1138,10 @@ class Translator {
                                                "Listener is programmed", gen, options_));
         } else {
           ++invalid_listeners;
-          std::string why = !ls.accepted    ? ls.accepted_message
-                            : ls.conflicted ? ls.conflicted_message
-                                            : ls.resolved_message;
+          std::string why = ls.gateway_refused ? "Gateway is not accepted: " + gs.invalid_parameters
+                            : !ls.accepted     ? ls.accepted_message
+                            : ls.conflicted    ? ls.conflicted_message
+                                               : ls.resolved_message;
           l.conditions.push_back(makeCondition("Programmed", false, "Invalid", why, gen, options_));
         }
         l.conditions.push_back(makeCondition("ResolvedRefs", ls.resolved, ls.resolved_reason,
@@ -1141,7 +1160,10 @@ class Translator {
       }
       std::string served_note =
           serve_all_ ? " (the input holds no GatewayClass: every Gateway is served)" : "";
-      if (invalid_listeners == 0) {
+      if (!gs.invalid_parameters.empty()) {
+        st.conditions.push_back(makeCondition("Accepted", false, "InvalidParameters",
+                                              gs.invalid_parameters, gen, options_));
+      } else if (invalid_listeners == 0) {
         st.conditions.push_back(makeCondition("Accepted", true, "Accepted",
                                               "Gateway is accepted" + served_note, gen, options_));
       } else {
@@ -1156,8 +1178,11 @@ class Translator {
                                               "Gateway is programmed on " + options_.listen_address,
                                               gen, options_));
       } else {
-        st.conditions.push_back(makeCondition("Programmed", false, "Invalid",
-                                              "no listener can be programmed", gen, options_));
+        st.conditions.push_back(makeCondition(
+            "Programmed", false, "Invalid",
+            gs.invalid_parameters.empty() ? "no listener can be programmed"
+                                          : "Gateway is not accepted: " + gs.invalid_parameters,
+            gen, options_));
       }
       status_.gateways[key] = std::move(st);
     }

@@ -625,6 +625,27 @@ class ConformanceGatewayTest(h.PorticoCase):
                 self.assertEqual(t.cond(t.gateway_conditions(self.status, gw, NS), type_)[0],
                                  "True", f"{gw} {type_}")
 
+    # --- GatewayInvalidParametersRef -----------------------------------------------------
+
+    @classmethod
+    def manifests_gw_invalid_parameters_ref(cls):
+        gw = "gateway-invalid-parameters-ref"
+        return [gateway(gw, [listener("http", cls.port(gw))], infrastructure={
+                    "parametersRef": {"group": "invalid.io", "kind": "InvalidParameters",
+                                      "name": "invalid"}}),
+                route("invalid-parameters-ref-route", gw, [rule("infra-backend-v1")])]
+
+    def test_gateway_invalid_parameters_ref(self):
+        gw = "gateway-invalid-parameters-ref"
+        conds = t.gateway_conditions(self.status, gw, NS)
+        self.assertEqual(t.cond(conds, "Accepted"), ("False", "InvalidParameters"))
+        self.assertEqual(t.cond(conds, "Programmed")[0], "False")
+        self.assertEqual(self.route_cond("invalid-parameters-ref-route", gw, "Accepted")[0],
+                         "False")
+        # Refused as a whole: nothing listens on its port.
+        with self.assertRaises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", self.ports[gw]), 5).close()
+
     # --- GatewayHTTPListenerIsolation ----------------------------------------------------
 
     ISOLATION_LISTENERS = (("empty-hostname", None), ("wildcard-example-com", "*.example.com"),

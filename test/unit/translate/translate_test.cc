@@ -256,6 +256,47 @@ spec:
   EXPECT_EQ(find(parent.conditions, "Accepted")->status, "True");
 }
 
+// GatewayInvalidParametersRef: Portico reads no parameters kind, so a Gateway
+// whose spec.infrastructure.parametersRef names one is refused as a whole;
+// another Gateway in the same input is served as before.
+TEST(Translate, GatewayWithParametersRefIsRefused) {
+  auto set = load(std::string(kGateway) + R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: with-params}
+spec:
+  gatewayClassName: c
+  listeners: [{name: http, protocol: HTTP, port: 9090}]
+  infrastructure:
+    parametersRef: {group: invalid.io, kind: InvalidParameters, name: invalid}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  parentRefs: [{name: gw}, {name: with-params}]
+  rules: [{backendRefs: [{name: svc, port: 80}]}]
+)");
+  Result r = translate(set, Options{});
+  ASSERT_EQ(r.snapshot->listeners.size(), 1u);
+  EXPECT_EQ(r.snapshot->listeners.at(0).port, 8080);
+  const auto& gs = r.status.gateways.at("default/with-params");
+  const Condition* acc = find(gs.conditions, "Accepted");
+  ASSERT_NE(acc, nullptr);
+  EXPECT_EQ(acc->status, "False");
+  EXPECT_EQ(acc->reason, "InvalidParameters");
+  EXPECT_NE(acc->message.find("invalid.io/InvalidParameters invalid"), std::string::npos);
+  EXPECT_EQ(find(gs.conditions, "Programmed")->status, "False");
+  EXPECT_EQ(find(gs.listeners.at(0).conditions, "Programmed")->status, "False");
+  EXPECT_EQ(find(r.status.gateways.at("default/gw").conditions, "Accepted")->status, "True");
+  const auto& parents = r.status.http_routes.at("default/r").parents;
+  ASSERT_EQ(parents.size(), 2u);
+  EXPECT_EQ(find(parents.at(0).conditions, "Accepted")->status, "True");
+  const Condition* refused = find(parents.at(1).conditions, "Accepted");
+  EXPECT_EQ(refused->status, "False");
+  EXPECT_NE(refused->message.find("is not accepted"), std::string::npos);
+}
+
 // Gateway API (HTTPRouteRule.backendRefs): with some backendRefs invalid, the
 // share of requests that would have gone to them must get a 500; the valid
 // ones must not absorb it.
