@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <set>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "common/log.h"
 #include "net/socket.h"
 #include "snapshot/match.h"
+#include "tls/pem.h"
 #include "tls/session_cache.h"
 
 namespace portico::tls {
@@ -174,13 +176,26 @@ bool loadCertificateKey(SSL_CTX* c, const snapshot::CertificateKeyPair& pair, st
 class ServerContext {
  public:
   bool init(const snapshot::DownstreamTls& cfg, std::string& error) {
+    auto lower = [](std::string h) {
+      for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      return h;
+    };
+    std::map<std::vector<std::string>, size_t> groups;  // a listener's hostnames -> group
     for (const auto& e : cfg.certificates) {
       Entry entry;
-      for (std::string h : e.hostnames) {
-        for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        hostnames_.push_back(std::move(h));
-        owners_.push_back(entries_.size());
+      auto [group, first_of_group] = groups.emplace(e.hostnames, groups_.size());
+      if (first_of_group) {
+        groups_.emplace_back();
+        for (const std::string& h : e.hostnames) {
+          hostnames_.push_back(lower(h));
+          owners_.push_back(group->second);
+        }
       }
+      groups_[group->second].push_back(entries_.size());
+      const PemBundleInfo leaf = inspectPemCertificates(e.cert.cert_pem);
+      if (!leaf.certificates.empty())
+        for (const auto& [kind, value] : leaf.certificates.front().subject_alt_names)
+          if (kind == "dns") entry.dns_names.push_back(lower(value));
       entry.ctx.reset(SSL_CTX_new(TLS_server_method()));
       if (!entry.ctx) {
         error = lastSslError();
@@ -216,13 +231,36 @@ class ServerContext {
  private:
   struct Entry {
     std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx;
+    std::vector<std::string> dns_names;  // the leaf's DNS subjectAltNames, lower-cased
   };
 
-  // Certificate choice by SNI: as an HTTPS listener is chosen
-  // (snapshot::selectTlsHostname), else the first certificate.
+  // Certificate choice by SNI: the listener as an HTTPS listener is chosen
+  // (snapshot::selectTlsHostname), else the first one. Among a listener's
+  // certificates, the one whose DNS SAN names the SNI exactly, else the first
+  // whose wildcard SAN covers it (one label, RFC 6125), else its first, as
+  // Envoy picks among a filter chain's certificates.
   SSL_CTX* select(std::string_view sni) const {
     const int64_t i = snapshot::selectTlsHostname(hostnames_, sni);
-    return entries_[i >= 0 ? owners_[static_cast<size_t>(i)] : 0].ctx.get();
+    const std::vector<size_t>& members = groups_[i >= 0 ? owners_[static_cast<size_t>(i)] : 0];
+    if (members.size() == 1 || sni.empty()) return entries_[members.front()].ctx.get();
+    const size_t dot = sni.find('.');
+    const std::string_view parent = dot == std::string_view::npos ? "" : sni.substr(dot);
+    auto eq = [](std::string_view any_case, std::string_view lower) {
+      if (any_case.size() != lower.size()) return false;
+      for (size_t k = 0; k < lower.size(); ++k)
+        if (std::tolower(static_cast<unsigned char>(any_case[k])) != lower[k]) return false;
+      return true;
+    };
+    std::optional<size_t> wildcard;
+    for (size_t k : members) {
+      for (const std::string& name : entries_[k].dns_names) {
+        if (eq(sni, name)) return entries_[k].ctx.get();
+        if (!wildcard && dot > 0 && parent.size() > 1 && name.size() > 2 && name[0] == '*' &&
+            eq(parent, std::string_view(name).substr(1)))
+          wildcard = k;
+      }
+    }
+    return entries_[wildcard.value_or(members.front())].ctx.get();
   }
 
   static int onServerName(SSL* ssl, int*, void* arg) {
@@ -249,7 +287,8 @@ class ServerContext {
   std::vector<Entry> entries_;
   // Every certificate's hostnames, lower-cased, and the entry each belongs to.
   std::vector<std::string> hostnames_;
-  std::vector<size_t> owners_;
+  std::vector<size_t> owners_;               // hostnames_[i] belongs to groups_[owners_[i]]
+  std::vector<std::vector<size_t>> groups_;  // per listener hostname: its certificates
 };
 
 // ---- the transport -------------------------------------------------------------

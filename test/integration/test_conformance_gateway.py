@@ -907,6 +907,38 @@ class ConformanceGatewayTest(h.PorticoCase):
             f["name"] for f in self.obj("GatewayClass", "portico", None)["status"]
             .get("supportedFeatures", [])])
 
+    # --- HTTPSLitenerMultiTLSCertsLongestMatchingSNI (an upstream test of v0.6-v0.8) ------
+
+    MULTI_CERT_NAMES = ("*.xyz.test.example.com", "*.test.example.com", "*.example.com")
+
+    @classmethod
+    def manifests_https_multiple_certs(cls):
+        gw = "longest-sni-matching"
+        certs = h.CertFactory(cls.tmp / "multi-certs")
+        refs, docs = [], []
+        for i, name in enumerate(cls.MULTI_CERT_NAMES):
+            docs.append(t.tls_secret(f"multi-{i}", certs.leaf(f"multi-{i}", cls.root, dns=[name]),
+                                     namespace=NS))
+            refs.append(secret_ref(f"multi-{i}"))
+        return docs + [gateway(gw, [listener("https", cls.port(gw), "HTTPS",
+                                             hostname="*.example.com", from_ns="Same",
+                                             cert_refs=refs)])]
+
+    def test_https_listener_multiple_certs_longest_sni(self):
+        # One listener, three certificates: the one whose SAN names the SNI is presented,
+        # else the first (upstream's three cases, and one that no SAN covers).
+        port = self.ports["longest-sni-matching"]
+        for sni, san in (("abc.xyz.test.example.com", "*.xyz.test.example.com"),
+                         ("test1.example.com", "*.example.com"),
+                         ("internal.test.example.com", "*.test.example.com"),
+                         ("a.b.c.example.com", "*.xyz.test.example.com")):
+            ctx = ssl.create_default_context(cafile=str(self.root.cert))
+            ctx.check_hostname = False  # the last case gets a certificate not naming it
+            with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 10),
+                                 server_hostname=sni) as tls:
+                got = [v for k, v in tls.getpeercert()["subjectAltName"] if k == "DNS"]
+            self.assertEqual(got, [san], f"SNI {sni}")
+
     # --- HTTPRouteServiceTypes -----------------------------------------------------------
 
     SERVICE_TYPES = ("manual-endpoints", "manual-endpointslices", "headless",
