@@ -455,6 +455,7 @@ class Translator {
       "HTTPRoute303RedirectStatusCode",
       "HTTPRoute307RedirectStatusCode",
       "HTTPRoute308RedirectStatusCode",
+      "HTTPRouteBackendProtocolWebSocket",
       "HTTPRouteBackendRequestHeaderModification",
       "HTTPRouteBackendTimeout",
       "HTTPRouteHostRewrite",
@@ -822,6 +823,14 @@ class Translator {
       if (p.port == port) sp = &p;
     if (!sp && !(svc.type == "ExternalName" && port > 0))
       return problem("BackendNotFound", "Service " + id + " has no port " + std::to_string(port));
+    // kubernetes.io/h2c asks for HTTP/2 without TLS, which Portico does not
+    // speak to backends: the spec's UnsupportedProtocol, not HTTP/1.1 sent to
+    // a server that may only answer HTTP/2. kubernetes.io/ws needs nothing
+    // more than the Upgrade Portico carries anyway.
+    if (sp && sp->app_protocol && *sp->app_protocol == "kubernetes.io/h2c")
+      return problem("UnsupportedProtocol", "Service " + id + " port " + std::to_string(port) +
+                                                " has appProtocol kubernetes.io/h2c; Portico "
+                                                "speaks HTTP/1.1 to backends");
     std::string name = clusterName(ns, ref.name, port);
     if (build && !clusters_.count(name))
       clusters_.emplace(name, buildCluster(index_, svc, sp, port));

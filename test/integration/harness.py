@@ -680,6 +680,28 @@ def ws_frame(opcode: int, payload: bytes, mask: bool) -> bytes:
     return head + payload
 
 
+def ws_handshake(sock: socket.socket, path: str, host: str) -> tuple[str, dict, bytearray]:
+    """Client side of an RFC 6455 opening handshake on a connected socket:
+    (status line, lower-cased response headers, bytes read past the head).
+    Checks nothing itself; the caller asserts on what came back."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError(f"closed during the websocket handshake: {head!r}")
+        head += chunk
+    head, rest = head.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in
+               (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
+    headers["x-expected-accept"] = ws_accept(key)  # what sec-websocket-accept must say
+    return lines[0], headers, bytearray(rest)
+
+
 def websocket_echo_handler(sock: socket.socket) -> None:
     """A minimal RFC 6455 server: handshake, then echo every data frame."""
     head = read_request_head(sock)

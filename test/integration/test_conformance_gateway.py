@@ -939,6 +939,52 @@ class ConformanceGatewayTest(h.PorticoCase):
                 got = [v for k, v in tls.getpeercert()["subjectAltName"] if k == "DNS"]
             self.assertEqual(got, [san], f"SNI {sni}")
 
+    # --- HTTPRouteBackendProtocolWebSocket, and appProtocol kubernetes.io/h2c -----------
+
+    @classmethod
+    def manifests_route_backend_protocols(cls):
+        ws = h.PyBackend(h.websocket_echo_handler).start()
+        cls.addClassCleanup(ws.stop)
+        docs = []
+        for svc, port, port_name, app, target in (
+                ("ws-backend", 8082, "third-port", "kubernetes.io/ws", ws.port),
+                ("h2c-backend", 8081, "second-port", "kubernetes.io/h2c",
+                 cls.echo["infra-backend-v1"].port)):
+            service = h.service(svc, port, port_name=port_name, namespace=NS)
+            service["spec"]["ports"][0]["appProtocol"] = app
+            docs += [service, h.endpoint_slice(svc, target, port_name=port_name, namespace=NS)]
+        return docs + [
+            route("backend-protocol-ws", "same-namespace",
+                  [rule("ws-backend", port=8082, path="/ws", path_type="PathPrefix")]),
+            route("backend-protocol-h2c", "same-namespace",
+                  [rule("h2c-backend", port=8081, path="/h2c", path_type="PathPrefix")])]
+
+    def test_httproute_backend_protocol_websocket(self):
+        gw = "same-namespace"
+        self.assertEqual(self.route_cond("backend-protocol-ws", gw, "ResolvedRefs")[0], "True")
+        s = socket.create_connection(("127.0.0.1", self.ports[gw]), 10)
+        try:
+            status, hdrs, buf = h.ws_handshake(s, "/ws", f"127.0.0.1:{self.ports[gw]}")
+            self.assertRegex(status, r"^HTTP/1\.1 101 ", hdrs)
+            self.assertEqual(hdrs.get("sec-websocket-accept"), hdrs["x-expected-accept"])
+            s.sendall(h.ws_frame(0x1, b"Websocket Support!", mask=True))
+            self.assertEqual(h.ws_read_frame(s, buf), (0x1, b"Websocket Support!"))
+            s.sendall(h.ws_frame(0x2, bytes([1, 2, 3, 4, 5, 6, 7]), mask=True))
+            self.assertEqual(h.ws_read_frame(s, buf), (0x2, bytes([1, 2, 3, 4, 5, 6, 7])))
+        finally:
+            s.close()
+        self.assertIn("HTTPRouteBackendProtocolWebSocket", [
+            f["name"] for f in self.obj("GatewayClass", "portico", None)["status"]
+            .get("supportedFeatures", [])])
+
+    def test_backend_app_protocol_h2c_is_unsupported(self):
+        # Portico speaks HTTP/1.1 upstream: a kubernetes.io/h2c port is refused in status
+        # (RouteReasonUnsupportedProtocol) and its share of requests gets a 500.
+        gw = "same-namespace"
+        st, reason = self.route_cond("backend-protocol-h2c", gw, "ResolvedRefs")
+        self.assertEqual((st, reason), ("False", "UnsupportedProtocol"))
+        self.assertEqual(self.req(gw, "/h2c").status, 500)
+
     # --- HTTPRouteServiceTypes -----------------------------------------------------------
 
     SERVICE_TYPES = ("manual-endpoints", "manual-endpointslices", "headless",

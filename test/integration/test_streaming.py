@@ -1,7 +1,6 @@
 """Bodies are streamed both ways with backpressure (memory stays flat while
 100 MiB goes through), and WebSocket upgrades are tunnelled."""
 
-import base64
 import hashlib
 import http.client
 import os
@@ -15,7 +14,7 @@ import unittest
 import tls_helpers as t
 from harness import (CertFactory, PorticoCase, backend, backend_ref, free_port, gateway,
                      gateway_class, http_route, listener, next_head, read_request_head, rule,
-                     websocket_echo_handler, ws_accept, ws_frame, ws_read_frame)
+                     websocket_echo_handler, ws_frame, ws_handshake, ws_read_frame)
 
 MIB = 1 << 20
 SIZE_MIB = 100
@@ -176,26 +175,13 @@ class StreamingTest(PorticoCase):
         self.assertFlatMemory(base_rss, base_hwm, sampler, "chunked upload")
 
     def test_websocket_echo(self):
-        key = base64.b64encode(os.urandom(16)).decode()
         s = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         try:
-            s.sendall((f"GET /chat HTTP/1.1\r\nHost: ws.example.com\r\nUpgrade: websocket\r\n"
-                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = s.recv(4096)
-                self.assertTrue(chunk, f"closed during handshake: {head!r}")
-                head += chunk
-            head, rest = head.split(b"\r\n\r\n", 1)
-            lines = head.decode("latin-1").split("\r\n")
-            self.assertRegex(lines[0], r"^HTTP/1\.1 101 ", head)
-            hdrs = {k.strip().lower(): v.strip() for k, v in
-                    (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
-            self.assertEqual(hdrs.get("sec-websocket-accept"), ws_accept(key))
+            status, hdrs, buf = ws_handshake(s, "/chat", "ws.example.com")
+            self.assertRegex(status, r"^HTTP/1\.1 101 ", hdrs)
+            self.assertEqual(hdrs.get("sec-websocket-accept"), hdrs["x-expected-accept"])
             self.assertEqual(hdrs.get("upgrade", "").lower(), "websocket")
             self.assertEqual(hdrs.get("x-echo-host"), "ws.example.com")
-            buf = bytearray(rest)
             s.sendall(ws_frame(0x1, b"hello portico", mask=True))
             self.assertEqual(ws_read_frame(s, buf), (0x1, b"hello portico"))
             big = os.urandom(300 * 1024)
