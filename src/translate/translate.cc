@@ -445,6 +445,7 @@ class Translator {
   // wants them sorted; conformance suites read them to pick their tests.
   static constexpr const char* kSupportedFeatures[] = {
       "BackendTLSPolicy",
+      "BackendTLSPolicySANValidation",
       "Gateway",
       "GatewayAddressEmpty",
       "GatewayBackendClientCertificate",
@@ -461,6 +462,7 @@ class Translator {
       "HTTPRouteHostRewrite",
       "HTTPRouteMethodMatching",
       "HTTPRouteNamedRouteRule",
+      "HTTPRouteParentRefPort",
       "HTTPRoutePathRedirect",
       "HTTPRoutePathRewrite",
       "HTTPRoutePortRedirect",

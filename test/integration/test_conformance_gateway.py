@@ -221,6 +221,11 @@ class ConformanceGatewayTest(h.PorticoCase):
         finally:
             c.close()
 
+    def assertFeatureListed(self, feature: str) -> None:
+        """The accepted GatewayClass claims `feature` (the test calling this is its proof)."""
+        self.assertIn(feature, [f["name"] for f in self.obj("GatewayClass", "portico", None)
+                                ["status"].get("supportedFeatures", [])])
+
     def assertBackend(self, r: h.Response, backend: str, what: str = "") -> dict:
         self.assertEqual(r.status, 200, f"{what}: {r.status} {r.text[:300]}")
         j = r.json()
@@ -371,6 +376,7 @@ class ConformanceGatewayTest(h.PorticoCase):
                 self.assertGreaterEqual(r.status, 500, f"{name}: {r.status}")
             else:
                 self.assertBackend(r, "tls-backend", name)
+        self.assertFeatureListed("BackendTLSPolicySANValidation")
 
     # --- BackendTLSPolicyInvalidCACertificateRef, BackendTLSPolicyInvalidKind -----------
 
@@ -903,9 +909,7 @@ class ConformanceGatewayTest(h.PorticoCase):
                 self.assertBackend(r, backend, what)
             else:
                 self.assertEqual(r.status, status, f"{what}: {r.text[:200]}")
-        self.assertIn("GatewayHTTPSListenerDetectMisdirectedRequests", [
-            f["name"] for f in self.obj("GatewayClass", "portico", None)["status"]
-            .get("supportedFeatures", [])])
+        self.assertFeatureListed("GatewayHTTPSListenerDetectMisdirectedRequests")
 
     # --- HTTPSLitenerMultiTLSCertsLongestMatchingSNI (an upstream test of v0.6-v0.8) ------
 
@@ -973,9 +977,7 @@ class ConformanceGatewayTest(h.PorticoCase):
             self.assertEqual(h.ws_read_frame(s, buf), (0x2, bytes([1, 2, 3, 4, 5, 6, 7])))
         finally:
             s.close()
-        self.assertIn("HTTPRouteBackendProtocolWebSocket", [
-            f["name"] for f in self.obj("GatewayClass", "portico", None)["status"]
-            .get("supportedFeatures", [])])
+        self.assertFeatureListed("HTTPRouteBackendProtocolWebSocket")
 
     def test_backend_app_protocol_h2c_is_unsupported(self):
         # Portico speaks HTTP/1.1 upstream: a kubernetes.io/h2c port is refused in status
@@ -984,6 +986,43 @@ class ConformanceGatewayTest(h.PorticoCase):
         st, reason = self.route_cond("backend-protocol-h2c", gw, "ResolvedRefs")
         self.assertEqual((st, reason), ("False", "UnsupportedProtocol"))
         self.assertEqual(self.req(gw, "/h2c").status, 500)
+
+    # --- HTTPRouteListenerPortMatching ---------------------------------------------------
+
+    PORT_MATCHING_GW = "httproute-listener-port-matching"
+
+    @classmethod
+    def manifests_route_listener_port_matching(cls):
+        gw = cls.PORT_MATCHING_GW
+        ports = [cls.port(f"{gw}-{i}") for i in range(3)]  # upstream's 80, 8080, 8090
+
+        def on(name, i, hostname):
+            return listener(name, ports[i], hostname=hostname, from_ns="Same")
+        return [gateway(gw, [on("listener-1", 0, "foo.com"), on("listener-2", 1, "foo.com"),
+                             on("listener-3", 1, "bar.com"), on("listener-4", 2, "foo.com"),
+                             on("listener-5", 2, "bar.com")]),
+                route("backend-v1", gw, [rule("infra-backend-v1")], port=ports[0]),
+                route("backend-v2", gw, [rule("infra-backend-v2")], port=ports[1]),
+                route("backend-v3", gw, [rule("infra-backend-v3")], port=ports[2],
+                      section="listener-4")]
+
+    def test_httproute_listener_port_matching(self):
+        gw = self.PORT_MATCHING_GW
+        for name in ("backend-v1", "backend-v2", "backend-v3"):
+            self.assertEqual(self.route_cond(name, gw, "Accepted"), ("True", "Accepted"), name)
+            self.assertEqual(self.route_cond(name, gw, "ResolvedRefs")[0], "True", name)
+        for i, host, backend in ((0, "foo.com", "infra-backend-v1"),
+                                 (1, "foo.com", "infra-backend-v2"),
+                                 (1, "bar.com", "infra-backend-v2"),
+                                 (2, "foo.com", "infra-backend-v3"),
+                                 (2, "bar.com", None)):
+            key = f"{gw}-{i}"
+            r = self.req(key, "/", f"{host}:{self.ports[key]}")
+            if backend:
+                self.assertBackend(r, backend, f"{host} on port {i}")
+            else:
+                self.assertEqual(r.status, 404, f"{host} on port {i}: {r.text[:200]}")
+        self.assertFeatureListed("HTTPRouteParentRefPort")
 
     # --- HTTPRouteServiceTypes -----------------------------------------------------------
 
