@@ -397,6 +397,7 @@ class TcpRelayProxy(HaproxyProxy):
     parsing at all. No HTTP proxy can do less work per request, so its req/s is the most the
     load side (wrk + backend on CPU 1) lets any proxy reach here."""
     name = "tcp-relay"
+    busy_polling = False  # --relay-busy-polling: HAProxy never sleeps in its poller
 
     def cmd(self):
         tls = ""
@@ -406,6 +407,7 @@ class TcpRelayProxy(HaproxyProxy):
         conf = f"""global
   nbthread 1
   maxconn {self.maxconn}
+{"  busy-polling" if self.busy_polling else ""}
 defaults
   mode tcp
   timeout connect 5s
@@ -895,6 +897,9 @@ def main() -> int:
     ap.add_argument("--proxies", default="portico,nginx,haproxy",
                     help="comma list of portico, nginx, haproxy and tcp-relay (HAProxy in mode "
                     "tcp: the lower bound on any proxy's work, not a competitor)")
+    ap.add_argument("--relay-busy-polling", action="store_true",
+                    help="tcp-relay with HAProxy's `busy-polling` (its poller never sleeps), to "
+                    "see whether sparing CPU 1 the wake-ups lifts the ceiling")
     ap.add_argument("--backend-tls-protocols", default=BACKEND_TLS_PROTOCOLS,
                     help="nginx ssl_protocols of the TLS backend, e.g. TLSv1.2 (the seed's)")
     ap.add_argument("--rounds", type=int, default=3)
@@ -926,6 +931,7 @@ def main() -> int:
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
     BACKEND_TLS_PROTOCOLS = args.backend_tls_protocols
+    TcpRelayProxy.busy_polling = args.relay_busy_polling
     # SIGTERM/SIGINT (also when started in the background, where SIGINT is ignored) unwind
     # through the finally blocks, so no proxy, backend or wrk outlives the run.
     for sig in (signal.SIGTERM, signal.SIGINT):
