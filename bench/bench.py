@@ -359,12 +359,16 @@ class HaproxyProxy(Proxy):
     maxconn = 8000  # scenario 5 raises it (10k client connections)
     global_extra = ""
 
+    def server_tls(self) -> str:
+        """The `server` line's TLS options: verified TLS to the backend, as the seed asks.
+        Session reuse towards servers is on by default (`no-ssl-reuse` turns it off)."""
+        if not self.tls:
+            return ""
+        return (f" ssl verify required ca-file {self.tls.cert.cert} sni str({TLS_NAME})"
+                f" verifyhost {TLS_NAME}")
+
     def cmd(self):
-        tls = ""
-        if self.tls:
-            # TLS session reuse towards servers is on by default (`no-ssl-reuse` turns it off).
-            tls = (f" ssl verify required ca-file {self.tls.cert.cert} sni str({TLS_NAME})"
-                   f" verifyhost {TLS_NAME}")
+        tls = self.server_tls()
         conf = f"""global
   nbthread 1
   maxconn {self.maxconn}
@@ -392,18 +396,16 @@ backend be
 
 
 class TcpRelayProxy(HaproxyProxy):
-    """Not a competitor: a lower bound. HAProxy in `mode tcp` copies bytes between each client
-    connection and its own backend connection (TLS to the backend in scenario 1), with no HTTP
-    parsing at all. No HTTP proxy can do less work per request, so its req/s is the most the
-    load side (wrk + backend on CPU 1) lets any proxy reach here."""
+    """Not a competitor: a reference point. HAProxy in `mode tcp` copies bytes between each
+    client connection and its own backend connection (TLS to the backend in scenario 1), with
+    no HTTP parsing at all. No HTTP proxy can do less work per request, so its req/s is about
+    the most the load side (wrk + backend on CPU 1) lets any proxy reach here, within
+    run-to-run noise."""
     name = "tcp-relay"
     busy_polling = False  # --relay-busy-polling: HAProxy never sleeps in its poller
 
     def cmd(self):
-        tls = ""
-        if self.tls:
-            tls = (f" ssl verify required ca-file {self.tls.cert.cert} sni str({TLS_NAME})"
-                   f" verifyhost {TLS_NAME}")
+        tls = self.server_tls()
         conf = f"""global
   nbthread 1
   maxconn {self.maxconn}

@@ -191,9 +191,11 @@ def main() -> int:
     ap.add_argument("--delay", type=int, default=10, help="ms between requests per connection")
     ap.add_argument("--out", type=Path, help="keep the raw tool output here")
     ap.add_argument("--of", default="proxy", choices=("proxy", "backend"),
-                    help="perf/strace: whose process to trace; 'backend' shows what the "
+                    help="perf/strace/iosizes: whose process to trace; 'backend' shows what the "
                     "proxy in front makes the backend nginx (CPU 1) do")
     args = ap.parse_args()
+    if args.of == "backend" and args.tool not in ("perf", "strace", "iosizes"):
+        ap.error("--of backend: perf, strace or iosizes only")
 
     work = Path(tempfile.mkdtemp(prefix="portico-profile-"))
     certs = CertFactory(work / "certs")
@@ -239,9 +241,6 @@ def main() -> int:
         if args.proxy == "portico":
             pids = [proxy.proc.pid]
         if args.of == "backend":
-            if args.tool not in ("perf", "strace"):
-                print("--of backend: perf or strace only", file=sys.stderr)
-                return 2
             pids = [p for p in bench.children(be.proc.pid) if p != be.proc.pid]
         tool = None
         if args.tool in ("strace", "iosizes"):

@@ -100,13 +100,20 @@ const VirtualHost* selectVirtualHost(const Listener& listener, std::string_view 
                                       : nullptr;
 }
 
+namespace {
+// `any_case` equals `lower` (already lower-case) ignoring ASCII case.
+bool lowerEq(std::string_view any_case, std::string_view lower) {
+  if (any_case.size() != lower.size()) return false;
+  for (size_t i = 0; i < lower.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(any_case[i])) != lower[i]) return false;
+  return true;
+}
+}  // namespace
+
 int64_t selectTlsHostname(const std::vector<std::string>& hostnames, std::string_view name) {
-  auto lowerEq = [](std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i)
-      if (std::tolower(static_cast<unsigned char>(a[i])) != b[i]) return false;
-    return true;
-  };
+  // The root's trailing dot ("example.com.") names the same host; SNI should
+  // never carry it (RFC 6066 §3), a Host may.
+  if (!name.empty() && name.back() == '.') name.remove_suffix(1);
   int64_t wildcard = -1, any = -1;
   size_t wildcard_len = 0;
   for (size_t i = 0; i < hostnames.size(); ++i) {
@@ -130,13 +137,22 @@ int64_t selectTlsHostname(const std::vector<std::string>& hostnames, std::string
 bool misdirected(const Listener& listener, std::string_view sni, std::string_view host) {
   const auto& names = listener.tls_listener_hostnames;
   if (names.size() < 2) return false;  // one listener: nothing to tell apart
-  // A Host may carry the root's trailing dot ("example.com.").
-  auto trimmed = [](std::string_view n) {
-    if (!n.empty() && n.back() == '.') n.remove_suffix(1);
-    return n;
-  };
-  const int64_t by_host = selectTlsHostname(names, trimmed(host));
-  return by_host >= 0 && by_host != selectTlsHostname(names, trimmed(sni));
+  const int64_t by_host = selectTlsHostname(names, host);
+  if (by_host < 0) return false;
+  // An SNI no listener takes got the first listener's certificate (src/tls
+  // falls back the same way), so the connection is that listener's.
+  const int64_t by_sni = selectTlsHostname(names, sni);
+  return by_host != (by_sni < 0 ? 0 : by_sni);
+}
+
+int certificateNameMatch(std::string_view san, std::string_view sni) {
+  if (!sni.empty() && sni.back() == '.') sni.remove_suffix(1);
+  if (sni.empty()) return 0;
+  if (lowerEq(sni, san)) return 2;
+  const size_t dot = sni.find('.');
+  if (dot == 0 || dot == std::string_view::npos || san.size() < 3 || san[0] != '*' || san[1] != '.')
+    return 0;
+  return lowerEq(sni.substr(dot), san.substr(1)) ? 1 : 0;
 }
 
 const Route* selectRoute(const VirtualHost& vhost, const MatchInput& input) {

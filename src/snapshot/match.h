@@ -28,15 +28,21 @@ const VirtualHost* selectVirtualHost(const Listener& listener, std::string_view 
 // The HTTPS listener (or certificate) a server name selects among
 // `hostnames` (lower-cased; exact names, "*.suffix" wildcards, "*" or "" for
 // the catch-all): an exact name, then the longest matching wildcard, then the
-// first catch-all. `name` may come in any case. -1: none of them.
+// first catch-all. `name` may come in any case, with a trailing dot. -1: none.
 int64_t selectTlsHostname(const std::vector<std::string>& hostnames, std::string_view name);
+
+// How a certificate's DNS subjectAltName `san` (lower-cased) names the TLS
+// server name `sni` (any case, a trailing dot ignored): 2 exactly, 1 through
+// a wildcard standing for one label ("*.example.com", RFC 6125 §6.4.3), 0 not.
+int certificateNameMatch(std::string_view san, std::string_view sni);
 
 // HTTPS listeners sharing a port (the Listener godoc's misdirected requests,
 // feature GatewayHTTPSListenerDetectMisdirectedRequests): true when `host`
 // (the Host header without port) selects another Gateway listener of
 // `listener.tls_listener_hostnames` than the connection's SNI `sni` did, both
 // chosen as for the certificate (exact name, then the longest wildcard
-// suffix, then the catch-all; no SNI selects the catch-all). The request then
+// suffix, then the catch-all; an SNI none of them takes, or none, belongs to
+// the first listener, whose certificate it was given). The request then
 // gets 421, so the client retries on a connection made for that name. A Host
 // that selects no listener is not misdirected: routing answers it (404).
 bool misdirected(const Listener& listener, std::string_view sni, std::string_view host);

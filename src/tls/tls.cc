@@ -180,7 +180,10 @@ class ServerContext {
       for (auto& ch : h) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       return h;
     };
-    std::map<std::vector<std::string>, size_t> groups;  // a listener's hostnames -> group
+    // Certificates are grouped by the hostnames they serve: one listener's,
+    // or those of listeners of several Gateways sharing a port and hostname,
+    // which are one listener on the wire.
+    std::map<std::vector<std::string>, size_t> groups;
     for (const auto& e : cfg.certificates) {
       Entry entry;
       auto [group, first_of_group] = groups.emplace(e.hostnames, groups_.size());
@@ -242,22 +245,13 @@ class ServerContext {
   SSL_CTX* select(std::string_view sni) const {
     const int64_t i = snapshot::selectTlsHostname(hostnames_, sni);
     const std::vector<size_t>& members = groups_[i >= 0 ? owners_[static_cast<size_t>(i)] : 0];
-    if (members.size() == 1 || sni.empty()) return entries_[members.front()].ctx.get();
-    const size_t dot = sni.find('.');
-    const std::string_view parent = dot == std::string_view::npos ? "" : sni.substr(dot);
-    auto eq = [](std::string_view any_case, std::string_view lower) {
-      if (any_case.size() != lower.size()) return false;
-      for (size_t k = 0; k < lower.size(); ++k)
-        if (std::tolower(static_cast<unsigned char>(any_case[k])) != lower[k]) return false;
-      return true;
-    };
+    if (members.size() == 1) return entries_[members.front()].ctx.get();
     std::optional<size_t> wildcard;
     for (size_t k : members) {
       for (const std::string& name : entries_[k].dns_names) {
-        if (eq(sni, name)) return entries_[k].ctx.get();
-        if (!wildcard && dot > 0 && parent.size() > 1 && name.size() > 2 && name[0] == '*' &&
-            eq(parent, std::string_view(name).substr(1)))
-          wildcard = k;
+        const int match = snapshot::certificateNameMatch(name, sni);
+        if (match == 2) return entries_[k].ctx.get();
+        if (match == 1 && !wildcard) wildcard = k;
       }
     }
     return entries_[wildcard.value_or(members.front())].ctx.get();

@@ -924,18 +924,32 @@ class ConformanceGatewayTest(h.PorticoCase):
             docs.append(t.tls_secret(f"multi-{i}", certs.leaf(f"multi-{i}", cls.root, dns=[name]),
                                      namespace=NS))
             refs.append(secret_ref(f"multi-{i}"))
-        return docs + [gateway(gw, [listener("https", cls.port(gw), "HTTPS",
-                                             hostname="*.example.com", from_ns="Same",
-                                             cert_refs=refs)])]
+        # A second listener on the port, whose certificates are a wildcard and, second, an
+        # exact name it covers: the exact one wins over the wildcard.
+        second = []
+        for name, dns in (("multi-wild", "*.multi.test"), ("multi-exact", "exact.multi.test")):
+            docs.append(t.tls_secret(name, certs.leaf(name, cls.root, dns=[dns]), namespace=NS))
+            second.append(secret_ref(name))
+        port = cls.port(gw)
+        return docs + [gateway(gw, [listener("https", port, "HTTPS", hostname="*.example.com",
+                                             from_ns="Same", cert_refs=refs),
+                                    listener("https-multi", port, "HTTPS",
+                                             hostname="*.multi.test", from_ns="Same",
+                                             cert_refs=second)])]
 
     def test_https_listener_multiple_certs_longest_sni(self):
-        # One listener, three certificates: the one whose SAN names the SNI is presented,
-        # else the first (upstream's three cases, and one that no SAN covers).
+        # Three certificates on one listener: the one whose SAN names the SNI is presented,
+        # else the listener's first (upstream's three cases, then one no SAN covers). On the
+        # second listener an exact SAN beats a wildcard one, in any case; an SNI no listener
+        # takes gets the first listener's first certificate.
         port = self.ports["longest-sni-matching"]
         for sni, san in (("abc.xyz.test.example.com", "*.xyz.test.example.com"),
                          ("test1.example.com", "*.example.com"),
                          ("internal.test.example.com", "*.test.example.com"),
-                         ("a.b.c.example.com", "*.xyz.test.example.com")):
+                         ("a.b.c.example.com", "*.xyz.test.example.com"),
+                         ("EXACT.multi.test", "exact.multi.test"),
+                         ("other.multi.test", "*.multi.test"),
+                         ("nobody.else.org", "*.xyz.test.example.com")):
             ctx = ssl.create_default_context(cafile=str(self.root.cert))
             ctx.check_hostname = False  # the last case gets a certificate not naming it
             with ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), 10),

@@ -259,12 +259,8 @@ class ReviewTest(PorticoCase):
     # ---- tunnels ----------------------------------------------------------------
     def _ws_open(self, host: str) -> socket.socket:
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-        key = "dGhlIHNhbXBsZSBub25jZQ=="
-        s.sendall((f"GET /chat HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
-                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                   "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        head = read_request_head(s)
-        self.assertIn(b" 101 ", head.split(b"\r\n", 1)[0], head[:200])
+        status, headers, _ = h.ws_handshake(s, "/chat", host)
+        self.assertIn(" 101 ", status, headers)
         return s
 
     # Was a bug: when the backend ends a tunnel, readUpstream() destroys the upstream

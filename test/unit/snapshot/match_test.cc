@@ -320,12 +320,27 @@ TEST(Misdirected, CaseTrailingDotWildcardDepthAndNoSni) {
   EXPECT_TRUE(misdirected(l, "a.example.com", "b.foo.example.com"));
   // A Host no listener serves is not misdirected, whatever the SNI.
   EXPECT_FALSE(misdirected(l, "second-example.org", "other.org"));
-  // No SNI and no catch-all listener: the connection serves no listener's name.
-  EXPECT_TRUE(misdirected(l, "", "second-example.org"));
+  // No SNI (or one no listener takes) and no catch-all listener: the connection
+  // got the first listener's certificate, so it is that listener's.
+  EXPECT_FALSE(misdirected(l, "", "second-example.org"));
+  EXPECT_FALSE(misdirected(l, "nobody.org", "Second-Example.org"));
+  EXPECT_TRUE(misdirected(l, "", "a.example.com"));
+  EXPECT_TRUE(misdirected(l, "second-example.org.", "a.example.com"));
   // No SNI selects the catch-all listener when there is one.
   l.tls_listener_hostnames.push_back("*");
   EXPECT_FALSE(misdirected(l, "", "anything.org"));
   EXPECT_TRUE(misdirected(l, "", "second-example.org"));
+}
+
+TEST(CertificateNameMatch, ExactThenOneLabelWildcard) {
+  EXPECT_EQ(certificateNameMatch("x.a.test", "X.A.test"), 2);
+  EXPECT_EQ(certificateNameMatch("x.a.test", "x.a.test."), 2);
+  EXPECT_EQ(certificateNameMatch("*.a.test", "y.A.test"), 1);
+  EXPECT_EQ(certificateNameMatch("*.a.test", "z.y.a.test"), 0);  // one label only
+  EXPECT_EQ(certificateNameMatch("*.a.test", "a.test"), 0);
+  EXPECT_EQ(certificateNameMatch("*.a.test", ".a.test"), 0);
+  EXPECT_EQ(certificateNameMatch("*.a.test", ""), 0);
+  EXPECT_EQ(certificateNameMatch("a.test", "b.test"), 0);
 }
 
 TEST(Misdirected, OneListenerOrNoneNever) {
