@@ -619,7 +619,8 @@ constexpr NameWords kTe = nameWords("te"), kHost = nameWords("host"), kExpect = 
                     kXForwardedFor = nameWords("x-forwarded-for"),
                     kProxyConnection = nameWords("proxy-connection"),
                     kTransferEncoding = nameWords("transfer-encoding"),
-                    kXForwardedProto = nameWords("x-forwarded-proto");
+                    kXForwardedProto = nameWords("x-forwarded-proto"),
+                    kXRequestId = nameWords("x-request-id");
 }  // namespace
 
 FieldId classifyField(std::string_view n) {
@@ -637,6 +638,8 @@ FieldId classifyField(std::string_view n) {
     case 10:
       if (spells(n, kConnection)) return FieldId::Connection;
       return spells(n, kKeepAlive) ? FieldId::KeepAlive : FieldId::Other;
+    case 12:
+      return spells(n, kXRequestId) ? FieldId::XRequestId : FieldId::Other;
     case 14:
       if (spells(n, kContentLength)) return FieldId::ContentLength;
       return spells(n, kHttp2Settings) ? FieldId::Http2Settings : FieldId::Other;

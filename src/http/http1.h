@@ -30,6 +30,7 @@ enum class FieldId : uint8_t {
   XForwardedFor,
   XForwardedProto,
   Http2Settings,
+  XRequestId,
 };
 FieldId classifyField(std::string_view name);
 

@@ -761,6 +761,12 @@ void HttpConnection::onRequestHead() {
     head.headers.remove("expect");
   }
 
+  // Envoy's generate_request_id: a request without an x-request-id gets one
+  // before routing, so the backend, a mirror and the access log see the same.
+  // A client's own is kept (Envoy's preserve_external_request_id).
+  if (head.headers.get(http::FieldId::XRequestId).empty())
+    head.headers.set("x-request-id", ctx_.newRequestId());
+
   // HTTPS: the connection belongs to the listener its SNI selected; a Host
   // that another listener on the port serves is not routed on it.
   if (listener_->tls && snapshot::misdirected(*listener_, transport_->serverName(), head.host())) {
@@ -1436,23 +1442,24 @@ void HttpConnection::writeAccessLog() {
   const uint64_t duration = ctx_.loop.nowMs() - rq_->start_ms;
   std::string_view host = head.headers.get("host");
   std::string_view ua = head.headers.get("user-agent");
+  std::string_view request_id = head.headers.get(http::FieldId::XRequestId);
   const std::string cluster = rq_->cluster ? rq_->cluster->name : "-";
   const std::string upstream = rq_->upstream_host.empty() ? "-" : rq_->upstream_host;
   if (ctx_.settings.access_log == AccessLogFormat::Json) {
     common::accessLogWrite(fmt::format(
-        R"({{"start_time":"{}","method":"{}","path":"{}","protocol":"HTTP/1.{}","response_code":{},"response_flags":"{}","bytes_received":{},"bytes_sent":{},"duration":{},"downstream_remote_address":"{}","user_agent":"{}","authority":"{}","route_name":"{}","upstream_cluster":"{}","upstream_host":"{}"}})",
+        R"({{"start_time":"{}","method":"{}","path":"{}","protocol":"HTTP/1.{}","response_code":{},"response_flags":"{}","bytes_received":{},"bytes_sent":{},"duration":{},"downstream_remote_address":"{}","user_agent":"{}","x-request-id":"{}","authority":"{}","route_name":"{}","upstream_cluster":"{}","upstream_host":"{}"}})",
         common::formatRfc3339(std::chrono::system_clock::now(), true), jsonEscape(head.method),
         jsonEscape(head.target), head.version_minor, rq_->status, rq_->flag, bytes_in_, bytes_out_,
-        duration, client_ip_, jsonEscape(ua), jsonEscape(host),
+        duration, client_ip_, jsonEscape(ua), jsonEscape(request_id), jsonEscape(host),
         rq_->route ? jsonEscape(rq_->route->name) : "-", cluster, upstream));
     return;
   }
   common::accessLogWrite(fmt::format(
-      "[{}] \"{} {} HTTP/1.{}\" {} {} {} {} {} \"{}\" \"{}\" \"{}\" \"{}\" \"{}\" \"{}\"",
+      "[{}] \"{} {} HTTP/1.{}\" {} {} {} {} {} \"{}\" \"{}\" \"{}\" \"{}\" \"{}\" \"{}\" \"{}\"",
       common::formatRfc3339(std::chrono::system_clock::now(), true), head.method, head.target,
       head.version_minor, rq_->status, rq_->flag, bytes_in_, bytes_out_, duration, client_ip_,
-      ua.empty() ? "-" : ua, host.empty() ? "-" : host, cluster, upstream,
-      rq_->route ? rq_->route->name : "-"));
+      ua.empty() ? "-" : ua, request_id.empty() ? "-" : request_id, host.empty() ? "-" : host,
+      cluster, upstream, rq_->route ? rq_->route->name : "-"));
 }
 
 void HttpConnection::close() {

@@ -146,6 +146,23 @@ struct ProxyContext {
     rng ^= rng << 17;
     return rng;
   }
+  // A version 4 UUID (RFC 9562), lower-case, for x-request-id: unique enough
+  // to find one request's lines across logs, not a secret (the worker's
+  // generator is seeded from getrandom(2) when it starts).
+  std::string_view newRequestId() {
+    static constexpr char kHex[] = "0123456789abcdef";
+    uint64_t hi = random(), lo = random();
+    hi = (hi & ~0xF000ull) | 0x4000ull;                  // version 4
+    lo = (lo & ~(0xC000ull << 48)) | (0x8000ull << 48);  // variant 10
+    char* out = request_id_;
+    for (int i = 0; i < 16; ++i) {
+      if (i == 4 || i == 6 || i == 8 || i == 10) *out++ = '-';
+      const uint8_t byte = static_cast<uint8_t>((i < 8 ? hi >> (56 - 8 * i) : lo >> (120 - 8 * i)));
+      *out++ = kHex[byte >> 4];
+      *out++ = kHex[byte & 15];
+    }
+    return {request_id_, sizeof(request_id_)};
+  }
   // Puts TLS on `conn` (connected) as `tls` asks, presenting the client
   // certificate of the Gateway `listener` belongs to; the handshake is the
   // caller's to drive. False + `error` when the settings can't be honoured.
@@ -165,6 +182,7 @@ struct ProxyContext {
   std::unordered_map<std::string, std::unique_ptr<stats::HttpStats>> http_stats_;
   std::time_t date_second_ = 0;
   std::string date_;
+  char request_id_[36];
 };
 
 }  // namespace portico::proxy

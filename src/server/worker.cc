@@ -1,10 +1,12 @@
 #include "server/worker.h"
 
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 
 #include "common/log.h"
 #include "net/socket.h"
@@ -45,7 +47,14 @@ Worker::Worker(int index, stats::Store& store, proxy::ProxySettings settings)
   ctx_.settings = settings;
   ctx_.worker = this;
   ctx_.on_close = &Worker::onConnectionClosed;
-  ctx_.rng ^= static_cast<uint64_t>(index + 1) * 0xBF58476D1CE4E5B9ull;
+  // Seeded per process and worker: request ids must not repeat across
+  // workers or restarts. The clock stands in should getrandom(2) fail.
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof(seed), 0) != static_cast<ssize_t>(sizeof(seed)))
+    seed = static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+           (static_cast<uint64_t>(getpid()) << 32);
+  ctx_.rng ^= seed ^ (static_cast<uint64_t>(index + 1) * 0xBF58476D1CE4E5B9ull);
+  if (ctx_.rng == 0) ctx_.rng = 0x9E3779B97F4A7C15ull;  // xorshift's one stuck state
 }
 
 Worker::~Worker() {

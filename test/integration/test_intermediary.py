@@ -163,6 +163,23 @@ class IntermediaryTest(PorticoCase):
                   if ln.lower().startswith(b"x-forwarded-for:")]
         self.assertEqual(fields, [b"x-forwarded-for: 1.1.1.1, 2.2.2.2, 3.3.3.3, 127.0.0.1"])
 
+    def test_request_id_is_generated_or_kept(self):
+        # Envoy's generate_request_id: each request without one reaches the backend with a
+        # fresh version 4 UUID; a client's own passes unchanged, once.
+        uuid4 = rb"^x-request-id: [0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+        for _ in range(2):
+            raw, rs = self.get(b"/rid")
+            self.assertEqual([r.status for r in rs], [200], raw)
+        raw, rs = self.get(b"/rid", b"X-Request-Id: client-chosen-42\r\n")
+        self.assertEqual([r.status for r in rs], [200], raw)
+        ids = [[ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"x-request-id:")]
+               for head in self.app.seen()]
+        self.assertEqual([len(i) for i in ids], [1, 1, 1], ids)
+        for generated in (ids[0][0], ids[1][0]):
+            self.assertRegex(generated, uuid4)
+        self.assertNotEqual(ids[0], ids[1])
+        self.assertEqual(ids[2][0].split(b":", 1)[1].strip(), b"client-chosen-42")
+
     def test_responses_carry_a_date(self):
         # RFC 9110 §6.6.1: the origin (Portico, for its own replies) sends
         # Date; a proxy adds one to a response that lacks it. Before, neither

@@ -64,6 +64,7 @@ class OptionsTest(PorticoCase):
         self.assertEqual(entry["user_agent"], 'quote"agent')
         self.assertEqual(entry["authority"], "o.example.com")
         self.assertEqual(entry["upstream_cluster"], "kube_default_svc-o_80")
+        self.assertRegex(entry["x-request-id"], r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-")
         self.assertIn(":", entry["upstream_host"])
 
     def test_external_name_service_is_resolved_and_served(self):
