@@ -764,8 +764,10 @@ void HttpConnection::onRequestHead() {
   // Envoy's generate_request_id: a request without an x-request-id gets one
   // before routing, so the backend, a mirror and the access log see the same.
   // A client's own is kept (Envoy's preserve_external_request_id).
-  if (head.headers.get(http::FieldId::XRequestId).empty())
-    head.headers.set("x-request-id", ctx_.newRequestId());
+  if (head.headers.get(http::FieldId::XRequestId).empty()) {
+    head.headers.remove(http::FieldId::XRequestId);  // an empty one, if any
+    head.headers.add("x-request-id", ctx_.newRequestId());
+  }
 
   // HTTPS: the connection belongs to the listener its SNI selected; a Host
   // that another listener on the port serves is not routed on it.
