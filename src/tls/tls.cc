@@ -279,7 +279,7 @@ class ServerContext {
   }
 
   std::vector<Entry> entries_;
-  // Every certificate's hostnames, lower-cased, and the entry each belongs to.
+  // Every group's hostnames, lower-cased; SNI picks one (selectTlsHostname).
   std::vector<std::string> hostnames_;
   std::vector<size_t> owners_;               // hostnames_[i] belongs to groups_[owners_[i]]
   std::vector<std::vector<size_t>> groups_;  // per listener hostname: its certificates

@@ -915,6 +915,8 @@ class Translator {
                     std::to_string(*pref.port);
           accepted(false, "NoMatchingParent", "Gateway " + gw_key + " has " + what);
         } else if (!gs.invalid_parameters.empty()) {
+          // The spec has no reason for a parent that is refused as a whole;
+          // none of its listeners takes the route, and the message says why.
           accepted(false, "NotAllowedByListeners",
                    "Gateway " + gw_key + " is not accepted: " + gs.invalid_parameters);
         } else if (allowed.empty()) {

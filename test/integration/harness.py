@@ -680,10 +680,11 @@ def ws_frame(opcode: int, payload: bytes, mask: bool) -> bytes:
     return head + payload
 
 
-def ws_handshake(sock: socket.socket, path: str, host: str) -> tuple[str, dict, bytearray]:
+def ws_handshake(sock: socket.socket, path: str,
+                 host: str) -> tuple[str, dict, bytearray, str]:
     """Client side of an RFC 6455 opening handshake on a connected socket:
-    (status line, lower-cased response headers, bytes read past the head).
-    Checks nothing itself; the caller asserts on what came back."""
+    (status line, lower-cased response headers, bytes read past the head, the
+    Sec-WebSocket-Accept the server must answer). Checks nothing itself."""
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
                   f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
@@ -698,8 +699,7 @@ def ws_handshake(sock: socket.socket, path: str, host: str) -> tuple[str, dict, 
     lines = head.decode("latin-1").split("\r\n")
     headers = {k.strip().lower(): v.strip() for k, v in
                (ln.split(":", 1) for ln in lines[1:] if ":" in ln)}
-    headers["x-expected-accept"] = ws_accept(key)  # what sec-websocket-accept must say
-    return lines[0], headers, bytearray(rest)
+    return lines[0], headers, bytearray(rest), ws_accept(key)
 
 
 def websocket_echo_handler(sock: socket.socket) -> None:

@@ -259,7 +259,7 @@ class ReviewTest(PorticoCase):
     # ---- tunnels ----------------------------------------------------------------
     def _ws_open(self, host: str) -> socket.socket:
         s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
-        status, headers, _ = h.ws_handshake(s, "/chat", host)
+        status, headers, _, _ = h.ws_handshake(s, "/chat", host)
         self.assertIn(" 101 ", status, headers)
         return s
 
