@@ -1,7 +1,9 @@
 #pragma once
 // What a downstream connection needs from the worker it lives on. One per
 // worker; only that worker's thread reads or writes it.
+#include <array>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 #include <memory>
 #include <string>
@@ -150,17 +152,16 @@ struct ProxyContext {
   // to find one request's lines across logs, not a secret (the worker's
   // generator is seeded from getrandom(2) when it starts).
   std::string_view newRequestId() {
-    static constexpr char kHex[] = "0123456789abcdef";
     uint64_t hi = random(), lo = random();
     hi = (hi & ~0xF000ull) | 0x4000ull;                  // version 4
     lo = (lo & ~(0xC000ull << 48)) | (0x8000ull << 48);  // variant 10
-    char* out = request_id_;
+    // 8-4-4-4-12 hex digits: byte i goes to kAt[i], two digits at a time.
+    static constexpr uint8_t kAt[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
     for (int i = 0; i < 16; ++i) {
-      if (i == 4 || i == 6 || i == 8 || i == 10) *out++ = '-';
-      const uint8_t byte = static_cast<uint8_t>((i < 8 ? hi >> (56 - 8 * i) : lo >> (120 - 8 * i)));
-      *out++ = kHex[byte >> 4];
-      *out++ = kHex[byte & 15];
+      const auto byte = static_cast<uint8_t>(i < 8 ? hi >> (56 - 8 * i) : lo >> (120 - 8 * i));
+      std::memcpy(request_id_ + kAt[i], &kHexPairs[2 * byte], 2);
     }
+    request_id_[8] = request_id_[13] = request_id_[18] = request_id_[23] = '-';
     return {request_id_, sizeof(request_id_)};
   }
   // Puts TLS on `conn` (connected) as `tls` asks, presenting the client
@@ -183,6 +184,16 @@ struct ProxyContext {
   std::time_t date_second_ = 0;
   std::string date_;
   char request_id_[36];
+  // "000102...feff": each byte's two lower-case hex digits.
+  static constexpr auto kHexPairs = [] {
+    std::array<char, 512> t{};
+    constexpr char kHex[] = "0123456789abcdef";
+    for (int b = 0; b < 256; ++b) {
+      t[2 * b] = kHex[b >> 4];
+      t[2 * b + 1] = kHex[b & 15];
+    }
+    return t;
+  }();
 };
 
 }  // namespace portico::proxy

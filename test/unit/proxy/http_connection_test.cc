@@ -11,7 +11,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -190,4 +192,27 @@ TEST(ExchangePool, ReusesGivenExchangesUpToItsLimit) {
 }
 
 }  // namespace
+// x-request-id values: RFC 9562 version 4 UUIDs, all distinct.
+TEST(RequestId, Version4UuidsThatDoNotRepeat) {
+  net::EventLoop loop;
+  stats::Store store;
+  ProxyContext ctx{loop, store};
+  ctx.rng = 0x1234567887654321ull;
+  std::set<std::string> seen;
+  for (int i = 0; i < 10000; ++i) {
+    const std::string id(ctx.newRequestId());
+    ASSERT_EQ(id.size(), 36u) << id;
+    for (size_t k = 0; k < id.size(); ++k) {
+      if (k == 8 || k == 13 || k == 18 || k == 23)
+        ASSERT_EQ(id[k], '-') << id;
+      else
+        ASSERT_TRUE(std::isxdigit(static_cast<unsigned char>(id[k])) && !std::isupper(id[k])) << id;
+    }
+    ASSERT_EQ(id[14], '4') << id;
+    ASSERT_NE(std::string("89ab").find(id[19]), std::string::npos) << id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 10000u);
+}
+
 }  // namespace portico::proxy
