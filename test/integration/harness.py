@@ -94,11 +94,22 @@ def which_or_none(tool: str) -> str | None:
 # ports
 # ---------------------------------------------------------------------------
 
+_issued_ports: set[int] = set()
+
+
 def free_port() -> int:
-    """A loopback port free right now (bind :0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free right now (bind :0, read it, close), and never one this process
+    handed out before: the kernel may offer a just-closed port again, and two Gateways given
+    the same port merge into one listener (a conformance run once routed one Gateway's Host
+    through another's catch-all route that way)."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _issued_ports:
+            _issued_ports.add(port)
+            return port
+    raise RuntimeError("no loopback port left that this process has not handed out")
 
 
 def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen | None = None) -> None:
