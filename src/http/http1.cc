@@ -18,14 +18,16 @@ using Type = ParseEvent::Type;
 
 // Byte classes from RFC 9110 §5.6.2 (tchar) and §5.5 (field values), as
 // tables: the head parser looks every byte up once.
-constexpr std::array<bool, 256> makeTchar() {
+// ALPHA / DIGIT and the bytes of `extra`.
+constexpr std::array<bool, 256> alnumAnd(std::string_view extra) {
   std::array<bool, 256> t{};
   for (int c = '0'; c <= '9'; ++c) t[c] = true;
   for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
   for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  for (char c : extra) t[static_cast<unsigned char>(c)] = true;
   return t;
 }
+constexpr std::array<bool, 256> makeTchar() { return alnumAnd("!#$%&'*+-.^_`|~"); }
 // field-vchar / SP / HTAB / obs-text. NUL, CR, LF, other CTLs and DEL are out.
 constexpr std::array<bool, 256> makeFieldChar() {
   std::array<bool, 256> t{};
@@ -43,14 +45,7 @@ constexpr std::array<bool, 256> makeTargetChar() {
 }
 // reg-name bytes (RFC 3986 §3.2.2): unreserved, sub-delims and the '%' of
 // pct-encoded. Inside an IP-literal's brackets ':' is allowed too.
-constexpr std::array<bool, 256> makeRegName() {
-  std::array<bool, 256> t{};
-  for (int c = '0'; c <= '9'; ++c) t[c] = true;
-  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
-  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
-  for (char c : std::string_view("-._~!$&'()*+,;=%")) t[static_cast<unsigned char>(c)] = true;
-  return t;
-}
+constexpr std::array<bool, 256> makeRegName() { return alnumAnd("-._~!$&'()*+,;=%"); }
 constexpr auto kTchar = makeTchar();
 constexpr auto kRegName = makeRegName();
 constexpr auto kFieldChar = makeFieldChar();
