@@ -140,6 +140,16 @@ inline const char* skipAllowed(const char* p, const char* end, const std::array<
 
 enum class HeadScan { NeedMore, Found, Failed };
 
+// A head refused for its size after a whole start line: `raw` gets that line,
+// so the method is still known. The answer to a HEAD request carries no body
+// (RFC 9110 §9.3.2), even a 431's.
+void keepStartLine(const detail::ParserState& st, const char* base, size_t n, std::string& raw) {
+  if (!st.start_line_done) return;
+  const char* start = base + st.head_start;
+  const void* cr = std::memchr(start, '\r', n - st.head_start);
+  if (cr != nullptr) raw.assign(start, static_cast<const char*>(cr));
+}
+
 // Finds the end of a head ("\r\n\r\n") in pending + input. Bytes searched on an
 // earlier call are not searched again. The common case (whole head in one
 // read) never copies into `pending`. On Found, `raw` holds the head bytes
@@ -177,6 +187,7 @@ HeadScan findHead(detail::ParserState& st, std::string_view input, size_t& consu
       }
       if (pos > limits.max_header_bytes) {
         err = ParseError::HeadersTooLarge;
+        keepStartLine(st, base, pos, raw);
         return HeadScan::Failed;
       }
       raw.assign(base + st.head_start, pos - st.head_start);
@@ -201,6 +212,7 @@ HeadScan findHead(detail::ParserState& st, std::string_view input, size_t& consu
   }
   if (n > limits.max_header_bytes) {
     err = ParseError::HeadersTooLarge;
+    keepStartLine(st, base, n, raw);
     return HeadScan::Failed;
   }
   st.scan = n;
@@ -967,8 +979,15 @@ ParseEvent RequestParser::parseHead(std::string_view input, size_t& consumed) {
   switch (findHead(st_, input, consumed, head_.raw, limits_, ParseError::UriTooLong, err)) {
     case HeadScan::NeedMore:
       return {};
-    case HeadScan::Failed:
+    case HeadScan::Failed: {
+      // findHead kept the start line when it had one: name its method.
+      const char* p = head_.raw.data();
+      const char* end = p + head_.raw.size();
+      while (p != end && kTchar[u8(*p)]) ++p;
+      if (p != end && *p == ' ')
+        head_.method.assign(head_.raw, 0, static_cast<size_t>(p - head_.raw.data()));
       return fail(st_, err);
+    }
     case HeadScan::Found:
       break;
   }

@@ -648,6 +648,8 @@ bool HttpConnection::processDownstreamInput() {
       if (ev.type == ParseEvent::Type::Error) {
         close_after_ = true;
         rq_->start_ms = ctx_.loop.nowMs();
+        // The parser names the method when it got that far.
+        rq_->head_request = rq_->req_parser.head().method == "HEAD";
         beginDownstreamRequest();
         if (http_stats_) http_stats_->downstream_cx_protocol_error->inc();
         sendLocalReply(failureForParse(ev.error), http::toString(ev.error));

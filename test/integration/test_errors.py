@@ -200,6 +200,26 @@ class ErrorAnswersTest(PorticoCase):
         self.assertTrue(rs, raw[:300])
         self.assertEqual(rs[0].status, 431)
 
+    def test_refused_head_request_gets_no_body(self):
+        # RFC 9110 §9.3.2: no answer to HEAD has content, a local 4xx for a
+        # head too big or malformed included. The body after a 431 once
+        # reached a HEAD client as stray bytes (found by test_chaos).
+        heads = {
+            431: b"HEAD /ok HTTP/1.1\r\nHost: errors.example.com\r\nX-Big: "
+                 + b"a" * (70 * 1024) + b"\r\n\r\n",
+            400: b"HEAD /ok HTTP/1.1\r\nHost: errors.example.com\r\nBad Name: x\r\n\r\n",
+        }
+        heads["431 by count"] = (b"HEAD /ok HTTP/1.1\r\nHost: errors.example.com\r\n"
+                                 + b"".join(b"X-H%d: b\r\n" % i for i in range(200)) + b"\r\n")
+        for case, req in heads.items():
+            raw = raw_exchange(self.port, req)
+            head, sep, rest = raw.partition(b"\r\n\r\n")
+            self.assertTrue(sep, f"{case}: {raw[:300]!r}")
+            self.assertTrue(head.startswith(b"HTTP/1.1 %d " % int(str(case)[:3])), head[:200])
+            self.assertEqual(rest, b"", f"{case}: bytes after the head of a HEAD answer")
+            # The Content-Length a GET would have got is still announced.
+            self.assertRegex(head.lower().decode(), r"content-length: [1-9]", case)
+
     def test_414_huge_uri(self):
         r = self.get("/ok/" + "u" * (128 * 1024))
         self.assertEqual(r.status, 414, r.text[:300])

@@ -758,6 +758,33 @@ TEST(RequestParser, HeaderBytesLimit) {
   EXPECT_LE(rounds, 12);
 }
 
+TEST(RequestParser, HeadTooLargeStillNamesItsMethod) {
+  // The proxy must know a refused request was HEAD: its 431 then has no body.
+  Limits limits;
+  limits.max_header_bytes = 100;
+  const std::string big = "HEAD /x HTTP/1.1\r\nHost: a\r\nX: " + std::string(120, 'v');
+  for (const std::string& input : {big + "\r\n\r\n", big}) {  // whole, and cut off
+    RequestParser p(limits);
+    size_t used = 0;
+    ParseEvent ev = p.next(input, used);
+    EXPECT_EQ(ev.error, ParseError::HeadersTooLarge);
+    EXPECT_EQ(p.head().method, "HEAD");
+  }
+  // Fed in pieces: the start line sits in the parser's own buffer by then.
+  RequestParser q(limits);
+  size_t used = 0;
+  ParseEvent ev = q.next("HEAD /x HTTP/1.1\r\n", used);
+  ASSERT_EQ(ev.type, Type::NeedMore);
+  while (ev.type == Type::NeedMore) ev = q.next("X-A: 0123456789\r\n", used);
+  EXPECT_EQ(ev.error, ParseError::HeadersTooLarge);
+  EXPECT_EQ(q.head().method, "HEAD");
+  // Without a whole start line there is no method to name.
+  RequestParser r(limits);
+  ev = r.next("HEAD /" + std::string(200, 'u'), used);
+  EXPECT_EQ(ev.type, Type::Error);
+  EXPECT_EQ(r.head().method, "");
+}
+
 TEST(RequestParser, HeaderCountLimit) {
   Limits limits;
   limits.max_header_count = 5;
