@@ -1474,4 +1474,10 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+bool listContains(std::string_view list, std::string_view element) {
+  bool found = false;
+  forEachElement(list, [&](std::string_view e) { found = found || iequals(e, element); });
+  return found;
+}
+
 }  // namespace portico::http

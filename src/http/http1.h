@@ -280,6 +280,10 @@ void removeHopByHop(Headers& headers, bool keep_upgrade);
 
 bool iequals(std::string_view a, std::string_view b);
 
+// Whether a comma-separated field value (RFC 9110 §5.6.1) lists `element`,
+// compared case-insensitively ("Vary: Accept, Origin" lists "origin").
+bool listContains(std::string_view list, std::string_view element);
+
 // Strips ":port" from a Host header value ("example.com:8080" -> "example.com",
 // "[::1]:80" -> "[::1]"); a bare IPv6 literal has no port to strip.
 std::string_view hostWithoutPort(std::string_view host);

@@ -624,6 +624,83 @@ void decodeRequestMirror(Ctx& c, const json& rm, const std::string& mp,
   }
 }
 
+// CORSOrigin: "*", or http(s)://host[:port] where host is "*" or DNS-like
+// labels, the first of which may be "*" (any labels to its left).
+bool validCorsOrigin(std::string_view o) {
+  if (o == "*") return true;
+  if (o.substr(0, 7) == "http://")
+    o.remove_prefix(7);
+  else if (o.substr(0, 8) == "https://")
+    o.remove_prefix(8);
+  else
+    return false;
+  const size_t colon = o.find(':');
+  if (colon != std::string_view::npos) {
+    const std::string_view port = o.substr(colon + 1);
+    if (port.empty() || port.size() > 5) return false;
+    for (char ch : port)
+      if (ch < '0' || ch > '9') return false;
+    o = o.substr(0, colon);
+  }
+  if (o == "*") return true;
+  if (o.substr(0, 2) == "*.") o.remove_prefix(2);
+  size_t pos = 0;
+  for (;;) {
+    const size_t dot = o.find('.', pos);
+    const std::string_view label = o.substr(pos, dot == o.npos ? o.npos : dot - pos);
+    if (label.empty()) return false;
+    for (char ch : label)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') return false;
+    if (dot == o.npos) return true;
+    pos = dot + 1;
+  }
+}
+
+// HTTPMethodWithWildcard: the CRD's enum (case-sensitive, as methods are).
+bool validCorsMethod(std::string_view m) {
+  for (const char* ok :
+       {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "*"})
+    if (m == ok) return true;
+  return false;
+}
+
+// HTTPHeaderName: an RFC 9110 token.
+bool validHeaderName(std::string_view n) {
+  if (n.empty()) return false;
+  for (char ch : n)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) &&
+        std::string_view("!#$%&'*+-.^_`|~").find(ch) == std::string_view::npos)
+      return false;
+  return true;
+}
+
+void decodeCors(Ctx& c, const json& obj, const std::string& p, HttpCorsFilter& h) {
+  // A list field: each item checked by `valid`, "*" (where `wildcard`) only
+  // on its own (the CRD's CEL rule), at most `max` items (its MaxItems).
+  auto items = [&](std::string_view key, std::vector<std::string>& out, size_t max, bool wildcard,
+                   bool (*valid)(std::string_view), const char* what, const char* want) {
+    c.strList(obj, p, key, out);
+    const std::string kp = join(p, key);
+    if (out.size() > max) c.error(kp, "at most " + std::to_string(max) + " items");
+    for (size_t i = 0; i < out.size(); ++i)
+      if (!valid(out[i]))
+        c.error(index(kp, i),
+                std::string("invalid ") + what + " \"" + out[i] + "\" (want " + want + ")");
+    if (wildcard && out.size() > 1 && std::find(out.begin(), out.end(), "*") != out.end())
+      c.error(kp, "\"*\" cannot be combined with other values");
+  };
+  items("allowOrigins", h.allow_origins, 64, true, validCorsOrigin, "origin",
+        "\"*\" or http(s)://host[:port]");
+  items("allowMethods", h.allow_methods, 9, true, validCorsMethod, "method",
+        "GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH or \"*\"");
+  items("allowHeaders", h.allow_headers, 64, false, validHeaderName, "header name", "a token");
+  items("exposeHeaders", h.expose_headers, 64, false, validHeaderName, "header name", "a token");
+  std::optional<bool> credentials;
+  c.boolean(obj, p, "allowCredentials", credentials);
+  h.allow_credentials = credentials.value_or(false);
+  c.i32(obj, p, "maxAge", h.max_age, 1, INT32_MAX);
+}
+
 void decodeFilters(Ctx& c, const json& obj, const std::string& path,
                    std::vector<HttpRouteFilter>& out) {
   c.list(obj, path, "filters", [&](const json& f, const std::string& fp) {
@@ -677,13 +754,16 @@ void decodeFilters(Ctx& c, const json& obj, const std::string& path,
       HttpRequestMirrorFilter m;
       decodeRequestMirror(c, *rm, join(fp, "requestMirror"), m);
       filter.request_mirror = std::move(m);
-    } else if (filter.type == "ExtensionRef" || filter.type == "CORS" ||
-               filter.type == "ExternalAuth") {
+    } else if (filter.type == "CORS") {
+      const json* cors = c.map(f, fp, "cors", true);
+      if (!cors) return;
+      HttpCorsFilter h;
+      decodeCors(c, *cors, join(fp, "cors"), h);
+      filter.cors = std::move(h);
+    } else if (filter.type == "ExtensionRef" || filter.type == "ExternalAuth") {
       // Known, not implemented: translate refuses the route naming the
       // filter, so its settings need no second warning of their own.
-      c.field(f, filter.type == "ExtensionRef" ? "extensionRef"
-                 : filter.type == "CORS"       ? "cors"
-                                               : "externalAuth");
+      c.field(f, filter.type == "ExtensionRef" ? "extensionRef" : "externalAuth");
     } else {
       c.error(join(fp, "type"), "unsupported value \"" + filter.type +
                                     "\" (want one of: RequestHeaderModifier, "

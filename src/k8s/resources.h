@@ -179,16 +179,29 @@ struct HttpRequestMirrorFilter {
   int32_t denominator = 100;
 };
 
+// HTTPCORSFilter, validated as the CRD does: origins "*" or
+// "http(s)://host[:port]" (host "*" or with a left-most "*."), methods from
+// the enum or "*", header names as tokens.
+struct HttpCorsFilter {
+  std::vector<std::string> allow_origins;
+  bool allow_credentials = false;
+  std::vector<std::string> allow_methods;
+  std::vector<std::string> allow_headers;
+  std::vector<std::string> expose_headers;
+  int32_t max_age = 5;  // seconds; the CRD's default
+};
+
 struct HttpRouteFilter {
   // RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect,
-  // URLRewrite and RequestMirror are decoded; other types (ExtensionRef,
-  // CORS...) are kept by name so translate can report them as unsupported.
+  // URLRewrite, RequestMirror and CORS are decoded; other types (ExtensionRef,
+  // ExternalAuth) are kept by name so translate can report them as unsupported.
   std::string type;
   std::optional<HttpHeaderFilter> request_header_modifier;
   std::optional<HttpHeaderFilter> response_header_modifier;
   std::optional<HttpRequestRedirectFilter> request_redirect;
   std::optional<HttpUrlRewriteFilter> url_rewrite;
   std::optional<HttpRequestMirrorFilter> request_mirror;
+  std::optional<HttpCorsFilter> cors;
 };
 
 struct HttpBackendRef : BackendObjectRef {

@@ -178,7 +178,7 @@ struct Exchange {
     endpoint = nullptr;
     missing_host = req_done = req_chunked_out = resp_started = resp_done = false;
     rq_active = resp_chunked_out = upgrade = head_request = retried = reused_upstream = false;
-    widened = tunnel_probed = false;
+    widened = tunnel_probed = cors_allowed = false;
     tunnel_io_ms = 0;
     connect_attempts = 0;
     status = 0;
@@ -222,7 +222,8 @@ struct Exchange {
   bool head_request = false;
   bool retried = false;
   bool reused_upstream = false;
-  bool widened = false;  // retried a narrowed TLS offer with the full one
+  bool widened = false;       // retried a narrowed TLS offer with the full one
+  bool cors_allowed = false;  // the route's CORS filter allows the request's Origin
   // Copies of this request still being fed its body (RequestMirror); each
   // is ended with endOfRequest() or abort() exactly once.
   std::vector<Mirror*> mirrors;
@@ -792,6 +793,7 @@ void HttpConnection::onRequestHead() {
     sendLocalReply(Failure::NoRoute, "");
     return;
   }
+  if (rq_->route->cors && applyCorsFilter()) return;
   if (rq_->route->redirect) {
     sendRedirect(*rq_->route->redirect);
     return;
@@ -1222,6 +1224,7 @@ void HttpConnection::onResponseHead() {
     applyHeaderModifier(h, *rq_->route->response_header_modifier);
   if (rq_->backend != nullptr && rq_->backend->response_header_modifier)
     applyHeaderModifier(h, *rq_->backend->response_header_modifier);
+  if (rq_->cors_allowed) addCorsHeaders(h);
   // The backend answered before the request body was all read: this
   // connection can't carry another request, so say so in this very head.
   if (!rq_->req_done && !switching) close_after_ = true;
@@ -1379,6 +1382,49 @@ void HttpConnection::sendRedirect(const snapshot::RequestRedirect& r) {
   sendResponse(r.status_code, "", &extra);
 }
 
+// HTTPRoute's CORS filter (HTTPCORSFilter; the Fetch standard's CORS
+// protocol). Notes whether the request's Origin is allowed, for
+// addCorsHeaders(). A preflight (OPTIONS with Origin and
+// Access-Control-Request-Method) is answered here, 200 without CORS headers
+// for an origin not allowed, and never reaches a backend. Returns true then.
+bool HttpConnection::applyCorsFilter() {
+  const snapshot::Cors& cors = *rq_->route->cors;
+  const auto& head = rq_->req_parser.head();
+  const std::string_view origin = head.headers.get("origin");
+  rq_->cors_allowed = snapshot::corsOriginAllowed(cors, origin);
+  const std::string_view method = head.headers.get("access-control-request-method");
+  if (head.method != "OPTIONS" || origin.empty() || method.empty()) return false;
+  http::Headers h;
+  if (rq_->cors_allowed) {
+    // "*" is answered with what was asked: with credentials the Fetch
+    // standard reads "*" as a name, not a wildcard.
+    const std::string_view asked_headers = head.headers.get("access-control-request-headers");
+    const std::string_view methods = cors.allow_methods == "*" ? method : cors.allow_methods;
+    const std::string_view headers = cors.allow_headers == "*" ? asked_headers : cors.allow_headers;
+    if (!methods.empty()) h.add("access-control-allow-methods", methods);
+    if (!headers.empty()) h.add("access-control-allow-headers", headers);
+    h.add("access-control-max-age", std::to_string(cors.max_age));
+  }
+  sendResponse(200, "", &h);
+  return true;
+}
+
+// The CORS response headers for a request from an allowed Origin, on the
+// backend's answer or a local one. The Origin is echoed rather than "*",
+// which credentials forbid, so caches must keep answers apart by Origin.
+void HttpConnection::addCorsHeaders(http::Headers& h) const {
+  const snapshot::Cors& cors = *rq_->route->cors;
+  h.set("access-control-allow-origin", rq_->req_parser.head().headers.get("origin"));
+  if (cors.allow_credentials) h.set("access-control-allow-credentials", "true");
+  if (!cors.expose_headers.empty()) h.set("access-control-expose-headers", cors.expose_headers);
+  const std::string_view vary = h.get("vary");
+  if (vary.empty()) {
+    h.set("vary", "Origin");
+  } else if (vary != "*" && !http::listContains(vary, "origin")) {
+    h.set("vary", std::string(vary) + ", Origin");
+  }
+}
+
 void HttpConnection::sendResponse(int status, std::string_view body, const http::Headers* extra) {
   rq_->status = status;
   rq_->timer.disarm();
@@ -1394,6 +1440,7 @@ void HttpConnection::sendResponse(int status, std::string_view body, const http:
   if (rq_->route != nullptr && rq_->route->response_header_modifier) {
     applyHeaderModifier(h, *rq_->route->response_header_modifier);
   }
+  if (rq_->cors_allowed) addCorsHeaders(h);
   h.set("content-length", std::to_string(body.size()));
   if (!body.empty()) h.set("content-type", "text/plain");
   // We are this response's origin: it carries a Date (RFC 9110 §6.6.1),

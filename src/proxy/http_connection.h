@@ -102,6 +102,8 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void sendLocalReply(Failure failure, const std::string& detail);
   void sendResponse(int status, std::string_view body, const http::Headers* extra);
   void sendRedirect(const snapshot::RequestRedirect& redirect);
+  bool applyCorsFilter();
+  void addCorsHeaders(http::Headers& h) const;
   void writeAccessLog();
   void close();
   void takeExchange();

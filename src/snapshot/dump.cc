@@ -86,6 +86,16 @@ json routeJson(const Route& r) {
     if (r.rewrite->path) rw["path"] = pathModifierJson(*r.rewrite->path);
     j["rewrite"] = rw;
   }
+  if (r.cors) {
+    const Cors& c = *r.cors;
+    json cj = {{"allow_origins", c.allow_origins},
+               {"allow_credentials", c.allow_credentials},
+               {"max_age", c.max_age}};
+    if (!c.allow_methods.empty()) cj["allow_methods"] = c.allow_methods;
+    if (!c.allow_headers.empty()) cj["allow_headers"] = c.allow_headers;
+    if (!c.expose_headers.empty()) cj["expose_headers"] = c.expose_headers;
+    j["cors"] = cj;
+  }
   json backends = json::array();
   for (const auto& b : r.backends) {
     json bj = {{"cluster", b.cluster}, {"weight", b.weight}};

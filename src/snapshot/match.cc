@@ -155,6 +155,71 @@ int certificateNameMatch(std::string_view san, std::string_view sni) {
   return lowerEq(sni.substr(dot), san.substr(1)) ? 1 : 0;
 }
 
+namespace {
+// An origin split as "scheme://host[:port]"; the port is empty when it is the
+// scheme's default (RFC 6454 §4: the default port is the same origin).
+struct OriginParts {
+  std::string_view scheme, host, port;
+};
+
+bool splitOrigin(std::string_view o, OriginParts& out) {
+  const size_t sep = o.find("://");
+  if (sep == std::string_view::npos || sep == 0) return false;
+  out.scheme = o.substr(0, sep);
+  std::string_view rest = o.substr(sep + 3);
+  const size_t colon = rest.rfind(':');
+  const size_t bracket = rest.rfind(']');  // an IPv6 literal's colons are not a port's
+  out.port = {};
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+    out.port = rest.substr(colon + 1);
+    rest = rest.substr(0, colon);
+  }
+  out.host = rest;
+  if (out.host.empty()) return false;
+  if ((lowerEq(out.scheme, "https") && out.port == "443") ||
+      (lowerEq(out.scheme, "http") && out.port == "80"))
+    out.port = {};
+  return true;
+}
+
+// `pattern` is lower-case and normalised; `o` comes from a request.
+bool originMatches(std::string_view pattern, const OriginParts& o) {
+  OriginParts p;
+  if (!splitOrigin(pattern, p) || !lowerEq(o.scheme, p.scheme) || o.port != p.port) return false;
+  if (p.host == "*") return true;
+  if (p.host.size() > 2 && p.host[0] == '*' && p.host[1] == '.') {
+    const std::string_view suffix = p.host.substr(1);  // ".example.com"
+    return o.host.size() > suffix.size() &&
+           lowerEq(o.host.substr(o.host.size() - suffix.size()), suffix);
+  }
+  return lowerEq(o.host, p.host);
+}
+}  // namespace
+
+std::string normalizeCorsOrigin(std::string_view origin) {
+  std::string out;
+  OriginParts parts;
+  if (!splitOrigin(origin, parts)) {
+    out.assign(origin);
+  } else {
+    out.append(parts.scheme).append("://").append(parts.host);
+    if (!parts.port.empty()) out.append(":").append(parts.port);
+  }
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool corsOriginAllowed(const Cors& cors, std::string_view origin) {
+  if (origin.empty()) return false;
+  OriginParts o;
+  const bool parsed = splitOrigin(origin, o);
+  for (const std::string& pattern : cors.allow_origins) {
+    if (pattern == "*") return true;
+    if (parsed && originMatches(pattern, o)) return true;
+  }
+  return false;
+}
+
 const Route* selectRoute(const VirtualHost& vhost, const MatchInput& input) {
   for (const Route& r : vhost.routes) {
     if (routeMatches(r.match, input)) return &r;

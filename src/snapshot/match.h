@@ -3,6 +3,7 @@
 // functions, called on workers for every request: no allocation on the common
 // path, regexes precompiled by translate().
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "snapshot/snapshot.h"
@@ -46,6 +47,16 @@ int certificateNameMatch(std::string_view san, std::string_view sni);
 // gets 421, so the client retries on a connection made for that name. A Host
 // that selects no listener is not misdirected: routing answers it (404).
 bool misdirected(const Listener& listener, std::string_view sni, std::string_view host);
+
+// An origin ("scheme://host[:port]") lower-cased, without ":443" after
+// https or ":80" after http: the form Cors::allow_origins holds.
+std::string normalizeCorsOrigin(std::string_view origin);
+
+// Whether a request's Origin header is one `cors` allows (HTTPCORSFilter's
+// allowOrigins). Scheme and host compare case-insensitively; a default port
+// written out matches one left out. "null" or a malformed origin matches
+// only "*".
+bool corsOriginAllowed(const Cors& cors, std::string_view origin);
 
 // First route (routes are stored in precedence order) whose match accepts the
 // request, or nullptr.

@@ -103,6 +103,23 @@ struct Mirror {
   size_t cluster_hash = 0;  // nameHash(cluster), set by Snapshot::buildIndex()
 };
 
+// An HTTPRoute rule's CORS filter, as translate prepared it.
+struct Cors {
+  // Lower-cased, each without its scheme's default port (normalizeCorsOrigin):
+  // "*" (any origin), "https://*" (any host on the default port),
+  // "https://*.example.com" (one or more labels before ".example.com") or an
+  // exact "http://example.com:8080".
+  std::vector<std::string> allow_origins;
+  bool allow_credentials = false;
+  // Header values as sent, comma-separated. "*" in allow_methods or
+  // allow_headers: echo what the preflight asked for, which is valid with
+  // credentials too (the Fetch standard gives "*" no wildcard meaning then).
+  std::string allow_methods;
+  std::string allow_headers;
+  std::string expose_headers;
+  uint32_t max_age = 5;  // seconds
+};
+
 struct Route {
   // "<namespace>/<httproute>/rule/<i>/match/<j>": names the origin in logs.
   std::string name;
@@ -111,6 +128,7 @@ struct Route {
   std::optional<HeaderModifier> response_header_modifier;
   std::optional<RequestRedirect> redirect;
   std::optional<UrlRewrite> rewrite;
+  std::optional<Cors> cors;
   // Weighted backends. Weight-0 entries are dropped by translate(); invalid
   // ones stay (without a cluster) next to at least one valid one. Empty with
   // direct_status == 0 means "no backend": the proxy answers 500.

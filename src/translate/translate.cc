@@ -1,5 +1,6 @@
 #include "translate/translate.h"
 
+#include "snapshot/match.h"
 #include "translate/backend_tls.h"
 
 #include <re2/re2.h>
@@ -459,6 +460,7 @@ class Translator {
       "HTTPRouteBackendProtocolWebSocket",
       "HTTPRouteBackendRequestHeaderModification",
       "HTTPRouteBackendTimeout",
+      "HTTPRouteCORS",
       "HTTPRouteHostRewrite",
       "HTTPRouteMethodMatching",
       "HTTPRouteNamedRouteRule",
@@ -620,6 +622,29 @@ class Translator {
     st.valid = false;
   }
 
+  static snapshot::Cors convertCors(const k8s::HttpCorsFilter& f) {
+    snapshot::Cors c;
+    for (const auto& o : f.allow_origins)
+      c.allow_origins.push_back(snapshot::normalizeCorsOrigin(o));
+    c.allow_credentials = f.allow_credentials;
+    auto joined = [](const std::vector<std::string>& items, bool drop_star) {
+      std::string out;
+      for (const auto& i : items) {
+        if (drop_star && i == "*") continue;
+        out += (out.empty() ? "" : ", ") + i;
+      }
+      return out;
+    };
+    c.allow_methods = joined(f.allow_methods, false);
+    c.allow_headers = joined(f.allow_headers, false);
+    // "*" exposes every header only without credentials; with them a
+    // browser reads it as a header named "*", so it is left out (the
+    // HTTPCORSFilter godoc: the wildcard only when allowCredentials is not true).
+    c.expose_headers = joined(f.expose_headers, f.allow_credentials);
+    c.max_age = static_cast<uint32_t>(f.max_age);
+    return c;
+  }
+
   void compileRoute(RouteState& st) {
     const k8s::HttpRoute& r = *st.route;
     std::vector<k8s::HttpRouteRule> rules = r.rules;
@@ -651,6 +676,8 @@ class Translator {
           rw.hostname = filter.url_rewrite->hostname;
           rw.path = convertPathModifier(filter.url_rewrite->path);
           base.rewrite = std::move(rw);
+        } else if (filter.cors) {
+          base.cors = convertCors(*filter.cors);
         } else if (filter.request_mirror) {
           // An unusable mirror is reported (ResolvedRefs=False) and left out;
           // the requests themselves are still served.

@@ -512,6 +512,127 @@ class ConformanceTest(h.PorticoCase):
             for k in absent:
                 self.assertNotIn(k, got, f"{path} {backend_sets}")
 
+    # --- HTTPRouteCORS ---------------------------------------------------------------
+
+    @classmethod
+    def manifests_cors(cls):
+        def cors(path, **kw):
+            return h.rule([ref("infra-backend-v1")], [h.match(path)],
+                          filters=[{"type": "CORS", "cors": kw}])
+        g = cls.gw("gw-cors")
+        wildcards = dict(allowOrigins=["https://*.foo.com"], allowMethods=["*"],
+                         allowHeaders=["*"])
+        return [
+            route("cors-multiple-origins-methods-headers", g, [cors(
+                "/cors-1", allowOrigins=["https://www.foo.com", "https://*.bar.com"],
+                allowMethods=["GET", "OPTIONS"], allowHeaders=["x-header-1", "x-header-2"],
+                exposeHeaders=["x-header-3", "x-header-4"], allowCredentials=True,
+                maxAge=3600)]),
+            route("cors-wildcard-methods", g, [cors(
+                "/cors-2", allowOrigins=["https://www.foo.com"], allowMethods=["*"])]),
+            route("cors-wildcard-origin", g, [cors(
+                "/cors-wildcard-origin", allowOrigins=["*"], allowMethods=["*"])]),
+            route("cors-wildcard-methods-headers", g, [
+                cors("/cors-wildcard-methods-headers-unauth", **wildcards),
+                cors("/cors-wildcard-methods-headers", allowCredentials=True, **wildcards)]),
+        ]
+
+    def test_cors(self):
+        """Upstream HTTPRouteCORS's cases: (method, path, request headers, allowed
+        statuses, expected headers (each one of several values; comma lists compared
+        without whitespace), absent headers, whether the backend sees the request)."""
+        gw = "gw-cors"
+        for name in ("cors-multiple-origins-methods-headers", "cors-wildcard-methods",
+                     "cors-wildcard-origin", "cors-wildcard-methods-headers"):
+            self.assertEqual(self.route_cond(name, "Accepted"), ("True", "Accepted"), name)
+            self.assertEqual(self.route_cond(name, "ResolvedRefs"), ("True", "ResolvedRefs"))
+        pre = {"access-control-request-method": "GET",
+               "access-control-request-headers": "x-header-1, x-header-2"}
+        full_answer = {
+            "access-control-allow-methods": ["GET, OPTIONS", "OPTIONS, GET"],
+            "access-control-allow-headers": ["x-header-1, x-header-2", "x-header-2, x-header-1"],
+            "access-control-expose-headers": ["x-header-3, x-header-4", "x-header-4, x-header-3"],
+            "access-control-max-age": ["3600"], "access-control-allow-credentials": ["true"]}
+        creds = "access-control-allow-credentials"
+        other = "https://other.foo.com"
+        asked = {"access-control-request-method": "PUT",
+                 "access-control-request-headers": "x-header-1, x-header-2"}
+        cases = [
+            ("OPTIONS", "/cors-1", dict(pre, Origin="https://www.foo.com"), {200, 204},
+             dict(full_answer, **{"access-control-allow-origin": ["https://www.foo.com"]}), [],
+             False),
+            ("OPTIONS", "/cors-1", dict(pre, Origin="https://www.bar.com"), {200},
+             dict(full_answer, **{"access-control-allow-origin": ["https://www.bar.com"]}), [],
+             False),
+            ("OPTIONS", "/cors-1", dict(pre, Origin="https://xpto.www.bar.com"), {200},
+             dict(full_answer, **{"access-control-allow-origin": ["https://xpto.www.bar.com"]}),
+             [], False),
+            ("OPTIONS", "/cors-1", {"Origin": "https://foobar.com",
+                                    "access-control-request-method": "GET"}, {200, 204, 403},
+             {}, ["access-control-allow-origin"], False),
+            ("GET", "/cors-1", dict(pre, Origin="https://www.foo.com"), {200, 204},
+             {"access-control-allow-origin": ["https://www.foo.com"]}, [], True),
+            ("GET", "/cors-1", dict(pre, Origin="https://www.bar.com"), {200, 204},
+             {"access-control-allow-origin": ["https://www.bar.com"]}, [], True),
+            ("GET", "/cors-1", {"Origin": "https://foobar.com",
+                                "access-control-request-method": "GET"}, {200},
+             {}, ["access-control-allow-origin"], True),
+            ("OPTIONS", "/cors-2", {"Origin": "https://www.foo.com",
+                                    "access-control-request-method": "POST"}, {200, 204},
+             {"access-control-allow-methods": ["POST", "*"],
+              "access-control-allow-origin": ["https://www.foo.com"]}, [creds], False),
+            ("OPTIONS", "/cors-wildcard-origin", {"Origin": "https://foobar.com",
+                                                  "access-control-request-method": "PUT"},
+             {200, 204}, {"access-control-allow-origin": ["https://foobar.com", "*"],
+                          "access-control-allow-methods": ["PUT"]}, [creds], False),
+            ("OPTIONS", "/cors-wildcard-origin", {"Origin": "https://foobar.com:12345",
+                                                  "access-control-request-method": "PUT"},
+             {200, 204}, {"access-control-allow-origin": ["https://foobar.com:12345", "*"],
+                          "access-control-allow-methods": ["PUT"]}, [creds], False),
+            ("PUT", "/cors-wildcard-origin", {"Origin": "https://foobar.com:12345"}, {200},
+             {"access-control-allow-origin": ["https://foobar.com:12345", "*"]}, [], True),
+            ("PUT", "/cors-wildcard-origin", {"Origin": "https://foobar.com"}, {200, 204},
+             {"access-control-allow-origin": ["https://foobar.com", "*"]}, [creds], True),
+            ("OPTIONS", "/cors-wildcard-methods-headers", dict(asked, Origin=other), {200},
+             {"access-control-allow-origin": [other], "access-control-allow-methods": ["PUT"],
+              "access-control-allow-headers": ["x-header-1, x-header-2",
+                                               "x-header-2, x-header-1"],
+              creds: ["true"]}, [], False),
+            ("OPTIONS", "/cors-wildcard-methods-headers-unauth", dict(asked, Origin=other),
+             {200}, {"access-control-allow-origin": [other, "*"],
+                     "access-control-allow-methods": ["PUT", "*"],
+                     "access-control-allow-headers": ["x-header-1, x-header-2",
+                                                      "x-header-2, x-header-1", "*"]},
+             [creds], False),
+            ("GET", "/cors-wildcard-methods-headers",
+             {"Origin": other, "Authorization": "Bearer test"}, {200},
+             {"access-control-allow-origin": [other], creds: ["true"]}, [], True),
+            ("GET", "/cors-wildcard-methods-headers-unauth",
+             {"Origin": other, "Authorization": "Bearer test"}, {200},
+             {"access-control-allow-origin": [other]}, [creds], True),
+        ]
+        squash = lambda v: "".join(v.split())  # noqa: E731
+        for method, path, sent, statuses, want, absent, forwarded in cases:
+            what = f"{method} {path} {sent}"
+            r = self.req(gw, path, method=method, headers=sent)
+            self.assertIn(r.status, statuses, f"{what}: {r.status} {r.text[:200]}")
+            for k, values in want.items():
+                self.assertIn(squash(r.headers.get(k, "<absent>")), [squash(v) for v in values],
+                              f"{what}: {k}")
+            for k in absent:
+                self.assertNotIn(k, r.headers, what)
+            # A preflight is answered by the gateway; anything else is proxied.
+            self.assertEqual(r.body.startswith(b"{"), forwarded, f"{what}: {r.text[:200]}")
+            if "access-control-allow-origin" in r.headers:
+                self.assertIn("Origin", r.headers.get("vary", ""), what)
+        # A request without Origin is not a CORS request: nothing added.
+        r = self.req(gw, "/cors-1")
+        self.assertEqual(r.status, 200)
+        self.assertFalse([k for k in r.headers if k.startswith("access-control-")], r.headers)
+        classes = [o for o in self.status if o.get("kind") == "GatewayClass"]
+        self.assertIn("HTTPRouteCORS", [f["name"] for f in
+                                        classes[0]["status"].get("supportedFeatures", [])])
+
     # --- HTTPRouteMatching, HTTPRouteExactPathMatching, HTTPRoutePathMatchOrder ------------------
 
     @classmethod

@@ -229,6 +229,82 @@ spec:
   EXPECT_EQ(f[3].request_mirror->denominator, 3);
 }
 
+TEST(Decode, CorsFilter) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  rules:
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins: ["https://www.foo.com", "https://*.bar.com", "http://*:8080", "https://127.0.0.1:8443"]
+        allowMethods: [GET, OPTIONS]
+        allowHeaders: [x-header-1]
+        exposeHeaders: [x-header-3]
+        allowCredentials: true
+        maxAge: 3600
+    - type: CORS
+      cors: {allowOrigins: ["*"]}
+)");
+  ASSERT_TRUE(set.errors.empty()) << errorLines(set)[0];
+  const auto& f = set.http_routes.at(0).rules.at(0).filters;
+  ASSERT_EQ(f.size(), 2u);
+  ASSERT_TRUE(f[0].cors);
+  EXPECT_EQ(f[0].cors->allow_origins.size(), 4u);
+  EXPECT_EQ(f[0].cors->allow_methods, (std::vector<std::string>{"GET", "OPTIONS"}));
+  EXPECT_EQ(f[0].cors->allow_headers, (std::vector<std::string>{"x-header-1"}));
+  EXPECT_EQ(f[0].cors->expose_headers, (std::vector<std::string>{"x-header-3"}));
+  EXPECT_TRUE(f[0].cors->allow_credentials);
+  EXPECT_EQ(f[0].cors->max_age, 3600);
+  ASSERT_TRUE(f[1].cors);
+  EXPECT_FALSE(f[1].cors->allow_credentials);
+  EXPECT_EQ(f[1].cors->max_age, 5);  // the CRD's default
+}
+
+TEST(Decode, CorsFilterValuesTheCrdRefuses) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  rules:
+  - filters:
+    - type: CORS
+      cors:
+        allowOrigins: ["www.foo.com", "ftp://a.com", "https://a.com:123456", "https://a..com", "*", "https://ok.com"]
+        allowMethods: [get, "*"]
+        allowHeaders: ["x header"]
+        maxAge: 0
+    - type: CORS
+)");
+  EXPECT_EQ(
+      errorLines(set),
+      (std::vector<std::string>{
+          "in.yaml: document 1: spec.rules[0].filters[0].cors.allowOrigins[0]: invalid origin "
+          "\"www.foo.com\" (want \"*\" or http(s)://host[:port])",
+          "in.yaml: document 1: spec.rules[0].filters[0].cors.allowOrigins[1]: invalid origin "
+          "\"ftp://a.com\" (want \"*\" or http(s)://host[:port])",
+          "in.yaml: document 1: spec.rules[0].filters[0].cors.allowOrigins[2]: invalid origin "
+          "\"https://a.com:123456\" (want \"*\" or http(s)://host[:port])",
+          "in.yaml: document 1: spec.rules[0].filters[0].cors.allowOrigins[3]: invalid origin "
+          "\"https://a..com\" (want \"*\" or http(s)://host[:port])",
+          "in.yaml: document 1: spec.rules[0].filters[0].cors.allowOrigins: \"*\" cannot be "
+          "combined with other values",
+          "in.yaml: document 1: spec.rules[0].filters[0].cors.allowMethods[0]: invalid method "
+          "\"get\" (want GET, HEAD, POST, PUT, DELETE, CONNECT, OPTIONS, TRACE, PATCH or \"*\")",
+          "in.yaml: document 1: spec.rules[0].filters[0].cors.allowMethods: \"*\" cannot be "
+          "combined with other values",
+          "in.yaml: document 1: spec.rules[0].filters[0].cors.allowHeaders[0]: invalid header "
+          "name \"x header\" (want a token)",
+          "in.yaml: document 1: spec.rules[0].filters[0].cors.maxAge: must be between 1 and "
+          "2147483647, got 0",
+          "in.yaml: document 1: spec.rules[0].filters[1].cors: required field is missing",
+      }));
+  EXPECT_TRUE(set.http_routes.empty());
+}
+
 TEST(Decode, UnreadGatewayApiFieldsAreWarnedAbout) {
   auto set = decode(R"(
 apiVersion: gateway.networking.k8s.io/v1

@@ -610,5 +610,57 @@ TEST(PickBackend, StaleTotalWeightCannotRunOffTheEnd) {
   for (uint64_t i = 0; i < 200; ++i) EXPECT_NE(pickBackend(r, i), nullptr);
 }
 
+// ---- CORS origins ----------------------------------------------------------------
+
+Cors corsFor(std::vector<std::string> origins) {
+  Cors c;
+  for (const auto& o : origins) c.allow_origins.push_back(normalizeCorsOrigin(o));
+  return c;
+}
+
+TEST(CorsOrigin, NormalisedWithoutDefaultPortsAndInLowerCase) {
+  EXPECT_EQ(normalizeCorsOrigin("HTTPS://WWW.Foo.com:443"), "https://www.foo.com");
+  EXPECT_EQ(normalizeCorsOrigin("http://a.com:80"), "http://a.com");
+  EXPECT_EQ(normalizeCorsOrigin("http://a.com:443"), "http://a.com:443");
+  EXPECT_EQ(normalizeCorsOrigin("https://*.bar.com"), "https://*.bar.com");
+  EXPECT_EQ(normalizeCorsOrigin("*"), "*");
+}
+
+TEST(CorsOrigin, ExactAndWildcardHosts) {
+  // The upstream HTTPRouteCORS cases.
+  const Cors c = corsFor({"https://www.foo.com", "https://*.bar.com"});
+  EXPECT_TRUE(corsOriginAllowed(c, "https://www.foo.com"));
+  EXPECT_TRUE(corsOriginAllowed(c, "https://www.bar.com"));
+  EXPECT_TRUE(corsOriginAllowed(c, "https://xpto.www.bar.com"));  // any labels to the left
+  EXPECT_FALSE(corsOriginAllowed(c, "https://foobar.com"));
+  EXPECT_FALSE(corsOriginAllowed(c, "https://bar.com"));  // "*." wants at least one label
+  EXPECT_FALSE(corsOriginAllowed(c, "https://www.foo.com.evil.com"));
+  EXPECT_FALSE(corsOriginAllowed(c, "https://evilbar.com"));
+  // Scheme and port are part of the origin; a default port written out is
+  // the same origin, and case does not matter.
+  EXPECT_FALSE(corsOriginAllowed(c, "http://www.foo.com"));
+  EXPECT_FALSE(corsOriginAllowed(c, "https://www.foo.com:8443"));
+  EXPECT_TRUE(corsOriginAllowed(c, "https://www.foo.com:443"));
+  EXPECT_TRUE(corsOriginAllowed(c, "HTTPS://WWW.FOO.COM"));
+  EXPECT_FALSE(corsOriginAllowed(c, "null"));
+  EXPECT_FALSE(corsOriginAllowed(c, ""));
+  EXPECT_FALSE(corsOriginAllowed(c, "https://"));
+}
+
+TEST(CorsOrigin, AnyOriginAndAnyHost) {
+  const Cors any = corsFor({"*"});
+  EXPECT_TRUE(corsOriginAllowed(any, "https://foobar.com:12345"));
+  EXPECT_TRUE(corsOriginAllowed(any, "null"));
+  EXPECT_FALSE(corsOriginAllowed(any, ""));  // no Origin: not a CORS request
+  const Cors host = corsFor({"http://*:8080"});
+  EXPECT_TRUE(corsOriginAllowed(host, "http://a.b.c:8080"));
+  EXPECT_FALSE(corsOriginAllowed(host, "http://a.b.c"));
+  EXPECT_FALSE(corsOriginAllowed(host, "https://a.b.c:8080"));
+  const Cors ported = corsFor({"https://*.example.com:8443"});
+  EXPECT_TRUE(corsOriginAllowed(ported, "https://a.example.com:8443"));
+  EXPECT_FALSE(corsOriginAllowed(ported, "https://a.example.com"));
+  EXPECT_FALSE(corsOriginAllowed(corsFor({}), "https://a.com"));
+}
+
 }  // namespace
 }  // namespace portico::snapshot
