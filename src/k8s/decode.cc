@@ -480,6 +480,27 @@ void decodeGatewayClass(Ctx& c, const json& spec, const std::string& p, GatewayC
   c.str(spec, p, "description", gc.description);
 }
 
+// A TLSConfig: its optional client certificate validation.
+void decodeFrontendTls(Ctx& c, const json& tls, const std::string& p,
+                       std::optional<FrontendTlsValidation>& out) {
+  const json* v = c.map(tls, p, "validation");
+  if (!v) return;
+  std::string vp = join(p, "validation");
+  FrontendTlsValidation val;
+  c.list(*v, vp, "caCertificateRefs", [&](const json& r, const std::string& rp) {
+    ObjectReference ref;
+    decodeObjectRef(c, r, rp, ref, "", true);
+    if (!c.field(r, "kind")) c.error(join(rp, "kind"), "required field is missing");
+    val.ca_certificate_refs.push_back(std::move(ref));
+  });
+  if (val.ca_certificate_refs.empty())
+    c.error(join(vp, "caCertificateRefs"), "at least 1 item is required");
+  else if (val.ca_certificate_refs.size() > 8)
+    c.error(join(vp, "caCertificateRefs"), "at most 8 items");
+  c.oneOf(*v, vp, "mode", val.mode, {"AllowValidOnly", "AllowInsecureFallback"});
+  out = std::move(val);
+}
+
 void decodeGateway(Ctx& c, const json& spec, const std::string& p, Gateway& gw) {
   c.str(spec, p, "gatewayClassName", gw.gateway_class_name, true);
   if (!c.field(spec, "listeners")) c.error(join(p, "listeners"), "required field is missing");
@@ -539,6 +560,26 @@ void decodeGateway(Ctx& c, const json& spec, const std::string& p, Gateway& gw) 
         decodeObjectRef(c, *ref, join(bp, "clientCertificateRef"), r, "Secret", true);
         gw.backend_client_certificate_ref = std::move(r);
       }
+    }
+    if (const json* frontend = c.map(*tls, tp, "frontend")) {
+      std::string fp = join(tp, "frontend");
+      FrontendTlsConfig f;
+      if (const json* def = c.map(*frontend, fp, "default", true))
+        decodeFrontendTls(c, *def, join(fp, "default"), f.default_validation);
+      std::set<int32_t> ports;
+      c.list(*frontend, fp, "perPort", [&](const json& pp, const std::string& ppp) {
+        int32_t port = 0;
+        if (!c.i32(pp, ppp, "port", port, 1, 65535, true)) return;
+        if (!ports.insert(port).second)  // the CRD's CEL rule
+          c.error(join(ppp, "port"),
+                  "Port for TLS configuration must be unique within the Gateway");
+        std::optional<FrontendTlsValidation> v;
+        if (const json* t = c.map(pp, ppp, "tls", true))
+          decodeFrontendTls(c, *t, join(ppp, "tls"), v);
+        f.per_port.emplace_back(port, std::move(v));
+      });
+      if (f.per_port.size() > 64) c.error(join(fp, "perPort"), "at most 64 items");
+      gw.frontend_tls = std::move(f);
     }
   }
   // Only parametersRef is read: labels and annotations are for the resources

@@ -101,11 +101,25 @@ struct GatewayListener {
   AllowedRoutes allowed_routes;
 };
 
+// FrontendTLSValidation: client certificates checked against these CAs.
+struct FrontendTlsValidation {
+  std::vector<ObjectReference> ca_certificate_refs;  // 1..8
+  std::string mode = "AllowValidOnly";               // or AllowInsecureFallback
+};
+
+// spec.tls.frontend: `default` for every HTTPS listener, unless a perPort
+// entry names its port (an entry without validation turns it off there).
+struct FrontendTlsConfig {
+  std::optional<FrontendTlsValidation> default_validation;
+  std::vector<std::pair<int32_t, std::optional<FrontendTlsValidation>>> per_port;
+};
+
 struct Gateway : ObjectBase {
   std::string gateway_class_name;
   std::vector<GatewayListener> listeners;
   // spec.tls.backend.clientCertificateRef (mTLS to backends; issue 3).
   std::optional<ObjectReference> backend_client_certificate_ref;
+  std::optional<FrontendTlsConfig> frontend_tls;
   // spec.infrastructure.parametersRef: Portico reads no parameters kind, so a
   // Gateway naming one is refused (InvalidParameters).
   std::optional<ObjectReference> infrastructure_parameters_ref;

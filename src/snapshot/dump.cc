@@ -174,8 +174,14 @@ std::string dumpSnapshotJson(const Snapshot& s) {
     lj["virtual_hosts"] = vhosts;
     if (l.tls) {
       json certs = json::array();
-      for (const auto& e : l.tls->certificates)
-        certs.push_back({{"hostnames", e.hostnames}, {"certificate", certJson(e.cert)}});
+      for (const auto& e : l.tls->certificates) {
+        json ej = {{"hostnames", e.hostnames}, {"certificate", certJson(e.cert)}};
+        if (!e.client_ca_pem.empty())
+          ej["client_validation"] = {
+              {"ca", e.client_ca_name},
+              {"mode", e.client_cert_optional ? "AllowInsecureFallback" : "AllowValidOnly"}};
+        certs.push_back(std::move(ej));
+      }
       lj["tls"] = {{"certificates", certs}};
     }
     listeners.push_back(std::move(lj));

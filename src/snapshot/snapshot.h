@@ -166,6 +166,13 @@ struct DownstreamTls {
   struct Entry {
     std::vector<std::string> hostnames;
     CertificateKeyPair cert;
+    // Client certificates (the Gateway's spec.tls.frontend): when
+    // client_ca_pem is set, one is asked for and verified against it;
+    // client_cert_optional (AllowInsecureFallback) lets a connection without
+    // a valid one go on.
+    std::string client_ca_pem;
+    std::string client_ca_name;  // its sources, for /config_dump and logs
+    bool client_cert_optional = false;
   };
   std::vector<Entry> certificates;
 };

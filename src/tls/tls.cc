@@ -1,12 +1,14 @@
 #include "tls/tls.h"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -72,13 +74,20 @@ int contextIndex() {
   return idx;
 }
 
-bool loadCertificates(X509_STORE* store, const std::string& pem, int& count, std::string& error) {
+// Adds every certificate of `pem` to `store`, and its subject to `names`
+// when given (a server's list of acceptable client certificate issuers).
+bool loadCertificates(X509_STORE* store, const std::string& pem, int& count, std::string& error,
+                      STACK_OF(X509_NAME) * names = nullptr) {
   std::unique_ptr<BIO, BioDeleter> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   count = 0;
   for (;;) {
     X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
     if (cert == nullptr) break;
     X509_STORE_add_cert(store, cert);
+    if (names != nullptr) {
+      X509_NAME* name = X509_NAME_dup(X509_get_subject_name(cert));
+      if (name != nullptr && sk_X509_NAME_push(names, name) == 0) X509_NAME_free(name);
+    }
     X509_free(cert);
     ++count;
   }
@@ -173,6 +182,56 @@ bool loadCertificateKey(SSL_CTX* c, const snapshot::CertificateKeyPair& pair, st
   return true;
 }
 
+// AllowInsecureFallback: the client certificate is asked for and checked,
+// but its outcome does not stop the handshake.
+int acceptAnyClientCertificate(int, X509_STORE_CTX*) { return 1; }
+
+// spec.tls.frontend on a listener's context: ask for a client certificate and
+// verify it against the listener's CAs, which are also named to the client
+// so one holding several certificates picks right. AllowValidOnly fails the
+// handshake without a valid one. The session ID context is a digest of the
+// CAs and the mode: a session made on a listener without this check, or with
+// other CAs, is never resumed here.
+bool requireClientCertificates(SSL_CTX* c, const snapshot::DownstreamTls::Entry& e,
+                               std::string& error) {
+  STACK_OF(X509_NAME)* names = sk_X509_NAME_new_null();
+  int count = 0;
+  if (names == nullptr ||
+      !loadCertificates(SSL_CTX_get_cert_store(c), e.client_ca_pem, count, error, names)) {
+    sk_X509_NAME_pop_free(names, X509_NAME_free);
+    error = "client certificate CAs (" + e.client_ca_name + "): " + error;
+    return false;
+  }
+  SSL_CTX_set_client_CA_list(c, names);  // takes ownership
+  SSL_CTX_set_verify(
+      c,
+      e.client_cert_optional ? SSL_VERIFY_PEER : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+      e.client_cert_optional ? &acceptAnyClientCertificate : nullptr);
+  std::string what = e.client_ca_pem + (e.client_cert_optional ? "optional" : "required");
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(what.data(), what.size(), digest, &len, EVP_sha256(), nullptr) != 1 ||
+      SSL_CTX_set_session_id_context(c, digest, std::min(len, unsigned{SSL_MAX_SID_CTX_LENGTH})) !=
+          1) {
+    error = "client certificate session context: " + lastSslError();
+    return false;
+  }
+  return true;
+}
+
+// The host_name of a ClientHello's server_name extension (RFC 6066 §3), read
+// before OpenSSL parses it: "" when absent or malformed.
+std::string_view clientHelloServerName(SSL* ssl) {
+  const unsigned char* p = nullptr;
+  size_t len = 0;
+  if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 5) return {};
+  const size_t list = (size_t{p[0]} << 8) | p[1];
+  if (list + 2 != len || p[2] != TLSEXT_NAMETYPE_host_name) return {};
+  const size_t name = (size_t{p[3]} << 8) | p[4];
+  if (name + 5 > len) return {};
+  return {reinterpret_cast<const char*>(p + 5), name};
+}
+
 class ServerContext {
  public:
   bool init(const snapshot::DownstreamTls& cfg, std::string& error) {
@@ -218,8 +277,9 @@ class ServerContext {
       // ahead are never stranded: readDrained() is false while OpenSSL holds any.
       SSL_CTX_set_read_ahead(c, 1);
       if (!loadCertificateKey(c, e.cert, error)) return false;
+      if (!e.client_ca_pem.empty() && !requireClientCertificates(c, e, error)) return false;
+      SSL_CTX_set_client_hello_cb(c, &ServerContext::onClientHello, this);
       SSL_CTX_set_tlsext_servername_callback(c, &ServerContext::onServerName);
-      SSL_CTX_set_tlsext_servername_arg(c, this);
       SSL_CTX_set_alpn_select_cb(c, &ServerContext::onAlpn, nullptr);
       entries_.push_back(std::move(entry));
     }
@@ -257,13 +317,20 @@ class ServerContext {
     return entries_[wildcard.value_or(members.front())].ctx.get();
   }
 
-  static int onServerName(SSL* ssl, int*, void* arg) {
-    auto* self = static_cast<ServerContext*>(arg);
-    const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    SSL_CTX* chosen = self->select(name ? name : "");
+  // Runs first on a ClientHello, before a session is looked up: the listener
+  // (its certificate, client certificate check and session ID context) is
+  // chosen here, so no session resumes past another listener's check.
+  // SSL_set_SSL_CTX() keeps the verify mode SSL_new() copied: set it too.
+  static int onClientHello(SSL* ssl, int*, void* arg) {
+    SSL_CTX* chosen = static_cast<ServerContext*>(arg)->select(clientHelloServerName(ssl));
     if (chosen != SSL_get_SSL_CTX(ssl)) SSL_set_SSL_CTX(ssl, chosen);
-    return SSL_TLSEXT_ERR_OK;
+    SSL_set_verify(ssl, SSL_CTX_get_verify_mode(chosen), SSL_CTX_get_verify_callback(chosen));
+    return SSL_CLIENT_HELLO_SUCCESS;
   }
+
+  // Acknowledges the SNI, which keeps it in the session (SSL_get_servername
+  // after the handshake); the choice was made in onClientHello.
+  static int onServerName(SSL*, int*, void*) { return SSL_TLSEXT_ERR_OK; }
 
   // We speak HTTP/1.1 only: pick it when offered, else carry on without ALPN.
   static int onAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
@@ -504,6 +571,8 @@ class TlsTransport final : public net::Transport {
     if (stats_ == nullptr) return;
     stats_->handshake->inc();
     if (SSL_session_reused(ssl_)) stats_->session_reused->inc();
+    // Envoy's no_certificate: on a listener, a client that sent none.
+    if (SSL_get0_peer_certificate(ssl_) == nullptr) stats_->no_certificate->inc();
     const char* version = SSL_get_version(ssl_);
     const SSL_CIPHER* cipher = SSL_get_current_cipher(ssl_);
     // Envoy (BoringSSL) spells TLS 1.2 ciphers the OpenSSL way
@@ -573,6 +642,9 @@ class TlsTransport final : public net::Transport {
                                                 : stats_->fail_verify_error)
             ->inc();
       }
+    } else if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+      failure_ = "TLS_error: the client sent no certificate, and the listener requires one";
+      if (stats_) stats_->fail_verify_no_cert->inc();
     } else if (peer == nullptr && ERR_peek_error() == 0 && ssl_err == SSL_ERROR_SYSCALL) {
       failure_ = "TLS_error: connection closed during handshake";
       if (stats_) stats_->connection_error->inc();

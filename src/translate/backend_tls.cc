@@ -441,8 +441,6 @@ class BackendTlsPass {
       auto invalidRef = [&](std::string message) {
         st.ref_problems.push_back({"InvalidCACertificateRef", where + ": " + message});
       };
-      const std::string* pem = nullptr;
-      std::string source;
       if (!ref.group.empty() || (ref.kind != "ConfigMap" && ref.kind != "Secret")) {
         std::string kind = (ref.group.empty() ? "" : ref.group + "/") +
                            (ref.kind.empty() ? std::string("(no kind)") : ref.kind);
@@ -450,44 +448,21 @@ class BackendTlsPass {
             {"InvalidKind", where + ": unsupported kind " + kind + " (ConfigMap or Secret)"});
         continue;
       }
-      source = ref.kind + " " + id;
+      const std::string source = ref.kind + " " + id;
+      const std::string* pem = nullptr;
+      const k8s::ConfigMap* cm = nullptr;
+      const k8s::Secret* secret = nullptr;
       if (ref.kind == "ConfigMap") {
-        auto it = config_maps_.find(id);
-        if (it == config_maps_.end()) {
-          invalidRef(source + " not found");
-          continue;
-        }
-        auto d = it->second->data.find("ca.crt");
-        if (d != it->second->data.end()) {
-          pem = &d->second;
-        } else {
-          auto b = it->second->binary_data.find("ca.crt");
-          if (b != it->second->binary_data.end()) pem = &b->second;
-        }
-      } else {
-        auto it = secrets_.find(id);
-        if (it == secrets_.end()) {
-          invalidRef(source + " not found");
-          continue;
-        }
-        auto d = it->second->data.find("ca.crt");
-        if (d != it->second->data.end()) pem = &d->second;
+        if (auto it = config_maps_.find(id); it != config_maps_.end()) cm = it->second;
+      } else if (auto it = secrets_.find(id); it != secrets_.end()) {
+        secret = it->second;
       }
-      if (pem == nullptr) {
-        invalidRef(source + " has no key ca.crt");
+      auto cached = [this](std::string_view text) -> const PemInspection& { return inspect(text); };
+      if (std::string problem = readCaBundle(cm, secret, cached, pem); !problem.empty()) {
+        invalidRef(source + problem);
         continue;
       }
-      if (pem->find_first_not_of(" \t\r\n") == std::string::npos) {
-        invalidRef(source + ": ca.crt is empty");
-        continue;
-      }
-      const PemInspection& info = inspect(*pem);
-      if (!info.error.empty() || info.certificates.empty()) {
-        invalidRef(source + ": ca.crt is not a PEM certificate bundle: " +
-                   (info.error.empty() ? std::string("no certificate found") : info.error));
-        continue;
-      }
-      warnValidity("BackendTLSPolicy " + st.key + ": " + source + " ca.crt", info);
+      warnValidity("BackendTLSPolicy " + st.key + ": " + source + " ca.crt", inspect(*pem));
       st.ca_pem += *pem;
       if (st.ca_pem.back() != '\n') st.ca_pem += '\n';
       st.ca_sources.push_back(source);
@@ -930,6 +905,30 @@ PemInspection inspectPemStructurally(std::string_view pem) {
 void applyBackendTls(const k8s::ResourceSet& resources, const Options& options,
                      snapshot::Snapshot& snap, StatusReport& status) {
   BackendTlsPass(resources, options, snap, status).run();
+}
+
+std::string readCaBundle(const k8s::ConfigMap* config_map, const k8s::Secret* secret,
+                         const std::function<const PemInspection&(std::string_view)>& inspect,
+                         const std::string*& pem) {
+  pem = nullptr;
+  if (config_map == nullptr && secret == nullptr) return " not found";
+  const std::string* found = nullptr;
+  if (config_map != nullptr) {
+    if (auto d = config_map->data.find("ca.crt"); d != config_map->data.end())
+      found = &d->second;
+    else if (auto b = config_map->binary_data.find("ca.crt"); b != config_map->binary_data.end())
+      found = &b->second;
+  } else if (auto d = secret->data.find("ca.crt"); d != secret->data.end()) {
+    found = &d->second;
+  }
+  if (found == nullptr) return " has no key ca.crt";
+  if (found->find_first_not_of(" \t\r\n") == std::string::npos) return ": ca.crt is empty";
+  const PemInspection& info = inspect(*found);
+  if (!info.error.empty() || info.certificates.empty())
+    return ": ca.crt is not a PEM certificate bundle: " +
+           (info.error.empty() ? std::string("no certificate found") : info.error);
+  pem = found;
+  return "";
 }
 
 uint64_t upstreamTlsFingerprint(const snapshot::UpstreamTls& t) {

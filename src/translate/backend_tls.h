@@ -39,7 +39,9 @@
 
 namespace portico::k8s {
 struct ResourceSet;
-}
+struct ConfigMap;
+struct Secret;
+}  // namespace portico::k8s
 namespace portico::snapshot {
 struct Snapshot;
 struct UpstreamTls;
@@ -82,6 +84,15 @@ PemInspection inspectPemStructurally(std::string_view pem);
 struct Options;
 std::string checkCertificateKeyPair(const Options& options, std::string_view cert_pem,
                                     std::string_view key_pem);
+
+// The trust bundle under key ca.crt of a ConfigMap (data, then binaryData)
+// or a Secret; pass the one found, or neither when the object does not
+// exist. Returns "" and sets `pem`, or why it can't be a trust anchor, worded
+// to follow its source's name ("ConfigMap ns/ca" + " not found").
+// `inspect` parses a PEM bundle (callers cache it).
+std::string readCaBundle(const k8s::ConfigMap* config_map, const k8s::Secret* secret,
+                         const std::function<const PemInspection&(std::string_view)>& inspect,
+                         const std::string*& pem);
 
 // Runs the pass on a translated snapshot: sets Cluster::tls, fills
 // status.backend_tls_policies, adds the Gateway ResolvedRefs condition for

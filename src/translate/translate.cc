@@ -52,6 +52,7 @@ struct Index {
     for (const auto& n : rs.namespaces) namespaces[n.metadata.name] = &n;
     for (const auto& e : rs.endpoints) endpoints[e.key()] = &e;
     for (const auto& s : rs.secrets) secrets[s.key()] = &s;
+    for (const auto& c : rs.config_maps) config_maps[c.key()] = &c;
     for (const auto& s : rs.endpoint_slices) {
       auto it = s.metadata.labels.find("kubernetes.io/service-name");
       if (it != s.metadata.labels.end()) slices[s.metadata.ns + "/" + it->second].push_back(&s);
@@ -88,6 +89,7 @@ struct Index {
   std::map<std::string, const k8s::Namespace*> namespaces;
   std::map<std::string, const k8s::Endpoints*> endpoints;
   std::map<std::string, const k8s::Secret*> secrets;
+  std::map<std::string, const k8s::ConfigMap*> config_maps;
   std::map<std::string, std::vector<const k8s::EndpointSlice*>> slices;  // by ns/service
 };
 
@@ -116,6 +118,11 @@ struct ListenerState {
   int32_t attached_routes = 0;
   std::vector<snapshot::CertificateKeyPair> certificates;
   std::vector<std::string> overlapping;  // HTTPS listeners on this port whose hostnames overlap
+  // spec.tls.frontend for this listener's port: client certificates checked
+  // against client_ca_pem (the usable CA references, concatenated).
+  std::string client_ca_pem;
+  std::string client_ca_sources;      // "ConfigMap ns/name, ..."
+  bool client_cert_optional = false;  // AllowInsecureFallback
 
   bool programmed() const {
     return accepted && !conflicted && !certificate_invalid && !gateway_refused;
@@ -133,6 +140,76 @@ struct GatewayState {
   // reason InvalidParameters); its listeners are then never programmed.
   std::string invalid_parameters;
 };
+
+// spec.tls.frontend (GEP-91): an HTTPS listener asks for client certificates
+// and checks them against the CAs of its port's perPort entry, else of the
+// default. Unusable references make ResolvedRefs=False; with none usable the
+// listener is not accepted (NoValidCACertificate): it is never served
+// without the check it asks for.
+void resolveFrontendValidation(const Index& index, const Options& options, const k8s::Gateway& gw,
+                               ListenerState& ls) {
+  const k8s::FrontendTlsConfig& f = *gw.frontend_tls;
+  const std::optional<k8s::FrontendTlsValidation>* chosen = &f.default_validation;
+  std::string where = "spec.tls.frontend.default.validation";
+  for (size_t i = 0; i < f.per_port.size(); ++i) {
+    if (f.per_port[i].first != ls.spec->port) continue;
+    chosen = &f.per_port[i].second;
+    where = "spec.tls.frontend.perPort[" + std::to_string(i) + "].tls.validation";
+  }
+  if (!*chosen) return;
+  const k8s::FrontendTlsValidation& v = **chosen;
+  ls.client_cert_optional = v.mode == "AllowInsecureFallback";
+  auto problem = [&](const char* reason, std::string message) {
+    if (!ls.resolved) return;  // the first problem is the one reported
+    ls.resolved = false;
+    ls.resolved_reason = reason;
+    ls.resolved_message = std::move(message);
+  };
+  PemInspection held;
+  auto inspect = [&](std::string_view pem) -> const PemInspection& {
+    held = options.inspect_certificates ? options.inspect_certificates(pem)
+                                        : inspectPemStructurally(pem);
+    return held;
+  };
+  for (size_t i = 0; i < v.ca_certificate_refs.size(); ++i) {
+    const k8s::ObjectReference& ref = v.ca_certificate_refs[i];
+    const std::string at = where + ".caCertificateRefs[" + std::to_string(i) + "]: ";
+    const std::string ns = ref.ns.value_or(gw.metadata.ns);
+    const std::string source = ref.kind + " " + ns + "/" + ref.name;
+    if (!ref.group.empty() || (ref.kind != "ConfigMap" && ref.kind != "Secret")) {
+      problem("InvalidCACertificateKind", at + "unsupported kind " +
+                                              (ref.group.empty() ? "" : ref.group + "/") +
+                                              ref.kind + " (ConfigMap or Secret)");
+      continue;
+    }
+    if (ns != gw.metadata.ns && !index.referenceAllowed(kGatewayGroup, "Gateway", gw.metadata.ns,
+                                                        "", ref.kind, ns, ref.name)) {
+      problem("RefNotPermitted", at + source + " is not permitted by any ReferenceGrant");
+      continue;
+    }
+    const k8s::ConfigMap* cm = nullptr;
+    const k8s::Secret* secret = nullptr;
+    if (ref.kind == "ConfigMap") {
+      if (auto it = index.config_maps.find(ns + "/" + ref.name); it != index.config_maps.end())
+        cm = it->second;
+    } else if (auto it = index.secrets.find(ns + "/" + ref.name); it != index.secrets.end()) {
+      secret = it->second;
+    }
+    const std::string* pem = nullptr;
+    if (std::string why = readCaBundle(cm, secret, inspect, pem); !why.empty()) {
+      problem("InvalidCACertificateRef", at + source + why);
+      continue;
+    }
+    ls.client_ca_pem += *pem;
+    if (ls.client_ca_pem.back() != '\n') ls.client_ca_pem += '\n';
+    ls.client_ca_sources += (ls.client_ca_sources.empty() ? "" : ", ") + source;
+  }
+  if (ls.client_ca_pem.empty() && ls.accepted) {
+    ls.accepted = false;
+    ls.accepted_reason = "NoValidCACertificate";
+    ls.accepted_message = where + " has no usable CA certificate: " + ls.resolved_message;
+  }
+}
 
 void validateListener(const Index& index, const Options& options, const k8s::Gateway& gw,
                       ListenerState& ls) {
@@ -223,6 +300,7 @@ void validateListener(const Index& index, const Options& options, const k8s::Gat
         }
         ls.certificates.push_back(snapshot::CertificateKeyPair{id, crt->second, key->second});
       }
+      if (gw.frontend_tls) resolveFrontendValidation(index, options, gw, ls);
     }
   }
 }
@@ -450,6 +528,8 @@ class Translator {
       "Gateway",
       "GatewayAddressEmpty",
       "GatewayBackendClientCertificate",
+      "GatewayFrontendClientCertificateValidation",
+      "GatewayFrontendClientCertificateValidationInsecureFallback",
       "GatewayHTTPListenerIsolation",
       "GatewayHTTPSListenerDetectMisdirectedRequests",
       "GatewayPort8080",
@@ -1105,9 +1185,13 @@ class Translator {
         if (!out.tls) out.tls.emplace();
         if (!ls->certificates.empty())
           out.tls_listener_hostnames.push_back(ls->hostname.empty() ? "*" : ls->hostname);
-        for (const auto& cert : ls->certificates)
-          out.tls->certificates.push_back(
-              snapshot::DownstreamTls::Entry{{ls->hostname.empty() ? "*" : ls->hostname}, cert});
+        for (const auto& cert : ls->certificates) {
+          snapshot::DownstreamTls::Entry e{{ls->hostname.empty() ? "*" : ls->hostname}, cert};
+          e.client_ca_pem = ls->client_ca_pem;
+          e.client_ca_name = ls->client_ca_sources;
+          e.client_cert_optional = ls->client_cert_optional;
+          out.tls->certificates.push_back(std::move(e));
+        }
       }
       snap->listeners.push_back(std::move(out));
     }
@@ -1212,6 +1296,26 @@ class Translator {
                                                   std::to_string(gs.listeners.size()) +
                                                   " listeners are not valid" + served_note,
                                               gen, options_));
+      }
+      if (gw.frontend_tls) {
+        // GatewayConditionInsecureFrontendValidationMode: said while any
+        // client certificate check of the Gateway lets a connection without
+        // a valid certificate through.
+        std::vector<std::string> where;
+        const auto& f = *gw.frontend_tls;
+        if (f.default_validation && f.default_validation->mode == "AllowInsecureFallback")
+          where.push_back("default");
+        for (const auto& [port, v] : f.per_port)
+          if (v && v->mode == "AllowInsecureFallback")
+            where.push_back("port " + std::to_string(port));
+        if (!where.empty()) {
+          std::string list;
+          for (const auto& w : where) list += (list.empty() ? "" : ", ") + w;
+          st.conditions.push_back(makeCondition(
+              "InsecureFrontendValidationMode", true, "ConfigurationChanged",
+              "client certificates are asked for but not required (AllowInsecureFallback): " + list,
+              gen, options_));
+        }
       }
       if (programmed > 0) {
         st.conditions.push_back(makeCondition("Programmed", true, "Programmed",

@@ -305,6 +305,75 @@ spec:
   EXPECT_TRUE(set.http_routes.empty());
 }
 
+TEST(Decode, GatewayFrontendTls) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: portico
+  listeners: [{name: https, port: 443, protocol: HTTPS}]
+  tls:
+    frontend:
+      default:
+        validation:
+          caCertificateRefs: [{group: "", kind: ConfigMap, name: ca}]
+      perPort:
+      - port: 8443
+        tls:
+          validation:
+            caCertificateRefs: [{kind: ConfigMap, name: ca2, namespace: other}]
+            mode: AllowInsecureFallback
+      - port: 9443
+        tls: {}
+)");
+  ASSERT_TRUE(set.errors.empty()) << errorLines(set)[0];
+  const auto& f = set.gateways.at(0).frontend_tls;
+  ASSERT_TRUE(f);
+  ASSERT_TRUE(f->default_validation);
+  EXPECT_EQ(f->default_validation->ca_certificate_refs.at(0).name, "ca");
+  EXPECT_EQ(f->default_validation->mode, "AllowValidOnly");
+  ASSERT_EQ(f->per_port.size(), 2u);
+  EXPECT_EQ(f->per_port[0].first, 8443);
+  ASSERT_TRUE(f->per_port[0].second);
+  EXPECT_EQ(f->per_port[0].second->mode, "AllowInsecureFallback");
+  EXPECT_EQ(*f->per_port[0].second->ca_certificate_refs.at(0).ns, "other");
+  EXPECT_FALSE(f->per_port[1].second);  // an override without validation
+}
+
+TEST(Decode, GatewayFrontendTlsValuesTheCrdRefuses) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw}
+spec:
+  gatewayClassName: portico
+  listeners: [{name: https, port: 443, protocol: HTTPS}]
+  tls:
+    frontend:
+      default:
+        validation: {caCertificateRefs: [], mode: Sometimes}
+      perPort:
+      - port: 8443
+        tls: {validation: {caCertificateRefs: [{name: ca}]}}
+      - port: 8443
+        tls: {}
+)");
+  EXPECT_EQ(errorLines(set),
+            (std::vector<std::string>{
+                "in.yaml: document 1: spec.tls.frontend.default.validation.caCertificateRefs: at "
+                "least 1 item is required",
+                "in.yaml: document 1: spec.tls.frontend.default.validation.mode: unsupported value "
+                "\"Sometimes\" (want one of: AllowValidOnly, AllowInsecureFallback)",
+                "in.yaml: document 1: "
+                "spec.tls.frontend.perPort[0].tls.validation.caCertificateRefs[0].kind: required "
+                "field is missing",
+                "in.yaml: document 1: spec.tls.frontend.perPort[1].port: Port for TLS "
+                "configuration must be unique within the Gateway",
+            }));
+  EXPECT_TRUE(set.gateways.empty());
+}
+
 TEST(Decode, UnreadGatewayApiFieldsAreWarnedAbout) {
   auto set = decode(R"(
 apiVersion: gateway.networking.k8s.io/v1
