@@ -897,6 +897,25 @@ void decodeHttpRoute(Ctx& c, const json& spec, const std::string& p, HttpRoute& 
       c.optStr(*t, join(rp, "timeouts"), "request", out.timeout_request);
       c.optStr(*t, join(rp, "timeouts"), "backendRequest", out.timeout_backend_request);
     }
+    if (const json* rt = c.map(rule, rp, "retry")) {
+      const std::string tp = join(rp, "retry");
+      HttpRouteRetry retry;
+      c.list(
+          *rt, tp, "codes",
+          [&](const json& code, const std::string& cp) {
+            // HTTPRouteRetryStatusCode: 400..599.
+            if (!code.is_number_integer() || code.get<int64_t>() < 400 ||
+                code.get<int64_t>() > 599) {
+              c.error(cp, "must be a status code between 400 and 599, got " + code.dump());
+              return;
+            }
+            retry.codes.push_back(code.get<int32_t>());
+          },
+          false);
+      c.optI32(*rt, tp, "attempts", retry.attempts, 0, INT32_MAX);
+      c.optStr(*rt, tp, "backoff", retry.backoff);
+      out.retry = std::move(retry);
+    }
     r.rules.push_back(std::move(out));
   });
 }

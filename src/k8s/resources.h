@@ -223,6 +223,14 @@ struct HttpBackendRef : BackendObjectRef {
   std::vector<HttpRouteFilter> filters;
 };
 
+// HTTPRouteRetry: try a backend request again on these answers (and on
+// connection errors), `attempts` more times, `backoff` apart.
+struct HttpRouteRetry {
+  std::vector<int32_t> codes;
+  std::optional<int32_t> attempts;
+  std::optional<std::string> backoff;  // Gateway API Duration
+};
+
 struct HttpRouteRule {
   std::optional<std::string> name;
   std::vector<HttpRouteMatch> matches;  // empty = one default match
@@ -230,6 +238,7 @@ struct HttpRouteRule {
   std::vector<HttpBackendRef> backend_refs;
   std::optional<std::string> timeout_request;  // Gateway API Duration, e.g. "10s"
   std::optional<std::string> timeout_backend_request;
+  std::optional<HttpRouteRetry> retry;
 };
 
 struct HttpRoute : ObjectBase {

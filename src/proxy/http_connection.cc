@@ -161,7 +161,14 @@ std::string jsonEscape(std::string_view s) {
 
 // Everything that lives only while a request is on the connection.
 struct Exchange {
-  explicit Exchange(net::EventLoop& loop) : timer(loop, &HttpConnection::onRequestTimer, this) {}
+  explicit Exchange(net::EventLoop& loop)
+      : timer(loop, &HttpConnection::onRequestTimer, this),
+        try_timer(loop, &HttpConnection::onTryTimer, this) {}
+
+  void stopTimers() {
+    timer.disarm();
+    try_timer.disarm();
+  }
 
   // Back to a fresh request; parsers and strings keep their capacity (the
   // pool has released the buffers already).
@@ -178,9 +185,10 @@ struct Exchange {
     endpoint = nullptr;
     missing_host = req_done = req_chunked_out = resp_started = resp_done = false;
     rq_active = resp_chunked_out = upgrade = head_request = retried = reused_upstream = false;
-    widened = tunnel_probed = cors_allowed = false;
+    widened = tunnel_probed = cors_allowed = backing_off = deadline_passed = false;
     tunnel_io_ms = 0;
     connect_attempts = 0;
+    retries = 0;
     status = 0;
     flag = "-";
   }
@@ -196,6 +204,12 @@ struct Exchange {
 
   HttpConnection* owner = nullptr;
   net::Timer timer;  // the route's request timeout
+  // HTTPRoute retry: each try's timeout (timeouts.backendRequest) while a
+  // try runs; the backoff before the next one while backing_off.
+  net::Timer try_timer;
+  bool backing_off = false;
+  bool deadline_passed = false;  // the request timeout fired: no more tries
+  uint32_t retries = 0;          // tries after the first
   http::RequestParser req_parser;
   http::ResponseParser resp_parser;
   net::Buffer up_in;
@@ -251,7 +265,7 @@ Exchange* ExchangePool::take(net::EventLoop& loop, HttpConnection* owner) {
 }
 
 void ExchangePool::give(Exchange* e) {
-  e->timer.disarm();
+  e->stopTimers();
   e->owner = nullptr;
   // The request ended before all of it was read: its copies are incomplete.
   for (Mirror* m : e->mirrors) m->abort();
@@ -947,6 +961,7 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude,
   rq_->resp_parser.reset();
   rq_->resp_parser.expect(rq_->req_parser.head().method);
   ++rq_->connect_attempts;
+  if (rq_->route->try_timeout_ms) rq_->try_timer.arm(*rq_->route->try_timeout_ms);
   up_ = ctx_.pool.takeIdle(key, this);
   rq_->reused_upstream = up_ != nullptr;
   if (up_ == nullptr) {
@@ -964,9 +979,10 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude,
   return true;
 }
 
-// An upstream failed before or during the exchange. Retries once when that
-// is safe (nothing of the response seen, the request has no body to replay,
-// or the connection never got established), then answers the client.
+// An upstream failed before or during the exchange. Without a retry on the
+// route, tries again at once when that is safe (nothing of the response
+// seen, the request has no body to replay, or the connection never got
+// established); a route's retry decides for itself. Else answers the client.
 void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detail, bool remote) {
   bool never_connected = up_ != nullptr && !up_->connected;
   if (up_ != nullptr) {
@@ -993,8 +1009,10 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
   const std::string& m = rq_->req_parser.head().method;
   const bool idempotent =
       m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
+  // A route with a retry of its own leaves every new try to it (mayRetry()).
   const bool can_retry =
-      !rq_->resp_started && rq_->up_in.empty() && state_ == State::Proxying &&
+      !(rq_->route != nullptr && rq_->route->retry) && !rq_->resp_started && rq_->up_in.empty() &&
+      state_ == State::Proxying &&
       // Another endpoint may work; the same one again would fail the same way
       // (a refused port, a certificate that does not verify).
       ((failure == Failure::ConnectFailure && rq_->connect_attempts < 3 &&
@@ -1007,13 +1025,18 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
     connectUpstream(failure == Failure::ConnectFailure ? rq_->endpoint : nullptr);
     return;
   }
+  // The route's retry takes connection errors and the per-try timeout too.
+  if (failure != Failure::NoHealthyUpstream && mayRetry()) {
+    retryLater();
+    return;
+  }
   if (rq_->cluster != nullptr) {
     endUpstreamRequest();
     // Like Envoy's router, a reply caused by the upstream counts as that
     // upstream's response code.
     if (!rq_->resp_started) rq_->cluster->stats.recordResponseCode(localReplyFor(failure).status);
   }
-  rq_->timer.disarm();
+  rq_->stopTimers();
   if (rq_->resp_started || state_ == State::Tunnel) {
     cutResponseShort(localReplyFor(failure).flag);
     return;
@@ -1137,6 +1160,7 @@ bool HttpConnection::processUpstreamInput() {
           // end next, then the final response.
           break;
         }
+        if (rq_->route->retry && retryOnAnswer(rq_->resp_parser.head().status)) return true;
         onResponseHead();
         break;
       case ParseEvent::Type::Body:
@@ -1203,7 +1227,7 @@ void HttpConnection::cutResponseShort(const char* flag) {
 void HttpConnection::onBadUpstreamResponse(std::string_view why) {
   endUpstreamRequest();
   rq_->cluster->stats.recordResponseCode(502);
-  rq_->timer.disarm();
+  rq_->stopTimers();
   endpointDone(false, false);
   up_->owner = nullptr;
   ctx_.pool.destroy(up_, false);
@@ -1258,7 +1282,7 @@ void HttpConnection::onResponseHead() {
   rq_->resp_started = true;
   if (switching) {
     // The rest of the bytes belong to the tunnel in both directions.
-    rq_->timer.disarm();
+    rq_->stopTimers();
     state_ = State::Tunnel;
     // From here ds_timer_ is the stream idle timeout: a tunnel whose ends
     // went silent (or whose client vanished without a FIN) would otherwise
@@ -1280,7 +1304,7 @@ void HttpConnection::onResponseComplete() {
     http::appendLastChunk(last);
     out_.append(last);
   }
-  rq_->timer.disarm();
+  rq_->stopTimers();
   rq_->resp_done = true;
   const uint64_t elapsed = ctx_.loop.nowMs() - rq_->start_ms;
   rq_->cluster->stats.upstream_rq_completed->inc();
@@ -1427,7 +1451,7 @@ void HttpConnection::addCorsHeaders(http::Headers& h) const {
 
 void HttpConnection::sendResponse(int status, std::string_view body, const http::Headers* extra) {
   rq_->status = status;
-  rq_->timer.disarm();
+  rq_->stopTimers();
   // A local answer leaves the request body (if any) unread: the connection
   // can't carry another request, or the body would be parsed as one.
   if (state_ == State::ReadingHead && rq_->req_parser.framing() != http::BodyFraming::None) {
@@ -1526,7 +1550,7 @@ void HttpConnection::close() {
   if (http_stats_ != nullptr) http_stats_->downstream_cx_active->sub();
   if (listener_cx_active_ != nullptr) listener_cx_active_->sub();
   ds_timer_.disarm();
-  if (rq_ != nullptr) rq_->timer.disarm();
+  if (rq_ != nullptr) rq_->stopTimers();
   state_ = State::Closed;
 }
 
@@ -1534,8 +1558,77 @@ void HttpConnection::onRequestTimer(void* self) {
   auto* c = static_cast<Exchange*>(self)->owner;
   if (c->state_ != State::Proxying) return;
   if (c->rq_->cluster) c->rq_->cluster->stats.upstream_rq_timeout->inc();
+  c->rq_->deadline_passed = true;  // the whole request's time is up: no retry
+  c->rq_->try_timer.disarm();
   c->onUpstreamFailure(Failure::UpstreamTimeout, "", false);
   c->pump();
+}
+
+// The route's per-try timeout (a retry may follow), or the end of a backoff.
+void HttpConnection::onTryTimer(void* self) {
+  auto* c = static_cast<Exchange*>(self)->owner;
+  if (c->state_ != State::Proxying) return;
+  if (c->rq_->backing_off) {
+    c->rq_->backing_off = false;
+    c->connectUpstream(nullptr);
+  } else {
+    c->rq_->cluster->stats.upstream_rq_per_try_timeout->inc();
+    c->onUpstreamFailure(Failure::UpstreamTimeout, "", false);
+  }
+  c->pump();
+}
+
+// ---- HTTPRoute retry ---------------------------------------------------------
+
+// Whether this try may be followed by another: the rule has a retry with
+// attempts left, the request time is not up, nothing of an answer went to
+// the client, and the request can be sent again as it was. Bodies are
+// streamed, not kept, so only bodyless requests are tried again; upgrades
+// never are.
+bool HttpConnection::mayRetry() const {
+  const auto& retry = rq_->route->retry;
+  return retry && rq_->retries < retry->attempts && !rq_->deadline_passed &&
+         state_ == State::Proxying && !rq_->resp_started && !rq_->upgrade &&
+         rq_->req_parser.framing() == http::BodyFraming::None;
+}
+
+// A try's answer came in: one of the rule's retry codes is tried again while
+// attempts last (the answer is dropped with its connection, counted as this
+// try's). Returns true when it was.
+bool HttpConnection::retryOnAnswer(int status) {
+  const auto& codes = rq_->route->retry->codes;
+  if (std::find(codes.begin(), codes.end(), status) == codes.end()) {
+    if (rq_->retries > 0) rq_->cluster->stats.upstream_rq_retry_success->inc();
+    return false;
+  }
+  if (!mayRetry()) {
+    if (rq_->retries >= rq_->route->retry->attempts) {
+      rq_->cluster->stats.upstream_rq_retry_limit_exceeded->inc();
+      rq_->flag = "URX";  // Envoy's UpstreamRetryLimitExceeded
+    }
+    return false;
+  }
+  rq_->cluster->stats.recordResponseCode(status);
+  endpointDone(status < 500, false);
+  up_->owner = nullptr;
+  ctx_.pool.destroy(up_, false);
+  up_ = nullptr;
+  retryLater();
+  return true;
+}
+
+// Starts the backoff before the next try (up_ is already let go). It starts
+// at the rule's backoff and doubles per try, up to ten times it, as Envoy's
+// does, with up to half of it again as jitter: never shorter than asked.
+void HttpConnection::retryLater() {
+  rq_->up_in.clear();
+  rq_->up_out.clear();
+  ++rq_->retries;
+  rq_->cluster->stats.upstream_rq_retry->inc();
+  const uint64_t base = rq_->route->retry->backoff_ms;
+  const uint64_t delay = std::min(base << std::min<uint32_t>(rq_->retries - 1, 16), 10 * base);
+  rq_->backing_off = true;
+  rq_->try_timer.arm(delay + ctx_.random() % (delay / 2 + 1));
 }
 
 // The stream idle timeout of a tunnel (Envoy's stream_idle_timeout for

@@ -102,6 +102,9 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void sendLocalReply(Failure failure, const std::string& detail);
   void sendResponse(int status, std::string_view body, const http::Headers* extra);
   void sendRedirect(const snapshot::RequestRedirect& redirect);
+  bool mayRetry() const;
+  bool retryOnAnswer(int status);
+  void retryLater();
   bool applyCorsFilter();
   void addCorsHeaders(http::Headers& h) const;
   void writeAccessLog();
@@ -110,6 +113,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void giveBackExchange();
   friend struct Exchange;
   static void onRequestTimer(void* self);
+  static void onTryTimer(void* self);
   static void onDownstreamTimer(void* self);
   void checkTunnelIdle();
   void cutIdleStream();

@@ -120,6 +120,11 @@ json routeJson(const Route& r) {
     j["direct_body"] = r.direct_body;
   }
   if (r.timeout_ms) j["timeout_ms"] = *r.timeout_ms;
+  if (r.retry)
+    j["retry"] = {{"codes", r.retry->codes},
+                  {"attempts", r.retry->attempts},
+                  {"backoff_ms", r.retry->backoff_ms}};
+  if (r.try_timeout_ms) j["try_timeout_ms"] = *r.try_timeout_ms;
   return j;
 }
 

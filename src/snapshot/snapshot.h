@@ -120,6 +120,16 @@ struct Cors {
   uint32_t max_age = 5;  // seconds
 };
 
+// An HTTPRoute rule's retry (GEP-1731): a bodyless request whose try got
+// one of `codes`, a failed or reset connection, or hit Route::try_timeout_ms
+// is tried again, at most `attempts` more times, each after a backoff that
+// starts at `backoff_ms` and doubles (up to 10x) with jitter on top.
+struct Retry {
+  std::vector<int> codes;
+  uint32_t attempts = 1;     // Envoy's default num_retries
+  uint32_t backoff_ms = 25;  // Envoy's default base interval
+};
+
 struct Route {
   // "<namespace>/<httproute>/rule/<i>/match/<j>": names the origin in logs.
   std::string name;
@@ -139,9 +149,13 @@ struct Route {
   // for a rule whose backendRefs are all invalid).
   int direct_status = 0;
   std::string direct_body;
-  // The HTTPRoute rule's timeouts: the shorter of request and backendRequest
-  // (one try per request). Unset: the cluster default; 0: none ("0s").
+  // The HTTPRoute rule's timeouts. timeout_ms bounds the whole exchange:
+  // without a retry the shorter of request and backendRequest (one try),
+  // with one `request` alone, while try_timeout_ms (backendRequest) bounds
+  // each try. Unset: the cluster default; 0: none ("0s").
   std::optional<uint32_t> timeout_ms;
+  std::optional<Retry> retry;
+  std::optional<uint32_t> try_timeout_ms;
 };
 
 struct VirtualHost {

@@ -132,20 +132,24 @@ class Registry final {
 
 // ---- typed stat groups (X-macro lists, Envoy naming) -----------------------
 
-#define PORTICO_CLUSTER_COUNTERS(C) \
-  C(upstream_cx_total)              \
-  C(upstream_cx_connect_fail)       \
-  C(upstream_cx_connect_timeout)    \
-  C(upstream_cx_destroy)            \
-  C(upstream_cx_destroy_local)      \
-  C(upstream_cx_destroy_remote)     \
-  C(upstream_rq_total)              \
-  C(upstream_rq_completed)          \
-  C(upstream_rq_timeout)            \
-  C(upstream_cx_none_healthy)       \
-  C(upstream_rq_2xx)                \
-  C(upstream_rq_3xx)                \
-  C(upstream_rq_4xx)                \
+#define PORTICO_CLUSTER_COUNTERS(C)   \
+  C(upstream_cx_total)                \
+  C(upstream_cx_connect_fail)         \
+  C(upstream_cx_connect_timeout)      \
+  C(upstream_cx_destroy)              \
+  C(upstream_cx_destroy_local)        \
+  C(upstream_cx_destroy_remote)       \
+  C(upstream_rq_total)                \
+  C(upstream_rq_completed)            \
+  C(upstream_rq_timeout)              \
+  C(upstream_rq_retry)                \
+  C(upstream_rq_retry_success)        \
+  C(upstream_rq_retry_limit_exceeded) \
+  C(upstream_rq_per_try_timeout)      \
+  C(upstream_cx_none_healthy)         \
+  C(upstream_rq_2xx)                  \
+  C(upstream_rq_3xx)                  \
+  C(upstream_rq_4xx)                  \
   C(upstream_rq_5xx)
 
 #define PORTICO_CLUSTER_GAUGES(G) \

@@ -554,6 +554,9 @@ class Translator {
       "HTTPRouteRequestPercentageMirror",
       "HTTPRouteRequestTimeout",
       "HTTPRouteResponseHeaderModification",
+      "HTTPRouteRetry",
+      "HTTPRouteRetryBackendTimeout",
+      "HTTPRouteRetryConnectionError",
       "HTTPRouteSchemeRedirect",
       "ReferenceGrant",
   };
@@ -665,33 +668,47 @@ class Translator {
     for (auto& st : routes_) attachRoute(st);
   }
 
-  // HTTPRouteTimeouts: `request` bounds the whole exchange, `backendRequest`
-  // each try to a backend. Portico makes one try per request, so the shorter
-  // of the two applies; "0s" turns a timeout off (the spec's SHOULD), and
-  // neither set leaves the cluster default.
-  std::optional<uint32_t> ruleTimeout(RouteState& st, const k8s::HttpRouteRule& rule,
-                                      const std::string& rp) {
-    auto read = [&](const std::optional<std::string>& v, const char* field) {
+  // HTTPRouteTimeouts and HTTPRouteRetry. `request` bounds the whole
+  // exchange, `backendRequest` each try to a backend. Without a retry there
+  // is one try, so the shorter of the two applies; with one they are kept
+  // apart. "0s" turns a timeout off (the spec's SHOULD), and neither set
+  // leaves the cluster default.
+  void ruleTimeoutsAndRetry(RouteState& st, const k8s::HttpRouteRule& rule, const std::string& rp,
+                            snapshot::Route& out) {
+    auto read = [&](const std::optional<std::string>& v, const std::string& field) {
       std::optional<uint64_t> ms;
       if (!v) return ms;
       ms = parseDuration(*v);
-      if (!ms) invalid(st, rp + ".timeouts." + field + ": invalid duration \"" + *v + "\"");
+      if (!ms) invalid(st, rp + "." + field + ": invalid duration \"" + *v + "\"");
       return ms;
     };
-    const auto request = read(rule.timeout_request, "request");
-    const auto backend = read(rule.timeout_backend_request, "backendRequest");
+    auto clamp = [](uint64_t ms) {
+      return static_cast<uint32_t>(std::min<uint64_t>(ms, UINT32_MAX));
+    };
+    const auto request = read(rule.timeout_request, "timeouts.request");
+    const auto backend = read(rule.timeout_backend_request, "timeouts.backendRequest");
     if (request && backend && *request != 0 && *backend > *request) {
       // The API server's own rule (CEL on HTTPRouteTimeouts).
       invalid(st, rp + ".timeouts.backendRequest: " + *rule.timeout_backend_request +
                       " is longer than timeouts.request " + *rule.timeout_request);
+    }
+    if (rule.retry) {
+      snapshot::Retry retry;
+      retry.codes.assign(rule.retry->codes.begin(), rule.retry->codes.end());
+      if (rule.retry->attempts) retry.attempts = static_cast<uint32_t>(*rule.retry->attempts);
+      if (const auto backoff = read(rule.retry->backoff, "retry.backoff"))
+        retry.backoff_ms = clamp(*backoff);
+      out.retry = std::move(retry);
+      if (request) out.timeout_ms = clamp(*request);
+      if (backend && *backend != 0) out.try_timeout_ms = clamp(*backend);
+      return;
     }
     std::optional<uint64_t> ms;
     for (const auto& t : {request, backend}) {
       if (!t) continue;
       if (!ms || *ms == 0 || (*t != 0 && *t < *ms)) ms = *t;
     }
-    if (!ms) return std::nullopt;
-    return static_cast<uint32_t>(std::min<uint64_t>(*ms, UINT32_MAX));
+    if (ms) out.timeout_ms = clamp(*ms);
   }
 
   void invalid(RouteState& st, std::string message, std::string reason = "UnsupportedValue") {
@@ -775,7 +792,7 @@ class Translator {
       if (base.redirect && base.rewrite)
         invalid(st, rp + ".filters: RequestRedirect and URLRewrite cannot be combined",
                 "IncompatibleFilters");  // the v1 API's reason for exactly this
-      base.timeout_ms = ruleTimeout(st, rule, rp);
+      ruleTimeoutsAndRetry(st, rule, rp, base);
       resolveBackends(st, rule, i, base);
       bool any_valid = std::any_of(base.backends.begin(), base.backends.end(),
                                    [](const auto& b) { return !b.cluster.empty(); });

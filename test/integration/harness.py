@@ -467,21 +467,59 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
     """What upstream's echo-basic does: answers 200 with JSON of what it got
     (backend, namespace, method, path, host, headers, the TLS SNI), sets the
     response headers a request lists in X-Echo-Set-Header ("name:value,..."),
-    and waits first when the query has delay=<n>s|<n>ms (timeout tests)."""
+    and waits first when the query has delay=<n>s|<n>ms (timeout tests).
+    Retry simulation, as echo-basic's: the first succeedAfter requests with
+    the same uuid get responseCode (after delayRetry), later ones 200; with
+    resetFirst=<n> the first n have their connection reset instead."""
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args):  # quiet
         pass
+
+    @staticmethod
+    def _seconds(text: str) -> float:
+        return float(text[:-2]) / 1000 if text.endswith("ms") else float(text.rstrip("s"))
+
+    def _simulated_failure(self, q: dict) -> bool:
+        """True when this request was answered (or reset) as a failed try."""
+        uuid = (q.get("uuid") or [""])[0]
+        if not uuid:
+            return False
+        with self.server.tries_lock:
+            tries = self.server.tries[uuid] = self.server.tries.get(uuid, 0) + 1
+        reset = int((q.get("resetFirst") or ["0"])[0])
+        if tries <= reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()
+            return True
+        fail = int((q.get("succeedAfter") or ["0"])[0])
+        if tries > fail or "responseCode" not in q:
+            return False
+        delay = (q.get("delayRetry") or [""])[0]
+        if delay:
+            time.sleep(self._seconds(delay))
+        body = b"simulated failure\n"
+        self.send_response(int(q["responseCode"][0]))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except OSError:
+            pass
+        return True
 
     def _answer(self):
         n = int(self.headers.get("Content-Length") or 0)
         if n:
             self.rfile.read(n)
         q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        if self._simulated_failure(q):
+            return
         delay = (q.get("delay") or [""])[0]
         if delay:
-            time.sleep(float(delay[:-2]) / 1000 if delay.endswith("ms")
-                       else float(delay.rstrip("s")))
+            time.sleep(self._seconds(delay))
         hdrs: dict[str, list[str]] = {}
         for k, v in self.headers.items():
             hdrs.setdefault(k.lower(), []).append(v)
@@ -515,6 +553,8 @@ class EchoServer:
         self.srv.daemon_threads = True
         self.srv.name = name
         self.srv.ns = namespace
+        self.srv.tries = {}  # retry simulation: requests seen per uuid
+        self.srv.tries_lock = threading.Lock()
         if cert is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(cert.chain), str(cert.key))

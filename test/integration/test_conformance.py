@@ -13,9 +13,13 @@ X-Echo-Set-Header."""
 
 import collections
 import http.client
+import re
 import socket
 import ssl
+import time
 import unittest
+import urllib.parse
+import uuid
 
 import harness as h
 import tls_helpers as t
@@ -632,6 +636,99 @@ class ConformanceTest(h.PorticoCase):
         classes = [o for o in self.status if o.get("kind") == "GatewayClass"]
         self.assertIn("HTTPRouteCORS", [f["name"] for f in
                                         classes[0]["status"].get("supportedFeatures", [])])
+
+    # --- HTTPRouteRetry, HTTPRouteRetryWithTimeouts, HTTPRouteRetryConnectionError -------
+
+    @classmethod
+    def manifests_retry(cls):
+        def rule(path, timeout=None, backend_timeout=None, **retry):
+            r = h.rule([ref("infra-backend-v3")], [h.match(path)], timeout=timeout,
+                       backend_timeout=backend_timeout)
+            r["retry"] = retry
+            return r
+        g = cls.gw("gw-retry")
+        # Upstream's manifests are not at hand: the paths, codes and attempts
+        # are the ones its tests name; the timeouts rule's request timeout is
+        # ours (700ms: two 200ms tries and their backoffs, at most ~515ms, fit
+        # with room for a loaded machine; a fourth try can't start before
+        # 3 x 200ms + 175ms of backoff).
+        return [
+            route("retries", g, [
+                rule("/retry/code-500-attempts-3", codes=[500], attempts=3),
+                rule("/retry/code-all-attempts-2", codes=[500, 502, 503, 504], attempts=2),
+                rule("/retry/backoff-300ms", codes=[503], attempts=1, backoff="300ms")]),
+            route("retries-with-timeouts", g, [
+                rule("/retry/backend-request-timeout-200ms", timeout="700ms",
+                     backend_timeout="200ms", codes=[500], attempts=3),
+                rule("/retry/request-timeout-200ms", timeout="200ms", codes=[500], attempts=3)]),
+            route("retries-connection-error", g, [
+                rule("/retry-on-connection-errors", attempts=2)]),
+        ]
+
+    def retry_req(self, path: str, method: str = "GET", body: bytes | None = None,
+                  **sim) -> h.Response:
+        query = urllib.parse.urlencode(dict(sim, uuid=uuid.uuid4().hex))
+        return h.request(self.ports["gw-retry"], f"{path}?{query}", method=method, body=body)
+
+    def test_retry(self):
+        for name in ("retries", "retries-with-timeouts", "retries-connection-error"):
+            self.assertEqual(self.route_cond(name, "Accepted"), ("True", "Accepted"), name)
+        a3, a2 = "/retry/code-500-attempts-3", "/retry/code-all-attempts-2"
+        cases = [(a3, "500", 2, 200), (a3, "500", 4, 500), (a3, "503", 2, 503),
+                 (a2, "500", 1, 200), (a2, "500", 3, 500), (a2, "502", 1, 200),
+                 (a2, "502", 3, 502), (a2, "503", 1, 200), (a2, "503", 3, 503),
+                 (a2, "504", 1, 200), (a2, "504", 3, 504)]
+        cl = h.cluster_name("infra-backend-v3", 8080, NS)
+        before = {k: self.p.stat(f"cluster.{cl}.upstream_rq_{k}")
+                  for k in ("retry", "retry_limit_exceeded", "retry_success")}
+        for path, code, after, want in cases:
+            r = self.retry_req(path, responseCode=code, succeedAfter=after)
+            self.assertEqual(r.status, want, f"{path} {code} x{after}: {r.text[:200]}")
+            if want == 200:
+                self.assertEqual(r.json()["backend"], "infra-backend-v3")
+        # Retries: 2+3+0+1+2+1+2+1+2+1+2; limits hit: 5 (503 is no retry code
+        # of the first rule); successes after a retry: 5.
+        self.assertEqual(self.p.stat(f"cluster.{cl}.upstream_rq_retry") - before["retry"], 17)
+        self.assertEqual(self.p.stat(f"cluster.{cl}.upstream_rq_retry_limit_exceeded")
+                         - before["retry_limit_exceeded"], 5)
+        self.assertEqual(self.p.stat(f"cluster.{cl}.upstream_rq_retry_success")
+                         - before["retry_success"], 5)
+        self.assertEventually(lambda: re.search(r'"GET /retry/code-500-attempts-3\?responseCode=500'
+                                                r'&succeedAfter=4[^"]*" 500 URX ', self.p.stdout()),
+                              5, "access log flags the exhausted retry URX")
+        # A request body is streamed, not kept: such a request is not tried again.
+        r = self.retry_req(a3, method="POST", body=b"payload", responseCode="500", succeedAfter=1)
+        self.assertEqual(r.status, 500, "a request with a body is tried once")
+        # The backoff is the least time between tries.
+        start = time.monotonic()
+        r = self.retry_req("/retry/backoff-300ms", responseCode="503", succeedAfter=1)
+        self.assertEqual(r.status, 200)
+        self.assertGreaterEqual(time.monotonic() - start, 0.3)
+
+    def test_retry_with_timeouts(self):
+        cl = h.cluster_name("infra-backend-v3", 8080, NS)
+        per_try = self.p.stat(f"cluster.{cl}.upstream_rq_per_try_timeout")
+        b, rq = "/retry/backend-request-timeout-200ms", "/retry/request-timeout-200ms"
+        for path, after, delay, want in [(b, 2, "300ms", 200), (b, 3, "300ms", 504),
+                                         (rq, 1, None, 200), (rq, 4, "100ms", 504)]:
+            sim = {"responseCode": "500", "succeedAfter": after}
+            if delay:
+                sim["delayRetry"] = delay
+            r = self.retry_req(path, **sim)
+            self.assertEqual(r.status, want, f"{path} x{after}: {r.text[:200]}")
+        self.assertGreaterEqual(self.p.stat(f"cluster.{cl}.upstream_rq_per_try_timeout") - per_try,
+                                4, "each 300ms try of the first two requests hit the 200ms one")
+
+    def test_retry_connection_error(self):
+        path = "/retry-on-connection-errors"
+        for resets, want in [(1, 200), (2, 200), (3, 503)]:
+            r = self.retry_req(path, resetFirst=resets)
+            self.assertEqual(r.status, want, f"{resets} resets: {r.text[:200]}")
+        classes = [o for o in self.status if o.get("kind") == "GatewayClass"]
+        features = [f["name"] for f in classes[0]["status"]["supportedFeatures"]]
+        for f in ("HTTPRouteRetry", "HTTPRouteRetryBackendTimeout",
+                  "HTTPRouteRetryConnectionError"):
+            self.assertIn(f, features)
 
     # --- HTTPRouteMatching, HTTPRouteExactPathMatching, HTTPRoutePathMatchOrder ------------------
 

@@ -374,6 +374,42 @@ spec:
   EXPECT_TRUE(set.gateways.empty());
 }
 
+TEST(Decode, RouteRetry) {
+  auto set = decode(R"(
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r}
+spec:
+  rules:
+  - retry: {codes: [500, 503], attempts: 3, backoff: 100ms}
+  - retry: {}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: bad}
+spec:
+  rules:
+  - retry: {codes: [200, "500"], attempts: -1}
+)");
+  EXPECT_EQ(errorLines(set),
+            (std::vector<std::string>{
+                "in.yaml: document 2: spec.rules[0].retry.codes[0]: must be a status code between "
+                "400 and 599, got 200",
+                "in.yaml: document 2: spec.rules[0].retry.codes[1]: must be a status code between "
+                "400 and 599, got \"500\"",
+                "in.yaml: document 2: spec.rules[0].retry.attempts: must be between 0 and "
+                "2147483647, got -1",
+            }));
+  ASSERT_EQ(set.http_routes.size(), 1u);
+  const auto& rules = set.http_routes[0].rules;
+  ASSERT_TRUE(rules.at(0).retry);
+  EXPECT_EQ(rules[0].retry->codes, (std::vector<int32_t>{500, 503}));
+  EXPECT_EQ(*rules[0].retry->attempts, 3);
+  EXPECT_EQ(*rules[0].retry->backoff, "100ms");
+  ASSERT_TRUE(rules.at(1).retry);
+  EXPECT_FALSE(rules[1].retry->attempts);
+}
+
 TEST(Decode, UnreadGatewayApiFieldsAreWarnedAbout) {
   auto set = decode(R"(
 apiVersion: gateway.networking.k8s.io/v1
@@ -391,7 +427,7 @@ spec:
   parentRefs: [{name: gw, sectionNmae: http}]
   rules:
   - backendRefs: [{name: s, port: 80}]
-    retry: {attempts: 3}
+    sessionPersistence: {sessionName: s}
     filters:
     - type: ExtensionRef
       extensionRef: {group: example.com, kind: Thing, name: t}
@@ -413,8 +449,8 @@ spec:
                 "validation?)",
                 "in.yaml: document 2: spec.parentRefs[0].sectionNmae: unknown field, ignored "
                 "(did you mean sectionName?)",
-                "in.yaml: document 2: spec.rules[0].retry: unknown field, ignored (misspelled, or "
-                "not supported by Portico)",
+                "in.yaml: document 2: spec.rules[0].sessionPersistence: unknown field, ignored "
+                "(misspelled, or not supported by Portico)",
             }));
 }
 
