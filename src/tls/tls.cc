@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -182,6 +183,21 @@ bool loadCertificateKey(SSL_CTX* c, const snapshot::CertificateKeyPair& pair, st
   return true;
 }
 
+// The session ticket keys of every listener context in the process (name,
+// HMAC and AES keys, made once): a ticket from one worker, or from before a
+// reload, resumes on any. Contexts otherwise each draw their own, and a
+// client's next connection, taken by another worker, made a full handshake.
+// Which listener's sessions may resume where is still up to the session ID
+// context (see requireClientCertificates()).
+const std::array<unsigned char, 80>& ticketKeys() {
+  static const std::array<unsigned char, 80> keys = [] {
+    std::array<unsigned char, 80> k{};
+    if (RAND_bytes(k.data(), static_cast<int>(k.size())) != 1) std::abort();
+    return k;
+  }();
+  return keys;
+}
+
 // AllowInsecureFallback: the client certificate is asked for and checked,
 // but its outcome does not stop the handshake.
 int acceptAnyClientCertificate(int, X509_STORE_CTX*) { return 1; }
@@ -276,6 +292,8 @@ class ServerContext {
       // One read(2) per record instead of two (header, then body). Bytes read
       // ahead are never stranded: readDrained() is false while OpenSSL holds any.
       SSL_CTX_set_read_ahead(c, 1);
+      SSL_CTX_set_tlsext_ticket_keys(c, const_cast<unsigned char*>(ticketKeys().data()),
+                                     ticketKeys().size());
       if (!loadCertificateKey(c, e.cert, error)) return false;
       if (!e.client_ca_pem.empty() && !requireClientCertificates(c, e, error)) return false;
       SSL_CTX_set_client_hello_cb(c, &ServerContext::onClientHello, this);

@@ -594,6 +594,8 @@ class Translator {
              std::tie(b->metadata.creation_timestamp, b->metadata.ns, b->metadata.name);
     });
     std::map<int32_t, std::pair<std::string, std::string>> port_owner;  // protocol, gateway
+    // (port, hostname) -> (client certificate check, gateway) of HTTPS listeners
+    std::map<std::pair<int32_t, std::string>, std::pair<std::string, std::string>> tls_check_owner;
     for (const k8s::Gateway* gw : order) {
       GatewayState gs;
       gs.gateway = gw;
@@ -626,6 +628,25 @@ class Translator {
           ls.conflicted_message = "port " + std::to_string(ls.spec->port) +
                                   " is already used with protocol " + it->second.first +
                                   " by Gateway " + it->second.second;
+          continue;
+        }
+        // HTTPS listeners of several Gateways with one port and hostname are
+        // one listener on the wire: one certificate choice, one client
+        // certificate check. Another check (or none) for the same name would
+        // let one Gateway's clients past the other's: the younger is refused.
+        if (!ls.tls) continue;
+        std::string check;
+        if (!ls.client_ca_pem.empty())
+          check = (ls.client_cert_optional ? "optional\n" : "required\n") + ls.client_ca_pem;
+        auto [owner, first] = tls_check_owner.emplace(std::make_pair(ls.spec->port, ls.hostname),
+                                                      std::make_pair(check, gw->key()));
+        if (!first && owner->second.first != check) {
+          ls.conflicted = true;
+          ls.conflicted_reason = "HostnameConflict";
+          ls.conflicted_message = "port " + std::to_string(ls.spec->port) + " hostname " +
+                                  (ls.hostname.empty() ? "(any)" : ls.hostname) +
+                                  " is already served by Gateway " + owner->second.second +
+                                  " with another client certificate check (spec.tls.frontend)";
         }
       }
       gateways_.emplace(gw->key(), std::move(gs));
@@ -699,8 +720,13 @@ class Translator {
       if (const auto backoff = read(rule.retry->backoff, "retry.backoff"))
         retry.backoff_ms = clamp(*backoff);
       out.retry = std::move(retry);
-      if (request) out.timeout_ms = clamp(*request);
       if (backend && *backend != 0) out.try_timeout_ms = clamp(*backend);
+      // Without `request`, the tries bound the time (each by backendRequest),
+      // not the cluster default, which could be shorter than one try.
+      if (request)
+        out.timeout_ms = clamp(*request);
+      else if (out.try_timeout_ms)
+        out.timeout_ms = 0;
       return;
     }
     std::optional<uint64_t> ms;

@@ -36,7 +36,7 @@ class FrontendTlsTest(h.PorticoCase):
             cls.addClassCleanup(cls.echo[n].stop)
         certs = h.CertFactory(cls.tmp / "certs")
         cls.root = certs.ca("server-ca")
-        server = certs.leaf("server", cls.root, dns=["example.org", "second-example.org",
+        server = certs.leaf("server", cls.root, dns=["example.org", "second-example.org", "same.example",
                                                      "open.example", "checked.example"])
         ca_default = certs.ca("client-ca-default")
         ca_port = certs.ca("client-ca-per-port")
@@ -45,7 +45,8 @@ class FrontendTlsTest(h.PorticoCase):
         cls.client_port = certs.leaf("client-per-port", ca_port, cn="per-port", client=True)
         cls.client_stranger = certs.leaf("client-stranger", ca_stranger, cn="x", client=True)
         cls.port = {n: h.free_port() for n in ("default", "per-port", "insecure",
-                                               "insecure-per-port", "shared", "bad", "mixed")}
+                                               "insecure-per-port", "shared", "bad", "mixed",
+                                               "same-name")}
 
         def https(name, port, hostname=None):
             ln = h.listener(port, name=name, protocol="HTTPS", hostname=hostname,
@@ -105,6 +106,13 @@ class FrontendTlsTest(h.PorticoCase):
                        {"default": validation("ca-default")}))
         docs += [route("open", "open", "infra-backend-v1", ["open.example"]),
                  route("checked", "checked", "infra-backend-v2", ["checked.example"])]
+        # Two Gateways, one port and one hostname (one listener on the wire),
+        # only one with the check: the older (here: by name) keeps it.
+        docs.append(gw("alpha-open", [https("https", p["same-name"], "same.example")]))
+        docs.append(gw("beta-checked", [https("https", p["same-name"], "same.example")],
+                       {"default": validation("ca-default")}))
+        docs += [route("alpha", "alpha-open", "infra-backend-v1", ["same.example"]),
+                 route("beta", "beta-checked", "infra-backend-v2", ["same.example"])]
         # No usable CA: a missing ConfigMap, another namespace's without a
         # ReferenceGrant. Then a wrong kind next to a usable one.
         docs.append(gw("bad-refs", [https("https", p["bad"])], {"default": validation(
@@ -244,6 +252,35 @@ class FrontendTlsTest(h.PorticoCase):
                 self.get(port, "checked.example", ctx=ctx, session=session)
         self.assertServed(port, "checked.example", self.client_default, "infra-backend-v2",
                           "a trusted client on the checking listener")
+
+    def test_one_name_on_one_port_has_one_check(self):
+        conds = self.listener_conds("beta-checked")
+        self.assertEqual(t.cond(conds, "Conflicted"), ("True", "HostnameConflict"))
+        self.assertEqual(t.cond(conds, "Accepted")[0], "False")
+        self.assertIn("alpha-open", conds["Conflicted"]["message"])
+        self.assertEqual(t.cond(self.listener_conds("alpha-open"), "Accepted"),
+                         ("True", "Accepted"))
+        # No client certificate: the open Gateway's route, never the checked one's.
+        for _ in range(4):
+            self.assertServed(self.port["same-name"], "same.example", None, "infra-backend-v1",
+                              "the older Gateway's listener")
+
+    def test_sessions_resume_on_any_worker_and_after_a_reload(self):
+        # Every listener context shares one set of ticket keys: a client's
+        # next connection resumes whichever worker takes it, and after a
+        # reload rebuilt the contexts.
+        port = self.port["shared"]
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = self.context(None, max_version=version)
+            _, _, session, _ = self.get(port, "open.example", ctx=ctx)
+            reused = [self.get(port, "open.example", ctx=ctx, session=session)[3]
+                      for _ in range(8)]
+            self.assertEqual(reused, [True] * 8, f"{version}: resumed on every connection")
+            t.write_and_wait(self.p, f"reload-{version.name}.yaml",
+                             [t.ca_config_map(f"unused-{version.name.lower()}", "x",
+                                              namespace=NS)])
+            _, _, _, again = self.get(port, "open.example", ctx=ctx, session=session)
+            self.assertTrue(again, f"{version}: resumed after a reload")
 
     # --- unusable references ----------------------------------------------------------
 
