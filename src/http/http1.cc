@@ -140,14 +140,18 @@ inline const char* skipAllowed(const char* p, const char* end, const std::array<
 
 enum class HeadScan { NeedMore, Found, Failed };
 
-// A head refused for its size after a whole start line: `raw` gets that line,
-// so the method is still known. The answer to a HEAD request carries no body
-// (RFC 9110 §9.3.2), even a 431's.
-void keepStartLine(const detail::ParserState& st, const char* base, size_t n, std::string& raw) {
-  if (!st.start_line_done) return;
-  const char* start = base + st.head_start;
-  const void* cr = std::memchr(start, '\r', n - st.head_start);
-  if (cr != nullptr) raw.assign(start, static_cast<const char*>(cr));
+// The method token a head starts with, when it and its SP arrived ("" else).
+std::string_view leadingMethod(std::string_view head) {
+  size_t i = 0;
+  while (i < head.size() && kTchar[u8(head[i])]) ++i;
+  return i > 0 && i < head.size() && head[i] == ' ' ? head.substr(0, i) : std::string_view();
+}
+
+// A head refused before it ended (too large, a line too long, a bare LF):
+// `raw` keeps its method, so the answer to a HEAD request can leave out its
+// body (RFC 9110 §9.3.2), a 431's or 400's too.
+void keepMethod(const detail::ParserState& st, const char* base, size_t n, std::string& raw) {
+  raw.assign(leadingMethod(std::string_view(base + st.head_start, n - st.head_start)));
 }
 
 // Finds the end of a head ("\r\n\r\n") in pending + input. Bytes searched on an
@@ -174,6 +178,7 @@ HeadScan findHead(detail::ParserState& st, std::string_view input, size_t& consu
     if (lf == n) break;
     if (lf == 0 || base[lf - 1] != '\r' || lf - 1 < st.line_start) {
       err = ParseError::BadRequest;  // bare LF: lenient parsers disagree on it
+      keepMethod(st, base, n, raw);
       return HeadScan::Failed;
     }
     const size_t line_len = lf - 1 - st.line_start;
@@ -187,7 +192,7 @@ HeadScan findHead(detail::ParserState& st, std::string_view input, size_t& consu
       }
       if (pos > limits.max_header_bytes) {
         err = ParseError::HeadersTooLarge;
-        keepStartLine(st, base, pos, raw);
+        keepMethod(st, base, pos, raw);
         return HeadScan::Failed;
       }
       raw.assign(base + st.head_start, pos - st.head_start);
@@ -201,6 +206,7 @@ HeadScan findHead(detail::ParserState& st, std::string_view input, size_t& consu
       st.start_line_done = true;
       if (line_len > limits.max_request_line) {
         err = line_error;
+        keepMethod(st, base, n, raw);
         return HeadScan::Failed;
       }
     }
@@ -208,11 +214,12 @@ HeadScan findHead(detail::ParserState& st, std::string_view input, size_t& consu
   }
   if (!st.start_line_done && n - st.line_start > limits.max_request_line + 1) {
     err = line_error;
+    keepMethod(st, base, n, raw);
     return HeadScan::Failed;
   }
   if (n > limits.max_header_bytes) {
     err = ParseError::HeadersTooLarge;
-    keepStartLine(st, base, n, raw);
+    keepMethod(st, base, n, raw);
     return HeadScan::Failed;
   }
   st.scan = n;
@@ -979,15 +986,9 @@ ParseEvent RequestParser::parseHead(std::string_view input, size_t& consumed) {
   switch (findHead(st_, input, consumed, head_.raw, limits_, ParseError::UriTooLong, err)) {
     case HeadScan::NeedMore:
       return {};
-    case HeadScan::Failed: {
-      // findHead kept the start line when it had one: name its method.
-      const char* p = head_.raw.data();
-      const char* end = p + head_.raw.size();
-      while (p != end && kTchar[u8(*p)]) ++p;
-      if (p != end && *p == ' ')
-        head_.method.assign(head_.raw, 0, static_cast<size_t>(p - head_.raw.data()));
+    case HeadScan::Failed:
+      head_.method = head_.raw;  // findHead kept the method, if it got one
       return fail(st_, err);
-    }
     case HeadScan::Found:
       break;
   }
@@ -1050,6 +1051,12 @@ ParseEvent RequestParser::finish() { return finishImpl(st_); }
 bool RequestParser::keepAlive() const { return st_.keep_alive; }
 bool RequestParser::expectsContinue() const { return st_.expect_continue; }
 bool RequestParser::isUpgrade() const { return st_.upgrade; }
+
+void RequestParser::nameMethodSoFar() {
+  if (st_.phase != Phase::Head || !head_.method.empty()) return;
+  head_.method.assign(leadingMethod(
+      std::string_view(st_.pending).substr(std::min(st_.head_start, st_.pending.size()))));
+}
 
 void RequestParser::reset() {
   head_.method.clear();

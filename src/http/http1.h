@@ -197,6 +197,9 @@ class RequestParser {
   bool expectsContinue() const;  // Expect: 100-continue
   bool isUpgrade() const;        // Connection: upgrade + Upgrade header other than h2c
   void reset();                  // ready for a new message
+  // A head cut short (a timeout): head().method from the bytes so far, when
+  // its method token and SP arrived. A failed head gets it by itself.
+  void nameMethodSoFar();
   // No part of a message held: at most empty lines skipped before one.
   bool betweenMessages() const {
     return st_.phase == detail::ParserState::Phase::Head && st_.pending.size() == st_.head_start;

@@ -1009,10 +1009,8 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
   const std::string& m = rq_->req_parser.head().method;
   const bool idempotent =
       m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "TRACE" || m == "PUT" || m == "DELETE";
-  // A route with a retry of its own leaves every new try to it (mayRetry()).
   const bool can_retry =
-      !(rq_->route != nullptr && rq_->route->retry) && !rq_->resp_started && rq_->up_in.empty() &&
-      state_ == State::Proxying &&
+      !rq_->resp_started && rq_->up_in.empty() && state_ == State::Proxying &&
       // Another endpoint may work; the same one again would fail the same way
       // (a refused port, a certificate that does not verify).
       ((failure == Failure::ConnectFailure && rq_->connect_attempts < 3 &&
@@ -1025,11 +1023,16 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
     connectUpstream(failure == Failure::ConnectFailure ? rq_->endpoint : nullptr);
     return;
   }
-  // The route's retry takes connection errors and the per-try timeout too.
-  if (failure != Failure::NoHealthyUpstream && mayRetry()) {
+  // The route's retry takes connection errors and the per-try timeout too;
+  // once the request was sent, only an idempotent one goes again.
+  if ((failure == Failure::ConnectFailure ||
+       ((failure == Failure::UpstreamReset || failure == Failure::UpstreamTimeout) &&
+        idempotent)) &&
+      mayRetry()) {
     retryLater();
     return;
   }
+  noteRetryLimit();
   if (rq_->cluster != nullptr) {
     endUpstreamRequest();
     // Like Envoy's router, a reply caused by the upstream counts as that
@@ -1248,7 +1251,7 @@ void HttpConnection::onResponseHead() {
     applyHeaderModifier(h, *rq_->route->response_header_modifier);
   if (rq_->backend != nullptr && rq_->backend->response_header_modifier)
     applyHeaderModifier(h, *rq_->backend->response_header_modifier);
-  if (rq_->cors_allowed) addCorsHeaders(h);
+  if (rq_->route->cors) addCorsHeaders(h);
   // The backend answered before the request body was all read: this
   // connection can't carry another request, so say so in this very head.
   if (!rq_->req_done && !switching) close_after_ = true;
@@ -1433,20 +1436,23 @@ bool HttpConnection::applyCorsFilter() {
   return true;
 }
 
-// The CORS response headers for a request from an allowed Origin, on the
-// backend's answer or a local one. The Origin is echoed rather than "*",
-// which credentials forbid, so caches must keep answers apart by Origin.
+// A CORS route's answer, the backend's or a local one. From an allowed
+// Origin it gets the CORS response headers, the Origin echoed rather than
+// "*" (which credentials forbid). Every answer of the route says
+// `Vary: Origin`, with or without an Origin, so no cache hands one origin's
+// answer (or one without the headers) to another (Fetch, "CORS protocol and
+// HTTP caches").
 void HttpConnection::addCorsHeaders(http::Headers& h) const {
-  const snapshot::Cors& cors = *rq_->route->cors;
-  h.set("access-control-allow-origin", rq_->req_parser.head().headers.get("origin"));
-  if (cors.allow_credentials) h.set("access-control-allow-credentials", "true");
-  if (!cors.expose_headers.empty()) h.set("access-control-expose-headers", cors.expose_headers);
-  const std::string_view vary = h.get("vary");
-  if (vary.empty()) {
-    h.set("vary", "Origin");
-  } else if (vary != "*" && !http::listContains(vary, "origin")) {
-    h.set("vary", std::string(vary) + ", Origin");
+  if (rq_->cors_allowed) {
+    const snapshot::Cors& cors = *rq_->route->cors;
+    h.set("access-control-allow-origin", rq_->req_parser.head().headers.get("origin"));
+    if (cors.allow_credentials) h.set("access-control-allow-credentials", "true");
+    if (!cors.expose_headers.empty()) h.set("access-control-expose-headers", cors.expose_headers);
   }
+  for (const auto& f : h.fields())
+    if (http::iequals(f.name, "vary") && (f.value == "*" || http::listContains(f.value, "origin")))
+      return;
+  h.add("vary", "Origin");  // a field of its own: a backend's Vary fields stay as they are
 }
 
 void HttpConnection::sendResponse(int status, std::string_view body, const http::Headers* extra) {
@@ -1464,7 +1470,7 @@ void HttpConnection::sendResponse(int status, std::string_view body, const http:
   if (rq_->route != nullptr && rq_->route->response_header_modifier) {
     applyHeaderModifier(h, *rq_->route->response_header_modifier);
   }
-  if (rq_->cors_allowed) addCorsHeaders(h);
+  if (rq_->route != nullptr && rq_->route->cors) addCorsHeaders(h);
   h.set("content-length", std::to_string(body.size()));
   if (!body.empty()) h.set("content-type", "text/plain");
   // We are this response's origin: it carries a Date (RFC 9110 §6.6.1),
@@ -1602,10 +1608,7 @@ bool HttpConnection::retryOnAnswer(int status) {
     return false;
   }
   if (!mayRetry()) {
-    if (rq_->retries >= rq_->route->retry->attempts) {
-      rq_->cluster->stats.upstream_rq_retry_limit_exceeded->inc();
-      rq_->flag = "URX";  // Envoy's UpstreamRetryLimitExceeded
-    }
+    if (noteRetryLimit()) rq_->flag = "URX";  // Envoy's UpstreamRetryLimitExceeded
     return false;
   }
   rq_->cluster->stats.recordResponseCode(status);
@@ -1614,6 +1617,16 @@ bool HttpConnection::retryOnAnswer(int status) {
   ctx_.pool.destroy(up_, false);
   up_ = nullptr;
   retryLater();
+  return true;
+}
+
+// The route's retries all went (a retry with no attempts never retries, so
+// never runs out): counted, and true.
+bool HttpConnection::noteRetryLimit() {
+  if (rq_->route == nullptr || !rq_->route->retry || rq_->cluster == nullptr) return false;
+  const uint32_t attempts = rq_->route->retry->attempts;
+  if (attempts == 0 || rq_->retries < attempts) return false;
+  rq_->cluster->stats.upstream_rq_retry_limit_exceeded->inc();
   return true;
 }
 
@@ -1704,6 +1717,8 @@ void HttpConnection::onDownstreamTimer(void* self) {
     if (c->refreshSnapshot() && c->http_stats_) c->http_stats_->downstream_rq_timeout->inc();
     c->beginDownstreamRequest();
     c->rq_->start_ms = c->ctx_.loop.nowMs();
+    c->rq_->req_parser.nameMethodSoFar();
+    c->rq_->head_request = c->rq_->req_parser.head().method == "HEAD";
     c->sendLocalReply(Failure::RequestTimeout, "");
   } else {
     // Idle between requests for --idle-timeout (Envoy's connection idle_timeout).

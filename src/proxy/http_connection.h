@@ -104,6 +104,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void sendRedirect(const snapshot::RequestRedirect& redirect);
   bool mayRetry() const;
   bool retryOnAnswer(int status);
+  bool noteRetryLimit();
   void retryLater();
   bool applyCorsFilter();
   void addCorsHeaders(http::Headers& h) const;

@@ -473,11 +473,22 @@ class ChaosTest(h.PorticoCase):
     def route_docs(rng: random.Random) -> list:
         ref = h.backend_ref
         slow_timeout = rng.choice(["300ms", "1s", "2s", None])
-        return [
+
+        def retried(rule: dict, codes: list[int]) -> dict:
+            """The rule with a retry, half of the time."""
+            if rng.random() < 0.5:
+                rule["retry"] = {"codes": codes, "attempts": rng.randint(0, 3)}
+                backoff = rng.choice([None, "0s", "10ms", "50ms"])
+                if backoff:
+                    rule["retry"]["backoff"] = backoff
+            return rule
+        cors = {"type": "CORS", "cors": {"allowOrigins": ["*"], "allowMethods": ["*"],
+                                         "allowCredentials": rng.random() < 0.5}}
+        docs = [
             h.http_route("plain", [h.rule(
                 [ref("plain-a", 80, weight=3), ref("plain-b", 80, weight=1)],
                 filters=[hdr_mod(), hdr_mod("ResponseHeaderModifier", "responseHeaderModifier"),
-                         mirror("shadow", percent=50), mirror("blackhole", percent=10)],
+                         mirror("shadow", percent=50), mirror("blackhole", percent=10), cors],
                 timeout="5s")], hostnames=["plain.test"]),
             h.http_route("tls", [h.rule([ref("secure", 443)], filters=[
                 mirror("garbage"), mirror("slow", percent=30)], timeout="4s")],
@@ -491,29 +502,32 @@ class ChaosTest(h.PorticoCase):
                 {"type": "RequestRedirect", "requestRedirect": {
                     "scheme": "https", "statusCode": rng.choice([301, 302])}}])],
                 hostnames=["redirect.test"]),
-            h.http_route("reset", [h.rule([ref("reset", 80)], filters=[mirror("reset")],
-                                          timeout="2s")], hostnames=["reset.test"]),
+            h.http_route("reset", [retried(h.rule([ref("reset", 80)], filters=[mirror("reset")],
+                                                  timeout="2s"), [502])],
+                         hostnames=["reset.test"]),
             h.http_route("slow", [
                 h.rule([ref("slow", 80)], [h.match("/slow")], timeout="500ms",
                        filters=[mirror("blackhole")]),
-                h.rule([ref("slow", 80)], timeout=slow_timeout,
-                       backend_timeout=rng.choice(["700ms", None]))],
+                retried(h.rule([ref("slow", 80)], timeout=slow_timeout,
+                               backend_timeout=rng.choice(["700ms", None])), [504])],
                 hostnames=["slow.test"]),
             h.http_route("garbage", [h.rule([ref("garbage", 80)], timeout="2s")],
                          hostnames=["garbage.test"]),
             h.http_route("refused", [h.rule([ref("refused", 80)])], hostnames=["refused.test"]),
-            h.http_route("mixed", [h.rule(
+            h.http_route("mixed", [retried(h.rule(
                 [ref("plain-a", 80, weight=rng.randint(0, 3)), ref("reset", 80, weight=1),
                  ref("refused", 80, weight=1), ref("slow", 80, weight=rng.randint(0, 2)),
                  ref("garbage", 80, weight=1), ref("secure", 443, weight=1)],
                 filters=[mirror("slow"), mirror("refused"), mirror("varied", percent=50),
                          mirror("secure", 443, percent=20)],
-                timeout=rng.choice(["1s", "3s"]))], hostnames=["mixed.test"]),
-            h.http_route("varied", [h.rule([ref("varied", 80)], filters=[
+                timeout=rng.choice(["1s", "3s"])), [500, 502, 503, 504])],
+                hostnames=["mixed.test"]),
+            h.http_route("varied", [retried(h.rule([ref("varied", 80)], filters=[
                 mirror("varied"), mirror("garbage", percent=50), mirror("reset", percent=50)],
-                timeout="3s")], hostnames=["varied.test"]),
+                timeout="3s"), [500, 503])], hostnames=["varied.test"]),
             h.http_route("ws", [h.rule([ref("ws", 80)])], hostnames=["ws.test"]),
         ]
+        return docs
 
     def dynamic_docs(self, rng: random.Random) -> list:
         """Routes, clusters, mirrors and policies that come and go."""

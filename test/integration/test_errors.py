@@ -211,6 +211,8 @@ class ErrorAnswersTest(PorticoCase):
         }
         heads["431 by count"] = (b"HEAD /ok HTTP/1.1\r\nHost: errors.example.com\r\n"
                                  + b"".join(b"X-H%d: b\r\n" % i for i in range(200)) + b"\r\n")
+        heads["414"] = b"HEAD /" + b"u" * (20 * 1024) + b" HTTP/1.1\r\nHost: e\r\n\r\n"
+        heads["400 bare LF"] = b"HEAD /ok HTTP/1.1\nHost: errors.example.com\r\n\r\n"
         for case, req in heads.items():
             raw = raw_exchange(self.port, req)
             head, sep, rest = raw.partition(b"\r\n\r\n")

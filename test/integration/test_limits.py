@@ -82,6 +82,16 @@ class LimitsTest(PorticoCase):
         self.assertEqual(rs[0].status, 408)
         self.assertGreaterEqual(elapsed, 0.8)
         self.assertLess(elapsed, 4.0)
+        # A HEAD request's 408 has no body either (RFC 9110 §9.3.2).
+        s = socket.create_connection(("127.0.0.1", self.port))
+        try:
+            s.sendall(b"HEAD / HTTP/1.1\r\nHost: l.example.com\r\n")  # never finished
+            raw = self.read_all(s, timeout=6)
+        finally:
+            s.close()
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 408 ") and sep, raw[:200])
+        self.assertEqual(rest, b"", "bytes after the head of a HEAD answer")
 
 
 class IdleTimeoutTest(PorticoCase):

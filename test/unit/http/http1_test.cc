@@ -778,11 +778,31 @@ TEST(RequestParser, HeadTooLargeStillNamesItsMethod) {
   while (ev.type == Type::NeedMore) ev = q.next("X-A: 0123456789\r\n", used);
   EXPECT_EQ(ev.error, ParseError::HeadersTooLarge);
   EXPECT_EQ(q.head().method, "HEAD");
-  // Without a whole start line there is no method to name.
-  RequestParser r(limits);
+  // A request line too long, or a bare LF: the method still comes first.
+  Limits short_line;
+  short_line.max_request_line = 50;
+  RequestParser r(short_line);
   ev = r.next("HEAD /" + std::string(200, 'u'), used);
+  EXPECT_EQ(ev.error, ParseError::UriTooLong);
+  EXPECT_EQ(r.head().method, "HEAD");
+  RequestParser lf;
+  ev = lf.next("HEAD / HTTP/1.1\nHost: a\r\n\r\n", used);
+  EXPECT_EQ(ev.error, ParseError::BadRequest);
+  EXPECT_EQ(lf.head().method, "HEAD");
+  // Without the method token's SP there is no method to name.
+  RequestParser none(limits);
+  ev = none.next(std::string(200, 'H'), used);
   EXPECT_EQ(ev.type, Type::Error);
-  EXPECT_EQ(r.head().method, "");
+  EXPECT_EQ(none.head().method, "");
+  // A head cut short by a timeout: named from what arrived.
+  RequestParser slow;
+  ASSERT_EQ(slow.next("\r\nHEAD / HTTP/1.1\r\nHost:", used).type, Type::NeedMore);
+  slow.nameMethodSoFar();
+  EXPECT_EQ(slow.head().method, "HEAD");
+  RequestParser early;
+  ASSERT_EQ(early.next("HEA", used).type, Type::NeedMore);
+  early.nameMethodSoFar();
+  EXPECT_EQ(early.head().method, "");
 }
 
 TEST(RequestParser, HeaderCountLimit) {
