@@ -186,6 +186,8 @@ struct Exchange {
     missing_host = req_done = req_chunked_out = resp_started = resp_done = false;
     rq_active = resp_chunked_out = upgrade = head_request = retried = reused_upstream = false;
     widened = tunnel_probed = cors_allowed = backing_off = deadline_passed = false;
+    replay_overflow = false;
+    replay.clear();
     tunnel_io_ms = 0;
     connect_attempts = 0;
     retries = 0;
@@ -198,7 +200,7 @@ struct Exchange {
   bool worthKeeping() const {
     constexpr size_t kMaxRetained = 8 * 1024;
     return req_parser.retainedCapacity() + resp_parser.retainedCapacity() + up_target.capacity() +
-               upstream_host.capacity() <=
+               upstream_host.capacity() + replay.capacity() <=
            kMaxRetained;
   }
 
@@ -210,6 +212,8 @@ struct Exchange {
   bool backing_off = false;
   bool deadline_passed = false;  // the request timeout fired: no more tries
   uint32_t retries = 0;          // tries after the first
+  std::string replay;            // the body so far, for another try (keepForReplay())
+  bool replay_overflow = false;  // ... which did not fit: no other try
   http::RequestParser req_parser;
   http::ResponseParser resp_parser;
   net::Buffer up_in;
@@ -691,6 +695,7 @@ bool HttpConnection::processDownstreamInput() {
             framed = ctx_.scratch;
           }
           rq_->up_out.append(framed);
+          keepForReplay(framed);
           for (Mirror* m : rq_->mirrors) m->body(framed);
         }
         in_.consume(used);
@@ -701,6 +706,7 @@ bool HttpConnection::processDownstreamInput() {
             std::string last;
             http::appendLastChunk(last);
             rq_->up_out.append(last);
+            keepForReplay(last);
             for (Mirror* m : rq_->mirrors) m->body(last);
           }
           if (!rq_->mirrors.empty()) endMirrors();
@@ -958,6 +964,7 @@ bool HttpConnection::connectUpstream(upstream::EndpointState* exclude,
   ctx_.scratch.clear();
   http::appendRequestHead(ctx_.scratch, head.method, rq_->up_target, head.headers);
   rq_->up_out.append(ctx_.scratch);
+  rq_->up_out.append(rq_->replay);  // a new try: the body so far goes again
   rq_->resp_parser.reset();
   rq_->resp_parser.expect(rq_->req_parser.head().method);
   ++rq_->connect_attempts;
@@ -1003,7 +1010,7 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
   PORTICO_LOG(Debug, "upstream failure cluster={} endpoint={} reason={} {}",
               rq_->cluster ? rq_->cluster->name : "-", rq_->upstream_host,
               localReplyFor(failure).flag, detail);
-  const bool body_replayable = rq_->req_parser.framing() == http::BodyFraming::None;
+  const bool body_replayable = replayable();
   // After the request was written, only idempotent methods may be sent again
   // (RFC 9110 9.2.2): the backend may have acted on the first copy.
   const std::string& m = rq_->req_parser.head().method;
@@ -1588,14 +1595,32 @@ void HttpConnection::onTryTimer(void* self) {
 
 // Whether this try may be followed by another: the rule has a retry with
 // attempts left, the request time is not up, nothing of an answer went to
-// the client, and the request can be sent again as it was. Bodies are
-// streamed, not kept, so only bodyless requests are tried again; upgrades
-// never are.
+// the client, and the request can be sent again as it was (replayable());
+// upgrades never are.
 bool HttpConnection::mayRetry() const {
   const auto& retry = rq_->route->retry;
   return retry && rq_->retries < retry->attempts && !rq_->deadline_passed &&
-         state_ == State::Proxying && !rq_->resp_started && !rq_->upgrade &&
-         rq_->req_parser.framing() == http::BodyFraming::None;
+         state_ == State::Proxying && !rq_->resp_started && !rq_->upgrade && replayable();
+}
+
+// Whether the request can be sent again as it was: it has no body, or the
+// body read so far is all in `replay` (kept for routes with a retry).
+bool HttpConnection::replayable() const {
+  return rq_->req_parser.framing() == http::BodyFraming::None ||
+         (rq_->route != nullptr && rq_->route->retry && !rq_->replay_overflow);
+}
+
+// A route's retry may send the request again: its body, framed as it went
+// upstream, is kept while the whole of it fits in kMaxReplay. A bigger one
+// is sent once, as Envoy does past its retry buffer limit.
+void HttpConnection::keepForReplay(std::string_view framed) {
+  if (!rq_->route->retry || rq_->replay_overflow) return;
+  if (rq_->replay.size() + framed.size() > kMaxReplay) {
+    rq_->replay_overflow = true;
+    std::string().swap(rq_->replay);
+    return;
+  }
+  rq_->replay.append(framed);
 }
 
 // A try's answer came in: one of the rule's retry codes is tried again while

@@ -44,6 +44,8 @@ struct Exchange;
 class HttpConnection final : public net::IoHandler, public upstream::ConnectionOwner {
  public:
   static constexpr size_t kHighWatermark = 64 * 1024;
+  // The most of a request body kept to send again on a route's retry.
+  static constexpr size_t kMaxReplay = 64 * 1024;
   static constexpr size_t kReadChunk = 16 * 1024;
 
   HttpConnection(ProxyContext& ctx, int fd, std::string listener_name, std::string client_ip,
@@ -103,6 +105,8 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void sendResponse(int status, std::string_view body, const http::Headers* extra);
   void sendRedirect(const snapshot::RequestRedirect& redirect);
   bool mayRetry() const;
+  bool replayable() const;
+  void keepForReplay(std::string_view framed);
   bool retryOnAnswer(int status);
   bool noteRetryLimit();
   void retryLater();

@@ -120,7 +120,7 @@ struct Cors {
   uint32_t max_age = 5;  // seconds
 };
 
-// An HTTPRoute rule's retry (GEP-1731): a bodyless request whose try got
+// An HTTPRoute rule's retry (GEP-1731): a request whose try got
 // one of `codes`, a failed or reset connection, or hit Route::try_timeout_ms
 // is tried again, at most `attempts` more times, each after a backoff that
 // starts at `backoff_ms` and doubles (up to 10x) with jitter on top.

@@ -512,8 +512,7 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
 
     def _answer(self):
         n = int(self.headers.get("Content-Length") or 0)
-        if n:
-            self.rfile.read(n)
+        body_in = self.rfile.read(n) if n else b""
         q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         if self._simulated_failure(q):
             return
@@ -526,7 +525,8 @@ class _EchoHandler(http.server.BaseHTTPRequestHandler):
         body = json.dumps({"backend": self.server.name, "namespace": self.server.ns,
                            "method": self.command, "path": self.path,
                            "host": self.headers.get("Host", ""), "headers": hdrs,
-                           "sni": getattr(self.connection, "sni", None)}).encode()
+                           "sni": getattr(self.connection, "sni", None),
+                           "body_sha256": hashlib.sha256(body_in).hexdigest()}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
