@@ -1013,6 +1013,13 @@ class ChaosTest(h.PorticoCase):
                 time.sleep(600)
         print(f"chaos: gauges checked {time.monotonic() - t_stop:.1f} s after the deadline",
               file=sys.stderr, flush=True)
+        # What the routes' retries did (their rules draw one half of the time).
+        retry_stats = {k: sum(v for name, v in self.p.stats().items() if isinstance(v, int)
+                              and name.startswith("cluster.") and name.endswith("." + k))
+                       for k in ("upstream_rq_retry", "upstream_rq_retry_success",
+                                 "upstream_rq_retry_limit_exceeded",
+                                 "upstream_rq_per_try_timeout")}
+        print(f"chaos: retries {retry_stats}", file=sys.stderr, flush=True)
         admin_stop.set()
         watcher.join(15)
 
