@@ -314,9 +314,7 @@ HttpConnection::HttpConnection(ProxyContext& ctx, int fd, std::string listener_n
 
 HttpConnection::~HttpConnection() {
   if (up_ != nullptr) {
-    up_->owner = nullptr;
-    ctx_.pool.destroy(up_, false);
-    up_ = nullptr;
+    dropUpstream(false);
   }
   if (fd_ >= 0) {
     transport_.reset();
@@ -505,9 +503,7 @@ bool HttpConnection::retryWithFullOffer(const std::string& reason) {
   rq_->widened = true;
   upstream::EndpointState* same = rq_->endpoint;
   endpointDone(false, false);
-  up_->owner = nullptr;
-  ctx_.pool.destroy(up_, true);
-  up_ = nullptr;
+  dropUpstream(true);
   --rq_->connect_attempts;  // connectUpstream() counts it again
   connectUpstream(nullptr, same);
   return true;
@@ -1001,9 +997,7 @@ void HttpConnection::onUpstreamFailure(Failure failure, const std::string& detai
                                     ctx_.loop.nowMs());
     }
     endpointDone(false, failure == Failure::UpstreamTimeout);
-    up_->owner = nullptr;
-    ctx_.pool.destroy(up_, remote);
-    up_ = nullptr;
+    dropUpstream(remote);
   } else if (failure == Failure::ConnectFailure && rq_->endpoint != nullptr) {
     upstream::countConnectFailure(rq_->cluster->stats, *rq_->endpoint, true, ctx_.loop.nowMs());
   }
@@ -1239,9 +1233,7 @@ void HttpConnection::onBadUpstreamResponse(std::string_view why) {
   rq_->cluster->stats.recordResponseCode(502);
   rq_->stopTimers();
   endpointDone(false, false);
-  up_->owner = nullptr;
-  ctx_.pool.destroy(up_, false);
-  up_ = nullptr;
+  dropUpstream(false);
   close_after_ = true;
   PORTICO_LOG(Warn, "bad response from upstream: cluster={} endpoint={} error={}",
               rq_->cluster->name, rq_->upstream_host, why);
@@ -1361,6 +1353,14 @@ void HttpConnection::endpointDone(bool success, bool timeout) {
   rq_->endpoint->rq_active.sub();
   (success ? rq_->endpoint->rq_success : rq_->endpoint->rq_error).inc();
   if (timeout) rq_->endpoint->rq_timeout.inc();
+}
+
+// The upstream connection goes, whatever it still sends: this exchange no
+// longer owns it. `remote`: the peer ended it.
+void HttpConnection::dropUpstream(bool remote) {
+  up_->owner = nullptr;
+  ctx_.pool.destroy(up_, remote);
+  up_ = nullptr;
 }
 
 void HttpConnection::releaseUpstream(bool reusable) {
@@ -1638,9 +1638,7 @@ bool HttpConnection::retryOnAnswer(int status) {
   }
   rq_->cluster->stats.recordResponseCode(status);
   endpointDone(status < 500, false);
-  up_->owner = nullptr;
-  ctx_.pool.destroy(up_, false);
-  up_ = nullptr;
+  dropUpstream(false);
   retryLater();
   return true;
 }

@@ -98,6 +98,7 @@ class HttpConnection final : public net::IoHandler, public upstream::ConnectionO
   void onResponseComplete();
   void finishRequest();
   void releaseUpstream(bool reusable);
+  void dropUpstream(bool remote);
   void endpointDone(bool success, bool timeout);
   void endUpstreamRequest();
   void beginDownstreamRequest();

@@ -247,9 +247,7 @@ class BackendTlsPass {
   const PemInspection& inspect(std::string_view pem) const {
     auto it = inspected_.find(pem);
     if (it != inspected_.end()) return it->second;
-    PemInspection info = options_.inspect_certificates ? options_.inspect_certificates(pem)
-                                                       : inspectPemStructurally(pem);
-    return inspected_.emplace(std::string(pem), std::move(info)).first->second;
+    return inspected_.emplace(std::string(pem), inspectPem(options_, pem)).first->second;
   }
 
   // ---- which Gateways reach which clusters ------------------------------------------
@@ -980,10 +978,14 @@ bool parseRfc3339(std::string_view s, int64_t& seconds) {
   return true;
 }
 
+PemInspection inspectPem(const Options& options, std::string_view pem) {
+  return options.inspect_certificates ? options.inspect_certificates(pem)
+                                      : inspectPemStructurally(pem);
+}
+
 std::string checkCertificateKeyPair(const Options& options, std::string_view cert,
                                     std::string_view key) {
-  PemInspection info = options.inspect_certificates ? options.inspect_certificates(cert)
-                                                    : inspectPemStructurally(cert);
+  PemInspection info = inspectPem(options, cert);
   if (!info.error.empty()) return "tls.crt is not a PEM certificate: " + info.error;
   if (info.certificates.empty()) return "tls.crt holds no PEM certificate";
   if (options.check_key_pair) return options.check_key_pair(cert, key);

@@ -78,6 +78,10 @@ using TlsSettingsChecker = std::function<std::string(const snapshot::UpstreamTls
 // blocks with base64 between them (no dates, no DER parsing).
 PemInspection inspectPemStructurally(std::string_view pem);
 
+// The certificates of a PEM text, read by the inspector Options injects, else
+// structurally.
+PemInspection inspectPem(const Options& options, std::string_view pem);
+
 // "" when `cert_pem` holds a certificate and `key_pem` its private key: the
 // injected Options checks when set, else the structural PEM checks (used by
 // HTTPS listener certificates and Gateway backend client certificates).

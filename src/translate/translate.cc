@@ -167,8 +167,7 @@ void resolveFrontendValidation(const Index& index, const Options& options, const
   };
   PemInspection held;
   auto inspect = [&](std::string_view pem) -> const PemInspection& {
-    held = options.inspect_certificates ? options.inspect_certificates(pem)
-                                        : inspectPemStructurally(pem);
+    held = inspectPem(options, pem);
     return held;
   };
   for (size_t i = 0; i < v.ca_certificate_refs.size(); ++i) {
